@@ -1,0 +1,301 @@
+//===- MoEOpsCost.cpp - CostOpInterface of moe ops ------------------------===//
+//
+// FLOPs and bytes of every op for a CostContext. A multiply-add is 2 FLOPs;
+// elementwise work is counted roughly (a few FLOPs per element) since it is
+// memory-bound. Weights are read once per execution.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/MoEOps.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+/// Bytes of `value` when its dynamic (token) dimension has `rows` rows.
+static int64_t bytes(Value value, int64_t rows) {
+  return getTensorBytes(value.getType(), rows);
+}
+
+/// Bytes of a statically shaped value (a weight).
+static int64_t bytes(Value value) { return getTensorBytes(value.getType()); }
+
+static int64_t dim(Value value, unsigned index) {
+  return cast<RankedTensorType>(value.getType()).getDimSize(index);
+}
+
+/// FLOPs of one token through one expert or dense FFN.
+static int64_t ffnFlopsPerToken(int64_t dModel, int64_t ffn, bool gated) {
+  return 2 * dModel * ffn * (gated ? 3 : 2) + (gated ? 2 : 1) * ffn;
+}
+
+/// Bytes of the experts `numTokens` tokens are expected to touch.
+static int64_t touchedExpertBytes(Value gateUp, Value down, int64_t topK,
+                                  int64_t numTokens) {
+  int64_t experts = dim(down, 0);
+  double touched = expectedExpertsTouched(experts, topK, numTokens);
+  return static_cast<int64_t>(touched * (bytes(gateUp) + bytes(down)) /
+                              experts);
+}
+
+//===----------------------------------------------------------------------===//
+// Graph-level ops
+//===----------------------------------------------------------------------===//
+
+int64_t EmbedOp::getFlops(const CostContext &) { return 0; }
+int64_t EmbedOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getTokens(), ctx.numTokens) + bytes(getResult(), ctx.numTokens);
+}
+int64_t EmbedOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> EmbedOp::getParamCategory() {
+  return ParamCategory::embedding;
+}
+double EmbedOp::getActiveWeightFraction() {
+  // A token reads one row of the table.
+  return 1.0 / dim(getTable(), 0);
+}
+
+int64_t RMSNormOp::getFlops(const CostContext &ctx) {
+  return 4 * ctx.numTokens * dim(getInput(), 1);
+}
+int64_t RMSNormOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getInput(), ctx.numTokens) + bytes(getWeight());
+}
+int64_t RMSNormOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> RMSNormOp::getParamCategory() {
+  return ParamCategory::norm;
+}
+
+int64_t LayerNormOp::getFlops(const CostContext &ctx) {
+  return 7 * ctx.numTokens * dim(getInput(), 1);
+}
+int64_t LayerNormOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getInput(), ctx.numTokens) + bytes(getWeight()) +
+         bytes(getBias());
+}
+int64_t LayerNormOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> LayerNormOp::getParamCategory() {
+  return ParamCategory::norm;
+}
+
+int64_t AddOp::getFlops(const CostContext &ctx) {
+  return ctx.numTokens * dim(getResult(), 1);
+}
+int64_t AddOp::getBytesRead(const CostContext &ctx) {
+  return 2 * bytes(getResult(), ctx.numTokens);
+}
+int64_t AddOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+
+int64_t AttentionOp::getFlops(const CostContext &ctx) {
+  int64_t n = ctx.numTokens, dModel = dim(getInput(), 1);
+  int64_t qWidth = getNumHeads() * getHeadDim();
+  int64_t kvWidth = getNumKvHeads() * getHeadDim();
+  int64_t projections = 2 * n * dModel * (2 * qWidth + 2 * kvWidth);
+  int64_t scores = 2 * 2 * n * qWidth * ctx.contextLength;
+  int64_t rope = getRope() ? 3 * n * (qWidth + kvWidth) : 0;
+  return projections + scores + rope;
+}
+int64_t AttentionOp::getBytesRead(const CostContext &ctx) {
+  int64_t kvPerToken = getKvCache().getType().getBytesPerToken() /
+                       getKvCache().getType().getNumLayers();
+  return bytes(getWq()) + bytes(getWk()) + bytes(getWv()) + bytes(getWo()) +
+         bytes(getInput(), ctx.numTokens) +
+         bytes(getPositions(), ctx.numTokens) +
+         ctx.numTokens * ctx.contextLength * kvPerToken;
+}
+int64_t AttentionOp::getBytesWritten(const CostContext &ctx) {
+  int64_t kvPerToken = getKvCache().getType().getBytesPerToken() /
+                       getKvCache().getType().getNumLayers();
+  return bytes(getResult(), ctx.numTokens) + ctx.numTokens * kvPerToken;
+}
+std::optional<ParamCategory> AttentionOp::getParamCategory() {
+  return ParamCategory::attention;
+}
+
+int64_t RouterOp::getFlops(const CostContext &ctx) {
+  int64_t experts = dim(getWeight(), 0);
+  return ctx.numTokens * (2 * dim(getInput(), 1) * experts + 5 * experts);
+}
+int64_t RouterOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getInput(), ctx.numTokens) + bytes(getWeight());
+}
+int64_t RouterOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getIndices(), ctx.numTokens) +
+         bytes(getRoutingWeights(), ctx.numTokens);
+}
+std::optional<ParamCategory> RouterOp::getParamCategory() {
+  return ParamCategory::router;
+}
+
+int64_t ExpertsOp::getFlops(const CostContext &ctx) {
+  int64_t topK = dim(getIndices(), 1), dModel = dim(getInput(), 1);
+  return ctx.numTokens * topK *
+         (ffnFlopsPerToken(dModel, dim(getDown(), 2), getGated()) +
+          2 * dModel);
+}
+int64_t ExpertsOp::getBytesRead(const CostContext &ctx) {
+  return touchedExpertBytes(getGateUp(), getDown(), dim(getIndices(), 1),
+                            ctx.numTokens) +
+         bytes(getInput(), ctx.numTokens) +
+         bytes(getIndices(), ctx.numTokens) +
+         bytes(getRoutingWeights(), ctx.numTokens);
+}
+int64_t ExpertsOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> ExpertsOp::getParamCategory() {
+  return ParamCategory::experts;
+}
+int64_t ExpertsOp::getNumExperts() { return dim(getDown(), 0); }
+double ExpertsOp::getActiveWeightFraction() {
+  return static_cast<double>(dim(getIndices(), 1)) / dim(getDown(), 0);
+}
+
+int64_t FFNOp::getFlops(const CostContext &ctx) {
+  return ctx.numTokens * ffnFlopsPerToken(dim(getInput(), 1),
+                                          dim(getDown(), 1), bool(getGate()));
+}
+int64_t FFNOp::getBytesRead(const CostContext &ctx) {
+  int64_t weights = bytes(getUp()) + bytes(getDown());
+  if (getGate())
+    weights += bytes(getGate());
+  return weights + bytes(getInput(), ctx.numTokens);
+}
+int64_t FFNOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> FFNOp::getParamCategory() {
+  return ParamCategory::mlp;
+}
+
+int64_t GatherTokensOp::getFlops(const CostContext &) { return 0; }
+int64_t GatherTokensOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens) + bytes(getRows(), ctx.numTokens);
+}
+int64_t GatherTokensOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+
+int64_t LMHeadOp::getFlops(const CostContext &ctx) {
+  return 2 * ctx.numTokens * dim(getWeight(), 0) * dim(getWeight(), 1);
+}
+int64_t LMHeadOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getWeight()) + bytes(getInput(), ctx.numTokens);
+}
+int64_t LMHeadOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getLogits(), ctx.numTokens);
+}
+std::optional<ParamCategory> LMHeadOp::getParamCategory() {
+  return ParamCategory::lm_head;
+}
+
+int64_t SampleOp::getFlops(const CostContext &ctx) {
+  return 5 * ctx.numTokens * dim(getLogits(), 1);
+}
+int64_t SampleOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getLogits(), ctx.numTokens) +
+         ctx.numTokens * (4 + 4 + 4 + 8);
+}
+int64_t SampleOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getTokens(), ctx.numTokens);
+}
+
+//===----------------------------------------------------------------------===//
+// Decomposed forms
+//===----------------------------------------------------------------------===//
+
+int64_t LinearOp::getFlops(const CostContext &ctx) {
+  return 2 * ctx.numTokens * dim(getWeight(), 0) * dim(getWeight(), 1);
+}
+int64_t LinearOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getWeight()) + bytes(getInput(), ctx.numTokens);
+}
+int64_t LinearOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+std::optional<ParamCategory> LinearOp::getParamCategory() {
+  return getCategory();
+}
+
+int64_t RopeOp::getFlops(const CostContext &ctx) {
+  return 3 * ctx.numTokens * dim(getInput(), 1);
+}
+int64_t RopeOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getInput(), ctx.numTokens) + bytes(getPositions(), ctx.numTokens);
+}
+int64_t RopeOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+
+int64_t KVCacheWriteOp::getFlops(const CostContext &) { return 0; }
+int64_t KVCacheWriteOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getKeys(), ctx.numTokens) + bytes(getValues(), ctx.numTokens) +
+         bytes(getPositions(), ctx.numTokens);
+}
+int64_t KVCacheWriteOp::getBytesWritten(const CostContext &ctx) {
+  KVCacheType cache = getKvCache().getType();
+  return ctx.numTokens * cache.getBytesPerToken() / cache.getNumLayers();
+}
+
+int64_t AttendOp::getFlops(const CostContext &ctx) {
+  return 2 * 2 * ctx.numTokens * dim(getQueries(), 1) * ctx.contextLength;
+}
+int64_t AttendOp::getBytesRead(const CostContext &ctx) {
+  KVCacheType cache = getKvCache().getType();
+  return bytes(getQueries(), ctx.numTokens) +
+         bytes(getPositions(), ctx.numTokens) +
+         ctx.numTokens * ctx.contextLength * cache.getBytesPerToken() /
+             cache.getNumLayers();
+}
+int64_t AttendOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}
+
+int64_t DispatchOp::getFlops(const CostContext &) { return 0; }
+int64_t DispatchOp::getBytesRead(const CostContext &ctx) {
+  return bytes(getInput(), ctx.numTokens) + bytes(getIndices(), ctx.numTokens);
+}
+int64_t DispatchOp::getBytesWritten(const CostContext &ctx) {
+  int64_t rows = ctx.numTokens * dim(getIndices(), 1);
+  return bytes(getPermuted(), rows) + bytes(getOffsets()) +
+         bytes(getPermutation(), rows);
+}
+
+int64_t ExpertFFNOp::getFlops(const CostContext &ctx) {
+  return ctx.numTokens * getTopK() *
+         ffnFlopsPerToken(dim(getInput(), 1), dim(getDown(), 2), getGated());
+}
+int64_t ExpertFFNOp::getBytesRead(const CostContext &ctx) {
+  return touchedExpertBytes(getGateUp(), getDown(), getTopK(), ctx.numTokens) +
+         bytes(getInput(), ctx.numTokens * getTopK()) + bytes(getOffsets());
+}
+int64_t ExpertFFNOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens * getTopK());
+}
+std::optional<ParamCategory> ExpertFFNOp::getParamCategory() {
+  return ParamCategory::experts;
+}
+int64_t ExpertFFNOp::getNumExperts() { return dim(getDown(), 0); }
+double ExpertFFNOp::getActiveWeightFraction() {
+  return static_cast<double>(getTopK()) / dim(getDown(), 0);
+}
+
+int64_t CombineOp::getFlops(const CostContext &ctx) {
+  return 2 * ctx.numTokens * dim(getRoutingWeights(), 1) *
+         dim(getExpertOutputs(), 1);
+}
+int64_t CombineOp::getBytesRead(const CostContext &ctx) {
+  int64_t rows = ctx.numTokens * dim(getRoutingWeights(), 1);
+  return bytes(getExpertOutputs(), rows) + bytes(getPermutation(), rows) +
+         bytes(getRoutingWeights(), ctx.numTokens);
+}
+int64_t CombineOp::getBytesWritten(const CostContext &ctx) {
+  return bytes(getResult(), ctx.numTokens);
+}

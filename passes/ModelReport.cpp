@@ -1,0 +1,168 @@
+//===- ModelReport.cpp - Parameter / FLOP / KV report of a model ----------===//
+
+#include "passes/ModelReport.h"
+
+#include "dialects/moe/MoEOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/MapVector.h"
+#include "llvm/Support/Format.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+FailureOr<ModelSummary> mlir::moe::summarizeModel(ModuleOp module,
+                                                  CostContext step) {
+  auto forward = module.lookupSymbol<func::FuncOp>(kForwardFunctionName);
+  if (!forward)
+    return module.emitError() << "model has no @" << kForwardFunctionName
+                              << " function to report on";
+  ModelSummary summary;
+  if (auto name = module->getAttrOfType<StringAttr>(kModelNameAttr))
+    summary.name = name.str();
+  if (step.contextLength < 0) {
+    auto maxContext = module->getAttrOfType<IntegerAttr>(kMaxContextAttr);
+    step.contextLength = maxContext ? maxContext.getInt() : 0;
+  }
+  summary.step = step;
+
+  // Each weight counts once: in its first reader's category, with the largest
+  // fraction any reader uses.
+  struct WeightUse {
+    ParamCategory category;
+    double activeFraction;
+  };
+  llvm::MapVector<Value, WeightUse> weights;
+  forward.walk([&](CostOpInterface op) {
+    summary.stepFlops += op.getFlops(step);
+    summary.stepBytesRead += op.getBytesRead(step);
+    summary.stepBytesWritten += op.getBytesWritten(step);
+    std::optional<ParamCategory> category = op.getParamCategory();
+    if (!category)
+      return;
+    if (op.getNumExperts() > 1)
+      summary.numExperts = std::max(summary.numExperts, op.getNumExperts());
+    for (Value operand : op->getOperands()) {
+      if (!operand.getDefiningOp<WeightOp>())
+        continue;
+      auto [it, inserted] = weights.try_emplace(
+          operand, WeightUse{*category, op.getActiveWeightFraction()});
+      if (!inserted)
+        it->second.activeFraction =
+            std::max(it->second.activeFraction, op.getActiveWeightFraction());
+    }
+  });
+
+  double active = 0;
+  for (auto &[weight, use] : weights) {
+    auto type = cast<RankedTensorType>(weight.getType());
+    int64_t elements = type.getNumElements();
+    size_t index = static_cast<size_t>(use.category);
+    summary.params[index] += elements;
+    summary.paramBytes[index] += getTensorBytes(type);
+    summary.totalParams += elements;
+    summary.totalParamBytes += getTensorBytes(type);
+    active += use.activeFraction * elements;
+  }
+  summary.activeParams = static_cast<int64_t>(active + 0.5);
+
+  for (Type type : forward.getArgumentTypes()) {
+    if (auto cache = dyn_cast<KVCacheType>(type)) {
+      summary.kvBytesPerToken = cache.getBytesPerToken();
+      summary.kvLayers = cache.getNumLayers();
+      summary.kvHeads = cache.getNumKvHeads();
+      summary.kvHeadDim = cache.getHeadDim();
+      summary.kvElementBytes = getElementBytes(cache.getElementType());
+    }
+  }
+  return summary;
+}
+
+/// 1234567 -> "1,234,567".
+static std::string withCommas(int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return value < 0 ? "-" + out : out;
+}
+
+/// Scales `value` by powers of 1000 and appends `suffixes[power]`:
+/// counts read "20.41 B", FLOPs "9.98 GFLOP", bytes "40.84 GB".
+static std::string scaled(double value, llvm::ArrayRef<const char *> suffixes) {
+  size_t index = 0;
+  while (std::abs(value) >= 1000.0 && index + 1 < suffixes.size()) {
+    value /= 1000.0;
+    ++index;
+  }
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::format(index ? "%.2f" : "%.0f", value) << suffixes[index];
+  return text;
+}
+
+static std::string scaledCount(double count) {
+  return scaled(count, {"", " K", " M", " B", " T", " P"});
+}
+static std::string scaledFlops(double flops) {
+  return scaled(flops, {" FLOP", " kFLOP", " MFLOP", " GFLOP", " TFLOP",
+                        " PFLOP"});
+}
+static std::string scaledBytes(double bytes) {
+  return scaled(bytes, {" B", " kB", " MB", " GB", " TB", " PB"});
+}
+
+void mlir::moe::printModelReport(const ModelSummary &s, llvm::raw_ostream &os) {
+  os << "model " << (s.name.empty() ? "<unnamed>" : s.name) << "\n";
+  os << "parameters" << llvm::right_justify("count", 36)
+     << llvm::right_justify("", 12) << llvm::right_justify("bytes", 12)
+     << "\n";
+  auto row = [&](llvm::StringRef label, int64_t count, int64_t bytes) {
+    os << "  " << llvm::left_justify(label, 28)
+       << llvm::right_justify(withCommas(count), 18)
+       << llvm::right_justify("(" + scaledCount(count) + ")", 12)
+       << llvm::right_justify(scaledBytes(bytes), 12) << "\n";
+  };
+  auto category = [&](ParamCategory c) {
+    return static_cast<size_t>(c);
+  };
+  const std::pair<ParamCategory, llvm::StringRef> rows[] = {
+      {ParamCategory::embedding, "embeddings"},
+      {ParamCategory::attention, "attention (shared)"},
+      {ParamCategory::norm, "norms"},
+      {ParamCategory::router, "routers"},
+      {ParamCategory::mlp, "dense mlp"},
+      {ParamCategory::lm_head, "lm head"},
+  };
+  for (auto [c, label] : rows)
+    if (s.params[category(c)] || c == ParamCategory::attention)
+      row(label, s.params[category(c)], s.paramBytes[category(c)]);
+  int64_t experts = s.params[category(ParamCategory::experts)];
+  int64_t expertBytes = s.paramBytes[category(ParamCategory::experts)];
+  if (s.numExperts > 0) {
+    row("experts, all " + std::to_string(s.numExperts), experts, expertBytes);
+    row("experts, one (all layers)", experts / s.numExperts,
+        expertBytes / s.numExperts);
+  }
+  row("total", s.totalParams, s.totalParamBytes);
+  os << "active parameters per token   "
+     << llvm::right_justify(withCommas(s.activeParams), 18)
+     << llvm::right_justify("(" + scaledCount(s.activeParams) + ")", 12) << "\n";
+  os << "step: " << s.step.numTokens << " token(s), each attending to "
+     << s.step.contextLength << " cached positions\n";
+  os << "  FLOPs per token             "
+     << llvm::right_justify(
+            scaledFlops(double(s.stepFlops) / s.step.numTokens), 19)
+     << "\n";
+  os << "  bytes read per step         "
+     << llvm::right_justify(scaledBytes(s.stepBytesRead), 19) << "\n";
+  os << "  bytes written per step      "
+     << llvm::right_justify(scaledBytes(s.stepBytesWritten), 19) << "\n";
+  os << "kv cache per token            "
+     << llvm::right_justify(withCommas(s.kvBytesPerToken) + " bytes", 19)
+     << "  (" << s.kvLayers << " layers x 2 (K, V) x " << s.kvHeads
+     << " kv heads x " << s.kvHeadDim << " x " << s.kvElementBytes
+     << " bytes)\n";
+}

@@ -1,0 +1,21 @@
+# lit configuration of the moec tests: one file per op group, pass and tool.
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "moec"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".test"]
+config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.moec_obj_root, "test", "lit")
+
+config.substitutions.append(("%models", os.path.join(config.moec_src_root, "models")))
+config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
+
+llvm_config.with_system_environment(["HOME", "TMPDIR"])
+llvm_config.use_default_substitutions()
+tool_dirs = [config.moec_tools_dir, config.llvm_tools_dir]
+llvm_config.add_tool_substitutions(["moe-opt", "moec", "moe-run"], tool_dirs)
+llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
