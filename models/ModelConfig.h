@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-namespace moe {
+namespace moec {
 
 /// Element type of weights and activations.
 enum class DType { BF16, F16, F32 };
@@ -106,6 +106,6 @@ std::string_view stringifyRopeStyle(RopeStyle style);
 /// Size in bytes of one element of `type`.
 int64_t getDTypeBytes(DType type);
 
-} // namespace moe
+} // namespace moec
 
 #endif // MOEC_MODELS_MODELCONFIG_H

@@ -115,19 +115,25 @@ static std::string scaledBytes(double bytes) {
 }
 
 void mlir::moe::printModelReport(const ModelSummary &s, llvm::raw_ostream &os) {
+  // label | exact value | scaled value | bytes (parameter rows only)
+  auto row = [&](llvm::StringRef label, int64_t value, const std::string &human,
+                 std::string bytes = "") {
+    os << llvm::left_justify(label, 30)
+       << llvm::right_justify(withCommas(value), 20)
+       << llvm::right_justify("(" + human + ")", 16);
+    if (!bytes.empty())
+      os << llvm::right_justify(bytes, 12);
+    os << "\n";
+  };
+  auto category = [](ParamCategory c) { return static_cast<size_t>(c); };
+  auto paramRow = [&](llvm::StringRef label, int64_t count, int64_t bytes) {
+    row("  " + label.str(), count, scaledCount(count), scaledBytes(bytes));
+  };
+
   os << "model " << (s.name.empty() ? "<unnamed>" : s.name) << "\n";
-  os << "parameters" << llvm::right_justify("count", 36)
-     << llvm::right_justify("", 12) << llvm::right_justify("bytes", 12)
+  os << llvm::left_justify("parameters", 30) << llvm::right_justify("count", 20)
+     << llvm::right_justify("", 16) << llvm::right_justify("bytes", 12)
      << "\n";
-  auto row = [&](llvm::StringRef label, int64_t count, int64_t bytes) {
-    os << "  " << llvm::left_justify(label, 28)
-       << llvm::right_justify(withCommas(count), 18)
-       << llvm::right_justify("(" + scaledCount(count) + ")", 12)
-       << llvm::right_justify(scaledBytes(bytes), 12) << "\n";
-  };
-  auto category = [&](ParamCategory c) {
-    return static_cast<size_t>(c);
-  };
   const std::pair<ParamCategory, llvm::StringRef> rows[] = {
       {ParamCategory::embedding, "embeddings"},
       {ParamCategory::attention, "attention (shared)"},
@@ -138,31 +144,28 @@ void mlir::moe::printModelReport(const ModelSummary &s, llvm::raw_ostream &os) {
   };
   for (auto [c, label] : rows)
     if (s.params[category(c)] || c == ParamCategory::attention)
-      row(label, s.params[category(c)], s.paramBytes[category(c)]);
-  int64_t experts = s.params[category(ParamCategory::experts)];
-  int64_t expertBytes = s.paramBytes[category(ParamCategory::experts)];
+      paramRow(label, s.params[category(c)], s.paramBytes[category(c)]);
   if (s.numExperts > 0) {
-    row("experts, all " + std::to_string(s.numExperts), experts, expertBytes);
-    row("experts, one (all layers)", experts / s.numExperts,
-        expertBytes / s.numExperts);
+    int64_t experts = s.params[category(ParamCategory::experts)];
+    int64_t bytes = s.paramBytes[category(ParamCategory::experts)];
+    paramRow("experts, all " + std::to_string(s.numExperts), experts, bytes);
+    paramRow("experts, one (all layers)", experts / s.numExperts,
+             bytes / s.numExperts);
   }
-  row("total", s.totalParams, s.totalParamBytes);
-  os << "active parameters per token   "
-     << llvm::right_justify(withCommas(s.activeParams), 18)
-     << llvm::right_justify("(" + scaledCount(s.activeParams) + ")", 12) << "\n";
+  paramRow("total", s.totalParams, s.totalParamBytes);
+  row("active parameters per token", s.activeParams,
+      scaledCount(s.activeParams));
+
   os << "step: " << s.step.numTokens << " token(s), each attending to "
      << s.step.contextLength << " cached positions\n";
-  os << "  FLOPs per token             "
-     << llvm::right_justify(
-            scaledFlops(double(s.stepFlops) / s.step.numTokens), 19)
-     << "\n";
-  os << "  bytes read per step         "
-     << llvm::right_justify(scaledBytes(s.stepBytesRead), 19) << "\n";
-  os << "  bytes written per step      "
-     << llvm::right_justify(scaledBytes(s.stepBytesWritten), 19) << "\n";
-  os << "kv cache per token            "
-     << llvm::right_justify(withCommas(s.kvBytesPerToken) + " bytes", 19)
-     << "  (" << s.kvLayers << " layers x 2 (K, V) x " << s.kvHeads
+  int64_t flopsPerToken = s.stepFlops / s.step.numTokens;
+  row("  FLOPs per token", flopsPerToken, scaledFlops(flopsPerToken));
+  row("  bytes read per step", s.stepBytesRead, scaledBytes(s.stepBytesRead));
+  row("  bytes written per step", s.stepBytesWritten,
+      scaledBytes(s.stepBytesWritten));
+  row("kv cache bytes per token", s.kvBytesPerToken,
+      scaledBytes(s.kvBytesPerToken));
+  os << "  = " << s.kvLayers << " layers x 2 (K, V) x " << s.kvHeads
      << " kv heads x " << s.kvHeadDim << " x " << s.kvElementBytes
-     << " bytes)\n";
+     << " bytes\n";
 }

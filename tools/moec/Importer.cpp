@@ -16,17 +16,17 @@ namespace {
 /// Emits the ops of one model into @forward.
 class ModelBuilder {
 public:
-  ModelBuilder(const ::moe::ModelConfig &config, ImplicitLocOpBuilder &b,
+  ModelBuilder(const ::moec::ModelConfig &config, ImplicitLocOpBuilder &b,
                Location fileLoc)
       : config(config), b(b), fileLoc(fileLoc) {
     switch (config.dtype) {
-    case ::moe::DType::BF16:
+    case ::moec::DType::BF16:
       dtype = b.getBF16Type();
       break;
-    case ::moe::DType::F16:
+    case ::moec::DType::F16:
       dtype = b.getF16Type();
       break;
-    case ::moe::DType::F32:
+    case ::moec::DType::F32:
       dtype = b.getF32Type();
       break;
     }
@@ -52,7 +52,7 @@ public:
     int64_t d = config.dModel;
     Value scale = weight(prefix + ".weight", {d});
     auto epsilon = b.getF64FloatAttr(config.norm.epsilon);
-    if (config.norm.kind == ::moe::NormKind::RMSNorm)
+    if (config.norm.kind == ::moec::NormKind::RMSNorm)
       return RMSNormOp::create(b, input.getType(), input, scale, epsilon);
     Value bias = weight(prefix + ".bias", {d});
     return LayerNormOp::create(b, input.getType(), input, scale, bias, epsilon);
@@ -60,7 +60,7 @@ public:
 
   std::pair<Value, Value> attention(Value input, Value positions, Value cache,
                                     int64_t layer) {
-    const ::moe::AttentionConfig &a = config.attention;
+    const ::moec::AttentionConfig &a = config.attention;
     std::string prefix = layerPrefix(layer) + "self_attn";
     at(prefix);
     int64_t d = config.dModel, q = a.numHeads * a.headDim,
@@ -72,7 +72,7 @@ public:
     RopeAttr rope;
     if (a.rope)
       rope = RopeAttr::get(b.getContext(), llvm::APFloat(a.rope->theta),
-                           a.rope->style == ::moe::RopeStyle::RotateHalf
+                           a.rope->style == ::moec::RopeStyle::RotateHalf
                                ? RopeStyle::rotate_half
                                : RopeStyle::interleaved);
     auto op = AttentionOp::create(
@@ -82,13 +82,13 @@ public:
   }
 
   Value mlp(Value input, int64_t layer) {
-    const ::moe::MLPConfig &m = config.mlp;
+    const ::moec::MLPConfig &m = config.mlp;
     std::string prefix = layerPrefix(layer) + "mlp";
     at(prefix);
     int64_t d = config.dModel, ffn = m.ffnDim;
-    Activation activation = m.activation == ::moe::Activation::SiLU
+    Activation activation = m.activation == ::moec::Activation::SiLU
                                 ? Activation::silu
-                            : m.activation == ::moe::Activation::GELU
+                            : m.activation == ::moec::Activation::GELU
                                 ? Activation::gelu
                                 : Activation::relu;
     if (!m.isMoE) {
@@ -120,14 +120,14 @@ private:
     return "model.layers." + std::to_string(layer) + ".";
   }
 
-  const ::moe::ModelConfig &config;
+  const ::moec::ModelConfig &config;
   ImplicitLocOpBuilder &b;
   Location fileLoc;
   Type dtype;
 };
 } // namespace
 
-OwningOpRef<ModuleOp> mlir::moe::importModel(const ::moe::ModelConfig &config,
+OwningOpRef<ModuleOp> mlir::moe::importModel(const ::moec::ModelConfig &config,
                                              MLIRContext *context,
                                              StringRef sourceName) {
   context->loadDialect<MoEDialect, func::FuncDialect>();

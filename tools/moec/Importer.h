@@ -19,7 +19,7 @@ namespace mlir::moe {
 ///       -> tensor<?xi32>.
 /// Weights are `moe.weight` ops named as in Hugging Face Mixtral/Llama
 /// checkpoints. Locations point into `sourceName`.
-OwningOpRef<ModuleOp> importModel(const ::moe::ModelConfig &config,
+OwningOpRef<ModuleOp> importModel(const ::moec::ModelConfig &config,
                                   MLIRContext *context, StringRef sourceName);
 
 } // namespace mlir::moe

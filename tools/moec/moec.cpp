@@ -80,8 +80,8 @@ int main(int argc, char **argv) {
       "  moec MODEL.json --emit=moe -o F   the moe IR after the pipeline\n");
 
   std::vector<std::string> errors;
-  std::optional<::moe::ModelConfig> config =
-      ::moe::loadModelConfig(inputFile, errors);
+  std::optional<::moec::ModelConfig> config =
+      ::moec::loadModelConfig(inputFile, errors);
   if (!config)
     return failWith(errors);
   if (reportTokens < 1)

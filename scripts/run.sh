@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job: install dependencies, build, and compile the shipped models
+# (the GPT-4-class report, the one-GPU benchmark model's report, and the moe
+# IR of a small model).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" "$root/build"
+bin="$root/build/bin"
+set -x
+"$bin/moec" "$root/models/gpt4.json" --report
+"$bin/moec" "$root/models/gpt4-mini.json" --report
+"$bin/moec" "$root/models/tiny-moe.json" --emit=moe -o "$root/build/tiny-moe.mlir"
+"$bin/moe-opt" "$root/build/tiny-moe.mlir" -moe-report -o /dev/null
