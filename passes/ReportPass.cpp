@@ -21,7 +21,7 @@ struct MoEReportPass : public moe::impl::MoEReportBase<MoEReportPass> {
   void runOnOperation() override {
     if (tokens < 1) {
       getOperation().emitError() << "moe-report: tokens must be at least 1, got "
-                                 << tokens;
+                                 << static_cast<int64_t>(tokens);
       return signalPassFailure();
     }
     FailureOr<ModelSummary> summary =

@@ -72,12 +72,14 @@ int main(int argc, char **argv) {
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
-  cl::HideUnrelatedOptions({&moecCategory, &cl::getGeneralCategory()});
+  cl::HideUnrelatedOptions(moecCategory);
   cl::ParseCommandLineOptions(
       argc, argv,
       "moec: compiles Mixture-of-Experts model descriptions\n\n"
       "  moec MODEL.json --report          parameters, FLOPs, KV cache\n"
-      "  moec MODEL.json --emit=moe -o F   the moe IR after the pipeline\n");
+      "  moec MODEL.json --emit=moe -o F   the moe IR after the pipeline\n\n"
+      "MLIR's options (--mlir-timing, --mlir-print-ir-after-all, ...) are\n"
+      "accepted too; --help-hidden lists them.\n");
 
   std::vector<std::string> errors;
   std::optional<::moec::ModelConfig> config =
@@ -121,6 +123,7 @@ int main(int argc, char **argv) {
   if (!output)
     return failWith({error});
   module->print(output->os());
+  output->os() << "\n";
   output->keep();
   return 0;
 }
