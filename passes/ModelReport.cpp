@@ -34,6 +34,7 @@ FailureOr<ModelSummary> mlir::moe::summarizeModel(ModuleOp module,
   llvm::MapVector<Value, WeightUse> weights;
   forward.walk([&](CostOpInterface op) {
     summary.stepFlops += op.getFlops(step);
+    summary.stepFlopsNoContext += op.getFlops(CostContext{step.numTokens, 0});
     summary.stepBytesRead += op.getBytesRead(step);
     summary.stepBytesWritten += op.getBytesWritten(step);
     std::optional<ParamCategory> category = op.getParamCategory();
@@ -160,6 +161,8 @@ void mlir::moe::printModelReport(const ModelSummary &s, llvm::raw_ostream &os) {
      << s.step.contextLength << " cached positions\n";
   int64_t flopsPerToken = s.stepFlops / s.step.numTokens;
   row("  FLOPs per token", flopsPerToken, scaledFlops(flopsPerToken));
+  int64_t weightFlops = s.stepFlopsNoContext / s.step.numTokens;
+  row("    without the context", weightFlops, scaledFlops(weightFlops));
   row("  bytes read per step", s.stepBytesRead, scaledBytes(s.stepBytesRead));
   row("  bytes written per step", s.stepBytesWritten,
       scaledBytes(s.stepBytesWritten));

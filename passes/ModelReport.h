@@ -46,6 +46,9 @@ struct ModelSummary {
   /// The step the costs below are for.
   CostContext step;
   int64_t stepFlops = 0;
+  /// FLOPs of the same step with no cached context: the weights' share
+  /// (2 per active parameter) plus elementwise work.
+  int64_t stepFlopsNoContext = 0;
   int64_t stepBytesRead = 0;
   int64_t stepBytesWritten = 0;
   /// KV cache: bytes per cached token over all layers, and its shape.

@@ -40,7 +40,7 @@ class MoE_CostOp<string mnemonic, list<Trait> traits = [],
 // Parameters
 //===----------------------------------------------------------------------===//
 
-def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
+def MoE_WeightOp : MoE_CostOp<"weight"> {
   let summary = "A named model parameter";
   let description = [{
     A weight tensor, named as in a Hugging Face checkpoint of the Mixtral
@@ -54,7 +54,6 @@ def MoE_WeightOp : MoE_Op<"weight", [Pure]> {
   let arguments = (ins StrAttr:$name);
   let results = (outs MoE_Weight:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
-  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//

@@ -41,6 +41,11 @@ static int64_t touchedExpertBytes(Value gateUp, Value down, int64_t topK,
 // Graph-level ops
 //===----------------------------------------------------------------------===//
 
+// A weight costs nothing by itself: its readers count its bytes.
+int64_t WeightOp::getFlops(const CostContext &) { return 0; }
+int64_t WeightOp::getBytesRead(const CostContext &) { return 0; }
+int64_t WeightOp::getBytesWritten(const CostContext &) { return 0; }
+
 int64_t EmbedOp::getFlops(const CostContext &) { return 0; }
 int64_t EmbedOp::getBytesRead(const CostContext &ctx) {
   return bytes(getTokens(), ctx.numTokens) + bytes(getResult(), ctx.numTokens);

@@ -601,7 +601,8 @@ TEST(ModelConfigWriteTest, Gpt4HasThePublicAnalysisShape) {
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->numLayers, 120);
   EXPECT_EQ(c->dModel, 10752);
-  EXPECT_EQ(c->attention.numHeads * c->attention.headDim, c->dModel);
+  // Query width 2 * d_model: ~55 B of shared attention with one KV head.
+  EXPECT_EQ(c->attention.numHeads * c->attention.headDim, 2 * c->dModel);
   EXPECT_EQ(c->attention.numKVHeads, 1);
   EXPECT_EQ(c->mlp.numExperts, 16);
   EXPECT_EQ(c->mlp.topK, 2);

@@ -50,6 +50,7 @@ module attributes {moe.model = "toy", moe.max_context = 10 : i64} {
 // rms 32 + attention (384 projections + 320 scores) + adds 16 + router 84 +
 // experts 832 + lm head 256.
 // CHECK-NEXT: FLOPs per token            1,924
+// CHECK-NEXT: without the context        1,604
 // CHECK-NEXT: bytes read per step        1,832
 // CHECK-NEXT: bytes written per step       192
 // CHECK-NEXT: kv cache bytes per token      16
@@ -59,6 +60,7 @@ module attributes {moe.model = "toy", moe.max_context = 10 : i64} {
 // experts' 384 weight bytes.
 // FOUR: step: 4 token(s), each attending to 2 cached positions
 // FOUR-NEXT: FLOPs per token            1,668
+// FOUR-NEXT: without the context        1,604
 // FOUR-NEXT: bytes read per step        3,024
 // FOUR-NEXT: bytes written per step       768
 
