@@ -26,4 +26,23 @@ def MoEReport : Pass<"moe-report", "::mlir::ModuleOp"> {
   ];
 }
 
+def MoEDecompose : Pass<"moe-decompose"> {
+  let summary = "Decompose attention and routed experts into their steps";
+  let description = [{
+    Rewrites graph-level ops into the forms fusion and code generation work
+    on:
+      - `moe.attention` -> `moe.linear` (q, k, v) -> `moe.rope` (q, k; when the
+        op has rope) -> `moe.kv_cache_write` -> `moe.attend` -> `moe.linear` (o);
+      - `moe.experts` -> `moe.dispatch` -> `moe.expert_ffn` -> `moe.combine`.
+    FLOPs and parameters (as the cost interface reports them) are unchanged.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"attention", "attention", "bool", /*default=*/"true",
+           "Decompose moe.attention">,
+    Option<"experts", "experts", "bool", /*default=*/"true",
+           "Decompose moe.experts">,
+  ];
+}
+
 #endif // MOE_PASSES_TD

@@ -7,6 +7,7 @@
 
 #include "dialects/moe/MoEDialect.h"
 #include "passes/Passes.h"
+#include "passes/Pipelines.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
                   mlir::LLVM::LLVMDialect>();
   mlir::registerTransformsPasses();
   mlir::moe::registerMoEPasses();
+  mlir::moe::registerMoEPipelines();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "moe-opt: the moe pass driver\n", registry));
 }

@@ -11,6 +11,7 @@
 #include "models/ModelConfig.h"
 #include "passes/ModelReport.h"
 #include "passes/Passes.h"
+#include "passes/Pipelines.h"
 #include "tools/moec/Importer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -28,8 +29,6 @@ using namespace mlir;
 namespace cl = llvm::cl;
 
 namespace {
-/// The stages moec can stop after.
-enum class EmitKind { Moe };
 
 cl::OptionCategory moecCategory("moec options");
 
@@ -38,11 +37,14 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.json>"),
 cl::opt<std::string> outputFile("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(moecCategory));
-cl::opt<EmitKind> emit(
+cl::opt<moe::Stage> emit(
     "emit", cl::desc("Stage to stop after and write (default: moe)"),
-    cl::values(clEnumValN(EmitKind::Moe, "moe",
-                          "graph-level moe IR, verified and canonicalized")),
-    cl::init(EmitKind::Moe), cl::cat(moecCategory));
+    cl::values(clEnumValN(moe::Stage::Moe, "moe",
+                          "graph-level moe IR, verified and canonicalized"),
+               clEnumValN(moe::Stage::Decomposed, "decomposed",
+                          "attention and experts decomposed into their "
+                          "steps (moe-decompose)")),
+    cl::init(moe::Stage::Moe), cl::cat(moecCategory));
 cl::opt<bool> report(
     "report",
     cl::desc("Print parameters by category, active parameters, FLOPs per "
@@ -103,7 +105,7 @@ int main(int argc, char **argv) {
   pm.enableTiming(timingScope);
   if (failed(applyPassManagerCLOptions(pm)))
     return 1;
-  pm.addPass(createCanonicalizerPass());
+  mlir::moe::buildMoEPipeline(pm, emit);
   if (failed(pm.run(*module)))
     return failWith({"the moe pipeline failed (see the diagnostics above)"});
 
