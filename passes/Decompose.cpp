@@ -68,7 +68,7 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     RankedTensorType inputType = op.getInput().getType();
-    int64_t experts = op.getDown().getType().getDimSize(0);
+    int64_t experts = op.getNumModelExperts();
     int64_t topK = op.getIndices().getType().getDimSize(1);
     int64_t tokens = inputType.getDimSize(0);
     int64_t rows =
@@ -83,7 +83,8 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
     Value expertOutputs = ExpertFFNOp::create(
         rewriter, loc, permutedType, dispatch.getPermuted(),
         dispatch.getOffsets(), op.getGateUp(), op.getDown(),
-        op.getActivation(), op.getGated(), topK);
+        op.getActivationAttr(), op.getGatedAttr(),
+        rewriter.getI64IntegerAttr(topK), op.getGlobalExpertsAttr());
     rewriter.replaceOpWithNewOp<CombineOp>(op, inputType, expertOutputs,
                                            dispatch.getPermutation(),
                                            op.getRoutingWeights());

@@ -45,4 +45,64 @@ def MoEDecompose : Pass<"moe-decompose"> {
   ];
 }
 
+def MoEPartitionPipeline : Pass<"moe-partition-pipeline", "::mlir::ModuleOp"> {
+  let summary = "Cut the forward pass into pipeline stages";
+  let description = [{
+    Replaces @forward by @forward_stage0 ... @forward_stage<N-1>, each
+    holding a contiguous range of layers (the first stage also the
+    embedding, the last the final norm and LM head). Values that cross a
+    cut (the residual stream) travel by moe.send / moe.recv; each stage has
+    a KV cache of its own layers. By default layers are split evenly with the
+    remainder on the last stages, so the head stage is never heavier;
+    `head-layers` gives the head stage fewer layers (room for the embedding,
+    data loading or a draft model). Needs graph-level moe.attention.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"stages", "stages", "int64_t", /*default=*/"1",
+           "Number of pipeline stages">,
+    Option<"headLayers", "head-layers", "int64_t", /*default=*/"-1",
+           "Layers on the first stage (-1: even split)">,
+  ];
+}
+
+def MoEPartitionTensor : Pass<"moe-partition-tensor", "::mlir::ModuleOp"> {
+  let summary = "Split attention, dense FFNs, embedding and LM head over the "
+                "ranks of a stage";
+  let description = [{
+    Megatron-style tensor parallelism over `degree` ranks: q/k/v and gate/up
+    column-parallel, o and down row-parallel followed by moe.all_reduce;
+    vocabulary-parallel embedding (all-reduce) and LM head (moe.all_gather of
+    the logits). KV heads split when the degree divides them, else each rank
+    keeps the KV head its query heads use (MQA: replicated). Weights get
+    their local shapes and a #moe.shard. Splits that cannot be made (heads,
+    ffn width or vocabulary not divisible) fail with a message naming the
+    dimension. Needs graph-level ops.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"degree", "degree", "int64_t", /*default=*/"1",
+           "Ranks per stage (GPUs of a node)">,
+  ];
+}
+
+def MoEPartitionExperts : Pass<"moe-partition-experts", "::mlir::ModuleOp"> {
+  let summary = "Place routed experts on the ranks of their stage";
+  let description = [{
+    Every layer's experts are spread over `expert-parallel` groups of
+    `expert-tensor-parallel` ranks (their product is the stage's rank count
+    from moe-partition-tensor): a group holds num_experts / expert-parallel
+    whole experts, cut expert-tensor-parallel ways inside. The experts op
+    records the model's expert count (`global_experts`) and an all-reduce
+    sums the ranks' shares. Experts never leave their stage.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"expertParallel", "expert-parallel", "int64_t", /*default=*/"1",
+           "Groups the experts of a layer are spread over">,
+    Option<"expertTensorParallel", "expert-tensor-parallel", "int64_t",
+           /*default=*/"1", "Ranks each expert is cut over">,
+  ];
+}
+
 #endif // MOE_PASSES_TD

@@ -57,3 +57,30 @@ int64_t KVCacheType::getBytesPerToken() const {
   return 2 * getNumLayers() * getNumKvHeads() * getHeadDim() *
          getElementBytes(getElementType());
 }
+
+LogicalResult ShardAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                ArrayRef<int64_t> splits,
+                                ArrayRef<int64_t> chunks) {
+  if (llvm::any_of(splits, [](int64_t s) { return s < 1; }))
+    return emitError() << "shard splits must be positive";
+  if (!chunks.empty() && chunks.size() != splits.size())
+    return emitError() << "shard has " << splits.size() << " splits but "
+                       << chunks.size() << " chunks";
+  if (llvm::any_of(chunks, [](int64_t c) { return c < 1; }))
+    return emitError() << "shard chunks must be positive";
+  return success();
+}
+
+int64_t ShardAttr::getNumParts() const {
+  int64_t parts = 1;
+  for (int64_t split : getSplits())
+    parts *= split;
+  return parts;
+}
+
+SmallVector<int64_t> ShardAttr::getFullShape(ArrayRef<int64_t> part) const {
+  SmallVector<int64_t> full(part);
+  for (auto [dim, split] : llvm::zip(full, getSplits()))
+    dim *= split;
+  return full;
+}

@@ -88,6 +88,38 @@ def MoE_RopeAttr : AttrDef<MoE_Dialect, "Rope"> {
   let genVerifyDecl = 1;
 }
 
+def MoE_ShardAttr : AttrDef<MoE_Dialect, "Shard"> {
+  let mnemonic = "shard";
+  let summary = "Which part of a weight each rank of its group holds";
+  let description = [{
+    Dimension i of the full weight is cut into `splits[i]` equal parts; a
+    weight op's type is the shape of one part. The parts are numbered
+    row-major over the split dimensions; in a group of G ranks (G a multiple
+    of the number of parts P), rank r holds part r * P / G, so that G/P
+    consecutive ranks share (replicate) a part. With `chunks`, dimension i is
+    first viewed as `chunks[i]` contiguous chunks (e.g. the gate and up halves
+    of a fused gate_up weight) and each chunk is cut into `splits[i]` parts; a
+    rank's part of dimension i is the concatenation of its part of every
+    chunk.
+
+    Examples: `#moe.shard<splits = [8, 1]>` (column-parallel q_proj over 8
+    ranks), `#moe.shard<splits = [2, 4, 1], chunks = [1, 2, 1]>` (gated experts
+    over 2 expert groups, each expert cut 4 ways).
+  }];
+  let parameters = (ins ArrayRefParameter<"int64_t">:$splits,
+                        OptionalArrayRefParameter<"int64_t">:$chunks);
+  let assemblyFormat = [{
+    `<` `splits` `=` `[` $splits `]` (`,` `chunks` `=` `[` $chunks^ `]`)? `>`
+  }];
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Number of distinct parts (the product of the splits).
+    int64_t getNumParts() const;
+    /// Shape of the whole weight given the shape of one part.
+    ::llvm::SmallVector<int64_t> getFullShape(::llvm::ArrayRef<int64_t> part) const;
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Types
 //===----------------------------------------------------------------------===//

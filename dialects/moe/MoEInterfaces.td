@@ -44,4 +44,19 @@ def MoE_CostOpInterface : OpInterface<"CostOpInterface"> {
   ];
 }
 
+def MoE_CommOpInterface : OpInterface<"CommOpInterface"> {
+  let cppNamespace = "::mlir::moe";
+  let description = [{
+    Communication between ranks: how many bytes each rank sends for a step,
+    and whether the traffic stays inside a stage's tensor group (one node,
+    NVLink) or crosses between pipeline stages (between nodes).
+  }];
+  let methods = [
+    InterfaceMethod<"Bytes each participating rank sends for `ctx`.",
+      "int64_t", "getBytesSent", (ins "const ::mlir::moe::CostContext &":$ctx)>,
+    InterfaceMethod<"True for collectives within a stage's tensor group.",
+      "bool", "isWithinStage", (ins)>,
+  ];
+}
+
 #endif // MOE_INTERFACES_TD

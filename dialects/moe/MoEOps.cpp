@@ -102,7 +102,55 @@ static LogicalResult checkExpertWeights(Operation *op, Value input,
 LogicalResult WeightOp::verify() {
   if (getName().empty())
     return emitOpError("name must not be empty");
+  ShardAttr shard = getShardAttr();
+  if (!shard)
+    return success();
+  ArrayRef<int64_t> shape = getResult().getType().getShape();
+  if (shard.getSplits().size() != shape.size())
+    return emitOpError() << "shard splits " << shard.getSplits().size()
+                         << " dimensions but the weight has " << shape.size();
+  for (auto [index, chunks] : llvm::enumerate(shard.getChunks()))
+    if (shape[index] % chunks != 0)
+      return emitOpError() << "dimension " << index << " of the part ("
+                           << shape[index] << ") is not a multiple of its "
+                           << chunks << " chunks";
   return success();
+}
+
+RankedTensorType WeightOp::getFullType() {
+  RankedTensorType type = getResult().getType();
+  if (ShardAttr shard = getShardAttr())
+    return type.clone(shard.getFullShape(type.getShape()));
+  return type;
+}
+
+/// Checks `global_experts` against the `local` experts a rank's weights hold
+/// and the `topK` experts each token is routed to.
+static LogicalResult checkGlobalExperts(Operation *op,
+                                        std::optional<uint64_t> global,
+                                        int64_t local, int64_t topK) {
+  int64_t experts = global ? static_cast<int64_t>(*global) : local;
+  if (global && (experts < local || experts % local != 0))
+    return op->emitOpError() << "global_experts (" << experts
+                             << ") must be a multiple of the experts the "
+                                "weights hold ("
+                             << local << ")";
+  if (topK < 1 || topK > experts)
+    return op->emitOpError() << "top_k (" << topK
+                             << ") must be between 1 and the number of "
+                                "experts ("
+                             << experts << ")";
+  return success();
+}
+
+int64_t ExpertsOp::getNumModelExperts() {
+  return getGlobalExperts() ? static_cast<int64_t>(*getGlobalExperts())
+                            : getDown().getType().getDimSize(0);
+}
+
+int64_t ExpertFFNOp::getNumModelExperts() {
+  return getGlobalExperts() ? static_cast<int64_t>(*getGlobalExperts())
+                            : getDown().getType().getDimSize(0);
 }
 
 LogicalResult EmbedOp::verify() {
@@ -206,10 +254,10 @@ LogicalResult ExpertsOp::verify() {
   if (failed(checkExpertWeights(*this, getInput(), getGateUp(), getDown(),
                                 getGated())))
     return failure();
-  int64_t experts = dim(getDown(), 0), topK = dim(getIndices(), 1);
-  if (topK > experts)
-    return emitOpError() << "tokens are routed to " << topK
-                         << " experts but there are only " << experts;
+  if (failed(checkGlobalExperts(*this, getGlobalExperts(), dim(getDown(), 0),
+                                dim(getIndices(), 1))))
+    return failure();
+  int64_t topK = dim(getIndices(), 1);
   if (failed(checkShape(*this, "routing_weights", getRoutingWeights(),
                         {dim(getInput(), 0), topK}, "tokens, top_k")))
     return failure();
@@ -353,13 +401,11 @@ LogicalResult ExpertFFNOp::verify() {
   if (failed(checkExpertWeights(*this, getInput(), getGateUp(), getDown(),
                                 getGated())))
     return failure();
-  int64_t experts = dim(getDown(), 0), topK = getTopK();
-  if (topK < 1 || topK > experts)
-    return emitOpError() << "top_k (" << topK
-                         << ") must be between 1 and the number of experts ("
-                         << experts << ")";
-  return checkShape(*this, "offsets", getOffsets(), {experts + 1},
-                    "experts+1");
+  if (failed(checkGlobalExperts(*this, getGlobalExperts(), dim(getDown(), 0),
+                                getTopK())))
+    return failure();
+  return checkShape(*this, "offsets", getOffsets(),
+                    {getNumModelExperts() + 1}, "experts+1");
 }
 
 LogicalResult CombineOp::verify() {

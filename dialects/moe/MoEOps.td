@@ -46,14 +46,30 @@ def MoE_WeightOp : MoE_CostOp<"weight"> {
     A weight tensor, named as in a Hugging Face checkpoint of the Mixtral
     family. The runtime binds it by name (from safetensors, or random-seeded).
 
+    After tensor or expert partitioning, `shard` says which part of the
+    checkpoint tensor each rank holds and the type is the shape of one part.
+
     Example:
     ```mlir
     %w = moe.weight "model.layers.0.self_attn.q_proj.weight" : tensor<4096x4096xbf16>
+    %q = moe.weight "model.layers.0.self_attn.q_proj.weight" shard <splits = [8, 1]> : tensor<512x4096xbf16>
     ```
   }];
-  let arguments = (ins StrAttr:$name);
+  let arguments = (ins StrAttr:$name, OptionalAttr<MoE_ShardAttr>:$shard);
   let results = (outs MoE_Weight:$result);
-  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let assemblyFormat = [{
+    $name (`shard` $shard^)? attr-dict `:` type($result)
+  }];
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$type, "::llvm::StringRef":$name), [{
+      build($_builder, $_state, type, name, ShardAttr());
+    }]>,
+  ];
+  let extraClassDeclaration = [{
+    /// The type of the whole checkpoint tensor (the result type when the
+    /// weight is not sharded).
+    ::mlir::RankedTensorType getFullType();
+  }];
 }
 
 //===----------------------------------------------------------------------===//
@@ -205,6 +221,12 @@ def MoE_ExpertsOp : MoE_CostOp<"experts", [],
     `down[e] · act(up[e] · x)` (`gate_up` [experts, ffn, d_model]); `down` is
     [experts, d_model, ffn]. SwiGLU is `activation silu gated`.
 
+    After expert partitioning a rank holds only some experts:
+    `global_experts` is the model's expert count, the weights hold
+    `experts` = their leading dimension, the rank's part of the
+    `global_experts / experts` parts (see `#moe.shard`) says which, and the
+    result is this rank's share of the sum (an all-reduce follows).
+
     Example:
     ```mlir
     %y = moe.experts %x, %idx, %p, %gate_up, %down activation silu gated : (tensor<?x4096xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<16x8192x4096xbf16>, tensor<16x4096x4096xbf16>) -> tensor<?x4096xbf16>
@@ -213,12 +235,18 @@ def MoE_ExpertsOp : MoE_CostOp<"experts", [],
   let arguments = (ins MoE_Activations:$input, MoE_RoutingIndices:$indices,
                        MoE_RoutingWeights:$routing_weights,
                        MoE_Weight:$gate_up, MoE_Weight:$down,
-                       MoE_Activation:$activation, UnitAttr:$gated);
+                       MoE_Activation:$activation, UnitAttr:$gated,
+                       OptionalAttr<I64Attr>:$global_experts);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $input `,` $indices `,` $routing_weights `,` $gate_up `,` $down
-    `activation` $activation (`gated` $gated^)? attr-dict `:`
+    `activation` $activation (`gated` $gated^)?
+    (`global_experts` $global_experts^)? attr-dict `:`
     functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// Experts of the whole model (global_experts, or the weights' count).
+    int64_t getNumModelExperts();
   }];
 }
 
@@ -427,8 +455,9 @@ def MoE_ExpertFFNOp
   let summary = "Grouped expert FFN over dispatched rows";
   let description = [{
     Applies expert e's FFN (as in `moe.experts`) to rows offsets[e] ..<
-    offsets[e+1] of `input`. `top_k` is the number of rows each token
-    contributes (for cost estimates).
+    offsets[e+1] of `input` (offsets has one entry per expert of the model,
+    plus one; a rank holding some experts computes only their rows). `top_k` is the number of rows each token
+    contributes (for cost estimates). `global_experts` as in `moe.experts`.
 
     Example:
     ```mlir
@@ -438,12 +467,16 @@ def MoE_ExpertFFNOp
   let arguments = (ins MoE_Activations:$input, TensorRankOf<[I32], [1]>:$offsets,
                        MoE_Weight:$gate_up, MoE_Weight:$down,
                        MoE_Activation:$activation, UnitAttr:$gated,
-                       I64Attr:$top_k);
+                       I64Attr:$top_k, OptionalAttr<I64Attr>:$global_experts);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $input `,` $offsets `,` $gate_up `,` $down `activation` $activation
-    (`gated` $gated^)? `top_k` $top_k attr-dict `:`
-    functional-type(operands, results)
+    (`gated` $gated^)? `top_k` $top_k (`global_experts` $global_experts^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let extraClassDeclaration = [{
+    /// Experts of the whole model (global_experts, or the weights' count).
+    int64_t getNumModelExperts();
   }];
 }
 
@@ -467,5 +500,7 @@ def MoE_CombineOp : MoE_CostOp<"combine"> {
     functional-type(operands, results)
   }];
 }
+
+include "MoECommOps.td"
 
 #endif // MOE_OPS_TD

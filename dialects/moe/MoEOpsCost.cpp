@@ -28,13 +28,15 @@ static int64_t ffnFlopsPerToken(int64_t dModel, int64_t ffn, bool gated) {
   return 2 * dModel * ffn * (gated ? 3 : 2) + (gated ? 2 : 1) * ffn;
 }
 
-/// Bytes of the experts `numTokens` tokens are expected to touch.
+/// Bytes of the experts `numTokens` tokens are expected to touch among the
+/// ones `gateUp` and `down` hold (routing is over `modelExperts` experts).
 static int64_t touchedExpertBytes(Value gateUp, Value down, int64_t topK,
-                                  int64_t numTokens) {
-  int64_t experts = dim(down, 0);
-  double touched = expectedExpertsTouched(experts, topK, numTokens);
+                                  int64_t modelExperts, int64_t numTokens) {
+  int64_t local = dim(down, 0);
+  double touched = expectedExpertsTouched(modelExperts, topK, numTokens) *
+                   local / modelExperts;
   return static_cast<int64_t>(touched * (bytes(gateUp) + bytes(down)) /
-                              experts);
+                              local);
 }
 
 //===----------------------------------------------------------------------===//
@@ -139,15 +141,24 @@ std::optional<ParamCategory> RouterOp::getParamCategory() {
   return ParamCategory::router;
 }
 
+/// Of `numTokens` tokens' routed copies, those that go to the `local` of
+/// `global` experts a rank holds (all of them when not partitioned).
+static double localRows(int64_t numTokens, int64_t topK, int64_t local,
+                        int64_t global) {
+  return static_cast<double>(numTokens) * topK * local / global;
+}
+
 int64_t ExpertsOp::getFlops(const CostContext &ctx) {
   int64_t topK = dim(getIndices(), 1), dModel = dim(getInput(), 1);
-  return ctx.numTokens * topK *
-         (ffnFlopsPerToken(dModel, dim(getDown(), 2), getGated()) +
-          2 * dModel);
+  double rows = localRows(ctx.numTokens, topK, dim(getDown(), 0),
+                          getNumModelExperts());
+  return static_cast<int64_t>(
+      rows * (ffnFlopsPerToken(dModel, dim(getDown(), 2), getGated()) +
+              2 * dModel));
 }
 int64_t ExpertsOp::getBytesRead(const CostContext &ctx) {
   return touchedExpertBytes(getGateUp(), getDown(), dim(getIndices(), 1),
-                            ctx.numTokens) +
+                            getNumModelExperts(), ctx.numTokens) +
          bytes(getInput(), ctx.numTokens) +
          bytes(getIndices(), ctx.numTokens) +
          bytes(getRoutingWeights(), ctx.numTokens);
@@ -158,9 +169,9 @@ int64_t ExpertsOp::getBytesWritten(const CostContext &ctx) {
 std::optional<ParamCategory> ExpertsOp::getParamCategory() {
   return ParamCategory::experts;
 }
-int64_t ExpertsOp::getNumExperts() { return dim(getDown(), 0); }
+int64_t ExpertsOp::getNumExperts() { return getNumModelExperts(); }
 double ExpertsOp::getActiveWeightFraction() {
-  return static_cast<double>(dim(getIndices(), 1)) / dim(getDown(), 0);
+  return static_cast<double>(dim(getIndices(), 1)) / getNumModelExperts();
 }
 
 int64_t FFNOp::getFlops(const CostContext &ctx) {
@@ -274,22 +285,30 @@ int64_t DispatchOp::getBytesWritten(const CostContext &ctx) {
 }
 
 int64_t ExpertFFNOp::getFlops(const CostContext &ctx) {
-  return ctx.numTokens * getTopK() *
-         ffnFlopsPerToken(dim(getInput(), 1), dim(getDown(), 2), getGated());
+  double rows = localRows(ctx.numTokens, getTopK(), dim(getDown(), 0),
+                          getNumModelExperts());
+  return static_cast<int64_t>(
+      rows *
+      ffnFlopsPerToken(dim(getInput(), 1), dim(getDown(), 2), getGated()));
 }
 int64_t ExpertFFNOp::getBytesRead(const CostContext &ctx) {
-  return touchedExpertBytes(getGateUp(), getDown(), getTopK(), ctx.numTokens) +
-         bytes(getInput(), ctx.numTokens * getTopK()) + bytes(getOffsets());
+  int64_t rows = static_cast<int64_t>(localRows(
+      ctx.numTokens, getTopK(), dim(getDown(), 0), getNumModelExperts()));
+  return touchedExpertBytes(getGateUp(), getDown(), getTopK(),
+                            getNumModelExperts(), ctx.numTokens) +
+         bytes(getInput(), rows) + bytes(getOffsets());
 }
 int64_t ExpertFFNOp::getBytesWritten(const CostContext &ctx) {
-  return bytes(getResult(), ctx.numTokens * getTopK());
+  int64_t rows = static_cast<int64_t>(localRows(
+      ctx.numTokens, getTopK(), dim(getDown(), 0), getNumModelExperts()));
+  return bytes(getResult(), rows);
 }
 std::optional<ParamCategory> ExpertFFNOp::getParamCategory() {
   return ParamCategory::experts;
 }
-int64_t ExpertFFNOp::getNumExperts() { return dim(getDown(), 0); }
+int64_t ExpertFFNOp::getNumExperts() { return getNumModelExperts(); }
 double ExpertFFNOp::getActiveWeightFraction() {
-  return static_cast<double>(getTopK()) / dim(getDown(), 0);
+  return static_cast<double>(getTopK()) / getNumModelExperts();
 }
 
 int64_t CombineOp::getFlops(const CostContext &ctx) {

@@ -110,9 +110,11 @@ public:
         m.gated ? weight(prefix + ".experts.gate_up_proj", {experts, 2 * ffn, d})
                 : weight(prefix + ".experts.up_proj", {experts, ffn, d});
     Value down = weight(prefix + ".experts.down_proj", {experts, d, ffn});
-    return ExpertsOp::create(b, input.getType(), input, route.getIndices(),
-                             route.getRoutingWeights(), gateUp, down,
-                             activation, m.gated);
+    return ExpertsOp::create(
+        b, input.getType(), input, route.getIndices(),
+        route.getRoutingWeights(), gateUp, down,
+        ActivationAttr::get(b.getContext(), activation),
+        m.gated ? b.getUnitAttr() : UnitAttr(), /*global_experts=*/nullptr);
   }
 
 private:

@@ -372,7 +372,7 @@ func.func @experts_down(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?
 func.func @experts_top_k(%x: tensor<?x64xbf16>, %i: tensor<?x4xi32>, %p: tensor<?x4xf32>) {
   %gu = moe.weight "gu" : tensor<2x256x64xbf16>
   %dn = moe.weight "dn" : tensor<2x64x128xbf16>
-  // expected-error @+1 {{'moe.experts' op tokens are routed to 4 experts but there are only 2}}
+  // expected-error @+1 {{'moe.experts' op top_k (4) must be between 1 and the number of experts (2)}}
   %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated : (tensor<?x64xbf16>, tensor<?x4xi32>, tensor<?x4xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
   return
 }

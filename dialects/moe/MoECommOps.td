@@ -1,0 +1,89 @@
+//===- MoECommOps.td - Communication ops of moe ------------*- tablegen -*-===//
+//
+// Collectives inside a stage's tensor group (all-reduce, all-gather) and the
+// point-to-point transfers between pipeline stages (send, recv). They are
+// not Pure: every rank of a group must reach them, in the same order.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_COMM_OPS_TD
+#define MOE_COMM_OPS_TD
+
+class MoE_CommOp<string mnemonic, list<Trait> traits = []>
+    : MoE_Op<mnemonic, !listconcat(traits, [
+        DeclareOpInterfaceMethods<MoE_CostOpInterface>,
+        DeclareOpInterfaceMethods<MoE_CommOpInterface>])> {
+  let hasVerifier = 1;
+}
+
+def MoE_AllReduceOp : MoE_CommOp<"all_reduce", [SameOperandsAndResultType]> {
+  let summary = "Sum over the ranks of a stage's tensor group";
+  let description = [{
+    Every one of the `group_size` ranks of the stage contributes `input`; all
+    receive the elementwise sum. Follows row-parallel projections (attention
+    output, dense FFN down, vocabulary-parallel embedding) and partitioned
+    experts.
+
+    Example:
+    ```mlir
+    %y = moe.all_reduce %x group_size 8 : tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, I64Attr:$group_size);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = "$input `group_size` $group_size attr-dict `:` type($result)";
+}
+
+def MoE_AllGatherOp : MoE_CommOp<"all_gather"> {
+  let summary = "Concatenation over the ranks of a stage's tensor group";
+  let description = [{
+    Concatenates the `group_size` ranks' `input`s along dimension `dim`, in
+    rank order; every rank receives the whole. Gathers vocabulary-parallel
+    logits.
+
+    Example:
+    ```mlir
+    %logits = moe.all_gather %part dim 1 group_size 8 : (tensor<?x4000xf32>) -> tensor<?x32000xf32>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$dim,
+                       I64Attr:$group_size);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = [{
+    $input `dim` $dim `group_size` $group_size attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def MoE_SendOp : MoE_CommOp<"send"> {
+  let summary = "Sends an activation to the next pipeline stage";
+  let description = [{
+    Each rank of this stage sends `input` to the rank of stage `stage` with
+    the same index in its tensor group. Matched by a `moe.recv` there.
+
+    Example:
+    ```mlir
+    moe.send %h to stage 3 : tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins AnyRankedTensor:$input, I64Attr:$stage);
+  let assemblyFormat = "$input `to` `stage` $stage attr-dict `:` type($input)";
+}
+
+def MoE_RecvOp : MoE_CommOp<"recv"> {
+  let summary = "Receives an activation from the previous pipeline stage";
+  let description = [{
+    Receives what the rank of stage `stage` with the same tensor index sent
+    with `moe.send`. The token dimension is that of the step.
+
+    Example:
+    ```mlir
+    %h = moe.recv from stage 2 : tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins I64Attr:$stage);
+  let results = (outs AnyRankedTensor:$result);
+  let assemblyFormat = "`from` `stage` $stage attr-dict `:` type($result)";
+}
+
+#endif // MOE_COMM_OPS_TD

@@ -1,0 +1,218 @@
+//===- PartitionTensor.cpp - The moe-partition-tensor pass ----------------===//
+//
+// Megatron-style tensor parallelism over the T ranks of a stage: attention
+// heads and dense FFN columns split across ranks (column-parallel q/k/v and
+// gate/up, row-parallel o and down, each followed by an all-reduce),
+// vocabulary-parallel embedding (all-reduce) and LM head (all-gather of the
+// logits). KV heads are split when T divides them and replicated otherwise
+// (MQA: every rank keeps the one KV head). Norms and routers are replicated;
+// routed experts are left to moe-partition-experts.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/MoEOps.h"
+#include "passes/Partition.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/MapVector.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEPARTITIONTENSOR
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+LogicalResult mlir::moe::ShardPlan::add(Value weight, ArrayRef<int64_t> splits,
+                                        ArrayRef<int64_t> chunks) {
+  auto op = weight.getDefiningOp<WeightOp>();
+  if (!op)
+    return success(); // Not a named parameter: nothing to shard.
+  Entry entry{SmallVector<int64_t>(splits), SmallVector<int64_t>(chunks)};
+  auto [it, inserted] = shards.try_emplace(op, entry);
+  if (!inserted && (it->second.splits != entry.splits ||
+                    it->second.chunks != entry.chunks))
+    return op.emitError() << "weight '" << op.getName()
+                          << "' is read by ops that need different shards";
+  return success();
+}
+
+LogicalResult mlir::moe::ShardPlan::apply() {
+  for (auto &[operation, entry] : shards) {
+    auto op = cast<WeightOp>(operation);
+    if (llvm::all_of(entry.splits, [](int64_t s) { return s == 1; }))
+      continue; // Replicated: every rank holds the whole weight.
+    if (op.getShardAttr())
+      return op.emitError() << "weight '" << op.getName()
+                            << "' is already sharded";
+    RankedTensorType type = op.getResult().getType();
+    SmallVector<int64_t> local(type.getShape());
+    for (auto [index, split] : llvm::enumerate(entry.splits)) {
+      if (local[index] % split != 0)
+        return op.emitError() << "dimension " << index << " of weight '"
+                              << op.getName() << "' (" << local[index]
+                              << ") does not split " << split << " ways";
+      local[index] /= split;
+    }
+    op.getResult().setType(type.clone(local));
+    op.setShardAttr(ShardAttr::get(op.getContext(), entry.splits,
+                                   entry.chunks));
+  }
+  return success();
+}
+
+void mlir::moe::insertAllReduceAfter(Value value, int64_t groupSize) {
+  OpBuilder b(value.getContext());
+  b.setInsertionPointAfterValue(value);
+  auto reduce = AllReduceOp::create(b, value.getLoc(), value, groupSize);
+  value.replaceAllUsesExcept(reduce.getResult(), reduce);
+}
+
+void mlir::moe::updateFunctionType(func::FuncOp func) {
+  auto returnOp = cast<func::ReturnOp>(func.getBody().front().getTerminator());
+  func.setType(FunctionType::get(func.getContext(),
+                                 func.getBody().getArgumentTypes(),
+                                 returnOp.getOperandTypes()));
+}
+
+namespace {
+struct MoEPartitionTensorPass
+    : public moe::impl::MoEPartitionTensorBase<MoEPartitionTensorPass> {
+  using MoEPartitionTensorBase::MoEPartitionTensorBase;
+
+  void runOnOperation() override;
+  LogicalResult partition(func::FuncOp func);
+};
+} // namespace
+
+/// Error for a dimension `what` (value `size`) that T does not divide.
+static InFlightDiagnostic notDivisible(Operation *op, StringRef what,
+                                       int64_t size, int64_t degree) {
+  return op->emitError() << "moe-partition-tensor: " << what << " (" << size
+                         << ") is not divisible by the tensor-parallel "
+                            "degree ("
+                         << degree << ")";
+}
+
+LogicalResult MoEPartitionTensorPass::partition(func::FuncOp func) {
+  int64_t t = degree;
+  Operation *decomposed = nullptr;
+  func.walk([&](Operation *op) {
+    if (isa<LinearOp, AttendOp, KVCacheWriteOp, ExpertFFNOp>(op))
+      decomposed = op;
+  });
+  if (decomposed)
+    return decomposed->emitError(
+        "moe-partition-tensor needs graph-level ops; run it before "
+        "moe-decompose");
+
+  // Decide every weight's shard and check every split before changing
+  // anything.
+  ShardPlan plan;
+  SmallVector<AttentionOp> attentions;
+  SmallVector<Value> reduced;
+  WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
+    if (auto attention = dyn_cast<AttentionOp>(op)) {
+      int64_t heads = attention.getNumHeads();
+      int64_t kvHeads = attention.getNumKvHeads();
+      if (heads % t != 0)
+        return notDivisible(op, "num_heads", heads, t);
+      if (kvHeads % t != 0 && t % kvHeads != 0)
+        return op->emitError()
+               << "moe-partition-tensor: num_kv_heads (" << kvHeads
+               << ") and the tensor-parallel degree (" << t
+               << "): one must divide the other";
+      int64_t kvParts = std::min(kvHeads, t);
+      if (failed(plan.add(attention.getWq(), {t, 1})) ||
+          failed(plan.add(attention.getWk(), {kvParts, 1})) ||
+          failed(plan.add(attention.getWv(), {kvParts, 1})) ||
+          failed(plan.add(attention.getWo(), {1, t})))
+        return WalkResult::interrupt();
+      attentions.push_back(attention);
+      reduced.push_back(attention.getResult());
+    } else if (auto ffn = dyn_cast<FFNOp>(op)) {
+      int64_t width = ffn.getDown().getType().getDimSize(1);
+      if (width % t != 0)
+        return notDivisible(op, "ffn width", width, t);
+      if (failed(plan.add(ffn.getUp(), {t, 1})) ||
+          (ffn.getGate() && failed(plan.add(ffn.getGate(), {t, 1}))) ||
+          failed(plan.add(ffn.getDown(), {1, t})))
+        return WalkResult::interrupt();
+      reduced.push_back(ffn.getResult());
+    } else if (auto embed = dyn_cast<EmbedOp>(op)) {
+      int64_t vocab = embed.getTable().getType().getDimSize(0);
+      if (vocab % t != 0)
+        return notDivisible(op, "vocabulary", vocab, t);
+      if (failed(plan.add(embed.getTable(), {t, 1})))
+        return WalkResult::interrupt();
+      reduced.push_back(embed.getResult());
+    } else if (auto head = dyn_cast<LMHeadOp>(op)) {
+      int64_t vocab = head.getWeight().getType().getDimSize(0);
+      if (vocab % t != 0)
+        return notDivisible(op, "vocabulary", vocab, t);
+      if (failed(plan.add(head.getWeight(), {t, 1})))
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (walk.wasInterrupted() || failed(plan.apply()))
+    return failure();
+
+  // Local heads and the local KV cache type, threaded through the layers.
+  for (AttentionOp attention : attentions) {
+    int64_t kvHeads = attention.getNumKvHeads();
+    attention.setNumHeads(attention.getNumHeads() / t);
+    attention.setNumKvHeads(kvHeads % t == 0 ? kvHeads / t : 1);
+    auto cache = attention.getKvCache().getType();
+    auto local = KVCacheType::get(&getContext(), cache.getNumLayers(),
+                                  attention.getNumKvHeads(),
+                                  cache.getHeadDim(), cache.getElementType());
+    if (auto arg = dyn_cast<BlockArgument>(attention.getKvCache()))
+      arg.setType(local);
+    attention.getNewKvCache().setType(local);
+  }
+  for (Value value : reduced)
+    insertAllReduceAfter(value, t);
+  func.walk([&](LMHeadOp head) {
+    RankedTensorType full = head.getLogits().getType();
+    head.getLogits().setType(full.clone(
+        {full.getDimSize(0), full.getDimSize(1) / t}));
+    OpBuilder b(head.getContext());
+    b.setInsertionPointAfter(head);
+    auto gather = AllGatherOp::create(b, head.getLoc(), full, head.getLogits(),
+                                      /*dim=*/1, t);
+    head.getLogits().replaceAllUsesExcept(gather.getResult(), gather);
+  });
+  updateFunctionType(func);
+  return success();
+}
+
+void MoEPartitionTensorPass::runOnOperation() {
+  ModuleOp module = getOperation();
+  if (degree < 1) {
+    module.emitError() << "moe-partition-tensor: degree must be at least 1, "
+                          "got "
+                       << static_cast<int64_t>(degree);
+    return signalPassFailure();
+  }
+  if (getTensorParallel(module) != 1) {
+    module.emitError("moe-partition-tensor: the model is already partitioned "
+                     "for tensor parallelism");
+    return signalPassFailure();
+  }
+  SmallVector<func::FuncOp> funcs = getForwardFunctions(module);
+  if (funcs.empty()) {
+    module.emitError("moe-partition-tensor: the module has no forward "
+                     "function");
+    return signalPassFailure();
+  }
+  if (degree > 1)
+    for (func::FuncOp func : funcs)
+      if (failed(partition(func)))
+        return signalPassFailure();
+  module->setAttr(kTensorParallelAttr,
+                  IntegerAttr::get(IntegerType::get(&getContext(), 64),
+                                   static_cast<int64_t>(degree)));
+}
