@@ -795,3 +795,111 @@ func.func @combine_result(%y: tensor<?x64xbf16>, %perm: tensor<?xi32>, %p: tenso
   %r = moe.combine %y, %perm, %p : (tensor<?x64xbf16>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x32xbf16>
   return
 }
+
+// -----
+
+func.func @shard_rank() {
+  // expected-error @+1 {{'moe.weight' op shard splits 1 dimensions but the weight has 2}}
+  %w = moe.weight "w" shard <splits = [2]> : tensor<4x4xbf16>
+  return
+}
+
+// -----
+
+func.func @shard_chunks() {
+  // expected-error @+1 {{'moe.weight' op dimension 1 of the part (3) is not a multiple of its 2 chunks}}
+  %w = moe.weight "w" shard <splits = [1, 2], chunks = [1, 2]> : tensor<4x3xbf16>
+  return
+}
+
+// -----
+
+func.func @shard_splits_positive() {
+  // expected-error @+1 {{shard splits must be positive}}
+  %w = moe.weight "w" shard <splits = [0, 1]> : tensor<4x4xbf16>
+  return
+}
+
+// -----
+
+func.func @shard_chunk_count() {
+  // expected-error @+1 {{shard has 2 splits but 1 chunks}}
+  %w = moe.weight "w" shard <splits = [1, 2], chunks = [2]> : tensor<4x4xbf16>
+  return
+}
+
+// -----
+
+func.func @shard_chunks_positive() {
+  // expected-error @+1 {{shard chunks must be positive}}
+  %w = moe.weight "w" shard <splits = [1, 2], chunks = [1, 0]> : tensor<4x4xbf16>
+  return
+}
+
+// -----
+
+func.func @global_experts(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) {
+  %gu = moe.weight "gu" : tensor<4x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<4x64x128xbf16>
+  // expected-error @+1 {{'moe.experts' op global_experts (6) must be a multiple of the experts the weights hold (4)}}
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 6 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x256x64xbf16>, tensor<4x64x128xbf16>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_ffn_global_offsets(%x: tensor<?x64xbf16>, %off: tensor<5xi32>) {
+  %gu = moe.weight "gu" : tensor<4x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<4x64x128xbf16>
+  // expected-error @+1 {{'moe.expert_ffn' op offsets must have shape [9] (experts+1), got 'tensor<5xi32>'}}
+  %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 global_experts 8 : (tensor<?x64xbf16>, tensor<5xi32>, tensor<4x256x64xbf16>, tensor<4x64x128xbf16>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @all_reduce_group(%x: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.all_reduce' op group_size must be positive, got 0}}
+  %y = moe.all_reduce %x group_size 0 : tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @all_gather_group(%x: tensor<?x25xf32>) {
+  // expected-error @+1 {{'moe.all_gather' op group_size must be positive, got -4}}
+  %y = moe.all_gather %x dim 1 group_size -4 : (tensor<?x25xf32>) -> tensor<?x100xf32>
+  return
+}
+
+// -----
+
+func.func @all_gather_dim(%x: tensor<?x25xf32>) {
+  // expected-error @+1 {{'moe.all_gather' op dim 2 is out of range for rank 2}}
+  %y = moe.all_gather %x dim 2 group_size 4 : (tensor<?x25xf32>) -> tensor<?x100xf32>
+  return
+}
+
+// -----
+
+func.func @all_gather_result(%x: tensor<?x25xf32>) {
+  // expected-error @+1 {{'moe.all_gather' op result must be the input with dimension 1 times 4 ('tensor<?x100xf32>'), got 'tensor<?x75xf32>'}}
+  %y = moe.all_gather %x dim 1 group_size 4 : (tensor<?x25xf32>) -> tensor<?x75xf32>
+  return
+}
+
+// -----
+
+func.func @send_stage(%x: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.send' op stage must not be negative, got -1}}
+  moe.send %x to stage -1 : tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @recv_stage() {
+  // expected-error @+1 {{'moe.recv' op stage must not be negative, got -2}}
+  %x = moe.recv from stage -2 : tensor<?x64xbf16>
+  return
+}

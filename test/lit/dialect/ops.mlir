@@ -105,3 +105,35 @@ func.func @static_tokens(%tokens: tensor<4xi32>) -> tensor<4x64xf32> {
   %h = moe.embed %tokens, %table : (tensor<4xi32>, tensor<100x64xf32>) -> tensor<4x64xf32>
   return %h : tensor<4x64xf32>
 }
+
+// Partitioned forms: sharded weights, placed experts, collectives, stages.
+// CHECK-LABEL: func.func @partitioned
+func.func @partitioned(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) -> tensor<?x100xf32> {
+  // CHECK: moe.weight "q" shard <splits = [8, 1]> : tensor<8x64xbf16>
+  %q = moe.weight "q" shard <splits = [8, 1]> : tensor<8x64xbf16>
+  // CHECK: moe.weight "gu" shard <splits = [2, 2, 1], chunks = [1, 2, 1]> : tensor<4x64x64xbf16>
+  %gu = moe.weight "gu" shard <splits = [2, 2, 1], chunks = [1, 2, 1]> : tensor<4x64x64xbf16>
+  %dn = moe.weight "dn" shard <splits = [2, 1, 2]> : tensor<4x64x32xbf16>
+  // CHECK: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 8 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>) -> tensor<?x64xbf16>
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 8 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>) -> tensor<?x64xbf16>
+  // CHECK: %[[S:.*]] = moe.all_reduce %[[Y]] group_size 4 : tensor<?x64xbf16>
+  %s = moe.all_reduce %y group_size 4 : tensor<?x64xbf16>
+  // CHECK: moe.send %[[S]] to stage 3 : tensor<?x64xbf16>
+  moe.send %s to stage 3 : tensor<?x64xbf16>
+  // CHECK: %[[R:.*]] = moe.recv from stage 1 : tensor<?x64xbf16>
+  %r = moe.recv from stage 1 : tensor<?x64xbf16>
+  %w = moe.weight "lm_head.weight" shard <splits = [4, 1]> : tensor<25x64xbf16>
+  %l = moe.lm_head %r, %w : (tensor<?x64xbf16>, tensor<25x64xbf16>) -> tensor<?x25xf32>
+  // CHECK: moe.all_gather %{{.*}} dim 1 group_size 4 : (tensor<?x25xf32>) -> tensor<?x100xf32>
+  %g = moe.all_gather %l dim 1 group_size 4 : (tensor<?x25xf32>) -> tensor<?x100xf32>
+  return %g : tensor<?x100xf32>
+}
+
+// CHECK-LABEL: func.func @placed_expert_ffn
+func.func @placed_expert_ffn(%x: tensor<?x64xbf16>, %off: tensor<9xi32>) -> tensor<?x64xbf16> {
+  %gu = moe.weight "gu" shard <splits = [4, 1, 1]> : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" shard <splits = [4, 1, 1]> : tensor<2x64x128xbf16>
+  // CHECK: moe.expert_ffn {{.*}} activation silu gated top_k 2 global_experts 8 :
+  %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 global_experts 8 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
