@@ -172,3 +172,27 @@ void mlir::moe::printModelReport(const ModelSummary &s, llvm::raw_ostream &os) {
      << " kv heads x " << s.kvHeadDim << " x " << s.kvElementBytes
      << " bytes\n";
 }
+
+llvm::json::Value mlir::moe::toJSON(const ModelSummary &s) {
+  llvm::json::Object params;
+  for (size_t i = 0; i < kNumParamCategories; ++i)
+    if (s.params[i])
+      params[stringifyParamCategory(static_cast<ParamCategory>(i))] =
+          s.params[i];
+  return llvm::json::Object{
+      {"model", s.name},
+      {"parameters", std::move(params)},
+      {"total_parameters", s.totalParams},
+      {"total_bytes", s.totalParamBytes},
+      {"experts", s.numExperts},
+      {"active_parameters_per_token", s.activeParams},
+      {"tokens", s.step.numTokens},
+      {"context", s.step.contextLength},
+      {"flops_per_token", s.stepFlops / s.step.numTokens},
+      {"flops_per_token_without_context",
+       s.stepFlopsNoContext / s.step.numTokens},
+      {"bytes_read_per_step", s.stepBytesRead},
+      {"bytes_written_per_step", s.stepBytesWritten},
+      {"kv_bytes_per_token", s.kvBytesPerToken},
+  };
+}

@@ -13,6 +13,7 @@
 #include "dialects/moe/MoEInterfaces.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
+#include "llvm/Support/JSON.h"
 
 #include <array>
 #include <string>
@@ -63,6 +64,9 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module, CostContext step);
 
 /// Prints `summary` as an aligned, human-readable table.
 void printModelReport(const ModelSummary &summary, llvm::raw_ostream &os);
+
+/// `summary` as JSON (the same figures, unscaled).
+llvm::json::Value toJSON(const ModelSummary &summary);
 
 } // namespace mlir::moe
 

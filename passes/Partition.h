@@ -24,6 +24,10 @@ inline constexpr llvm::StringLiteral kPipelineStagesAttr = "moe.pipeline_stages"
 inline constexpr llvm::StringLiteral kTensorParallelAttr = "moe.tensor_parallel";
 inline constexpr llvm::StringLiteral kStageAttr = "moe.stage";
 inline constexpr llvm::StringLiteral kFirstLayerAttr = "moe.first_layer";
+inline constexpr llvm::StringLiteral kMemoryPlanAttr = "moe.memory_plan";
+inline constexpr llvm::StringLiteral kKVPlanAttr = "moe.kv_plan";
+/// Module attribute naming the cluster moe-plan-memory planned for.
+inline constexpr llvm::StringLiteral kClusterAttr = "moe.cluster";
 
 /// Layers per stage for `layers` layers over `stages` stages. With
 /// `headLayers` < 0 the split is even and the remainder goes to the last
@@ -40,6 +44,17 @@ int64_t getStage(func::FuncOp func);
 
 /// Ranks each stage runs on (the module's moe.tensor_parallel, default 1).
 int64_t getTensorParallel(ModuleOp module);
+
+/// "ranks 8-15" (or "rank 3") for stage `stage` of `tensorParallel` ranks.
+std::string describeRanks(int64_t stage, int64_t tensorParallel);
+
+/// Peak bytes of the activation buffers `func` keeps live at once when each
+/// dynamic (token) dimension is `rows`: a buffer is freed after its last
+/// reader. Weights and KV caches do not count.
+int64_t peakActivationBytes(func::FuncOp func, int64_t rows);
+
+/// Bytes as GiB with two decimals: "37.25 GiB".
+std::string formatGiB(int64_t bytes);
 
 /// The shards a partitioning pass gives to weights: collected for every op
 /// first (so that a conflict or an impossible split is reported before

@@ -13,7 +13,11 @@ def MoEReport : Pass<"moe-report", "::mlir::ModuleOp"> {
     by category (embeddings, attention, norms, router, experts in all and per
     expert, dense MLP, LM head), the total, the parameters one token uses,
     FLOPs and bytes per decode step at `tokens` tokens and `context` cached
-    positions per token, and KV-cache bytes per token. The IR is unchanged.
+    positions per token, and KV-cache bytes per token. For a partitioned
+    model (or with `cluster`), a table per stage follows: ranks, layers,
+    parameters and bytes per GPU and per node at 16 and 8 bits, KV bytes per
+    token and capacity (when planned), and the predicted decode step. The IR
+    is unchanged.
   }];
   let options = [
     Option<"tokens", "tokens", "int64_t", /*default=*/"1",
@@ -23,6 +27,11 @@ def MoEReport : Pass<"moe-report", "::mlir::ModuleOp"> {
            "moe.max_context)">,
     Option<"outputFile", "output", "std::string", /*default=*/"\"-\"",
            "Where to write the report (- for stdout)">,
+    Option<"cluster", "cluster", "std::string", /*default=*/"\"\"",
+           "Cluster to predict the decode step on (PRESET:NODESxGPUS or a "
+           "file); empty: no prediction">,
+    Option<"json", "json", "bool", /*default=*/"false",
+           "Write JSON instead of tables">,
   ];
 }
 
@@ -102,6 +111,45 @@ def MoEPartitionExperts : Pass<"moe-partition-experts", "::mlir::ModuleOp"> {
            "Groups the experts of a layer are spread over">,
     Option<"expertTensorParallel", "expert-tensor-parallel", "int64_t",
            /*default=*/"1", "Ranks each expert is cut over">,
+  ];
+}
+
+def MoEPlanMemory : Pass<"moe-plan-memory", "::mlir::ModuleOp"> {
+  let summary = "Plan each rank's device memory; fail if a stage does not fit";
+  let description = [{
+    For every forward function (stage), one rank's weights (its weight
+    parts), activations (the peak of live activation buffers at `max-tokens`
+    tokens per step: buffers are reused once their last reader ran), a
+    library workspace, and the rest of the GPU's usable memory for the KV
+    cache. Records #moe.memory_plan on the function. Fails, naming the stage,
+    its ranks and the shortfall, when not even one sequence of the model's
+    max_context fits in what is left, or when the plan needs more GPUs than
+    the cluster has.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"cluster", "cluster", "std::string", /*default=*/"\"a100-80gb:1x8\"",
+           "PRESET:NODESxGPUS or a cluster description file">,
+    Option<"maxTokens", "max-tokens", "int64_t", /*default=*/"8192",
+           "Most tokens in one step (decode batch plus prefill chunks)">,
+    Option<"workspaceMiB", "workspace-mib", "int64_t", /*default=*/"256",
+           "Library workspace per rank (cuBLAS, attention scratch), MiB">,
+  ];
+}
+
+def MoEPlanKVCache : Pass<"moe-plan-kv-cache", "::mlir::ModuleOp"> {
+  let summary = "Lay out the paged KV cache in the memory left for it";
+  let description = [{
+    Cuts each stage's KV-cache budget (from moe-plan-memory) into blocks of
+    `block-size` tokens and records #moe.kv_plan: bytes per token on a rank,
+    blocks, and sequences of `context` tokens that fit.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"16",
+           "Tokens per KV-cache block">,
+    Option<"context", "context", "int64_t", /*default=*/"-1",
+           "Sequence length for the capacity in sequences (-1: max_context)">,
   ];
 }
 

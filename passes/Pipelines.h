@@ -1,7 +1,7 @@
 //===- Pipelines.h - The moec pass pipeline ---------------------*- C++ -*-===//
 //
 // The stages moec runs, in order. `moec --emit=STAGE` stops after STAGE;
-// `moe-opt --moe-pipeline=stop-after=STAGE` replays the same passes.
+// `moe-opt --moe-pipeline='stop-after=STAGE ...'` replays the same passes.
 //
 //===----------------------------------------------------------------------===//
 
@@ -10,20 +10,50 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <string>
+
 namespace mlir::moe {
 
 /// Pipeline stages, in the order they run.
 enum class Stage {
   /// Graph-level moe IR, verified and canonicalized.
   Moe,
+  /// Partitioned into stages and ranks, memory and KV cache planned.
+  Partitioned,
   /// Attention and experts decomposed into their steps.
   Decomposed,
 };
 
-/// Adds the passes that take imported moe IR to `stopAfter`.
-void buildMoEPipeline(OpPassManager &pm, Stage stopAfter);
+/// How to partition and plan a model. Degrees of 1 and an empty cluster
+/// leave the model whole and unplanned.
+struct PartitionOptions {
+  int64_t pipelineStages = 1;
+  int64_t tensorParallel = 1;
+  /// Groups the experts of a layer are spread over; each expert is cut
+  /// tensorParallel / expertParallel ways.
+  int64_t expertParallel = 1;
+  int64_t headLayers = -1;
+  /// PRESET:NODESxGPUS or a cluster file; empty: no memory/KV planning.
+  std::string cluster;
+  int64_t maxTokens = 8192;
+  int64_t blockSize = 16;
 
-/// Registers `moe-pipeline` (option `stop-after`) with the pass registry.
+  /// Ranks each expert is cut over.
+  int64_t getExpertTensorParallel() const {
+    return tensorParallel / expertParallel;
+  }
+};
+
+/// Adds the partitioning passes the degrees call for (none for 1), then
+/// (with a cluster) the planning passes.
+void addPartitionPasses(OpPassManager &pm, const PartitionOptions &options);
+
+/// Adds the passes that take imported moe IR to `stopAfter`.
+void buildMoEPipeline(OpPassManager &pm, Stage stopAfter,
+                      const PartitionOptions &options = {});
+
+/// Registers `moe-pipeline` (options: stop-after, the partition degrees and
+/// the cluster) with the pass registry.
 void registerMoEPipelines();
 
 } // namespace mlir::moe

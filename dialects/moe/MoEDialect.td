@@ -120,6 +120,46 @@ def MoE_ShardAttr : AttrDef<MoE_Dialect, "Shard"> {
   }];
 }
 
+def MoE_MemoryPlanAttr : AttrDef<MoE_Dialect, "MemoryPlan"> {
+  let mnemonic = "memory_plan";
+  let summary = "Bytes of device memory one rank of a stage uses";
+  let description = [{
+    Set by moe-plan-memory on each forward function: `weights` (its weight
+    parts), `activations` (peak of the live activation buffers, reused by
+    liveness, at the planned tokens per step), `workspace` (library scratch),
+    `kv_cache` (what is left for the KV cache) and `usable` (the GPU's memory
+    less the runtime's reserve). weights + activations + workspace + kv_cache
+    = usable.
+
+    Example: `#moe.memory_plan<weights = 1000, activations = 200, workspace = 100, kv_cache = 700, usable = 2000>`
+  }];
+  let parameters = (ins "int64_t":$weights, "int64_t":$activations,
+                        "int64_t":$workspace, "int64_t":$kv_cache,
+                        "int64_t":$usable);
+  let assemblyFormat = "`<` struct(params) `>`";
+}
+
+def MoE_KVPlanAttr : AttrDef<MoE_Dialect, "KVPlan"> {
+  let mnemonic = "kv_plan";
+  let summary = "The paged KV cache of one rank of a stage";
+  let description = [{
+    Set by moe-plan-kv-cache: blocks of `block_size` tokens,
+    `bytes_per_token` on this rank (MQA-aware: a replicated KV head counts
+    on every rank), `blocks` in the pool, and how many `sequences` of
+    `context` tokens fit.
+
+    Example: `#moe.kv_plan<block_size = 16, bytes_per_token = 256, blocks = 100, context = 256, sequences = 6>`
+  }];
+  let parameters = (ins "int64_t":$block_size, "int64_t":$bytes_per_token,
+                        "int64_t":$blocks, "int64_t":$sequence_length,
+                        "int64_t":$sequences);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let extraClassDeclaration = [{
+    /// Tokens the pool holds.
+    int64_t getTokens() const { return getBlocks() * getBlockSize(); }
+  }];
+}
+
 //===----------------------------------------------------------------------===//
 // Types
 //===----------------------------------------------------------------------===//

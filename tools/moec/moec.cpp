@@ -1,17 +1,23 @@
 //===- moec.cpp - The moec compiler driver --------------------------------===//
 //
-//   moec MODEL.json [--emit=moe] [--report] [-o FILE]
+//   moec MODEL.json [--emit=STAGE] [--report[=json]] [-o FILE]
+//                   [--cluster=SPEC] [--tensor-parallel=N] [--pipeline-parallel=N]
+//                   [--expert-parallel=N] [--objective=latency|throughput] ...
 //
-// Reads a model description, imports it to moe IR, runs the pipeline and
-// writes the requested stage. See README.md and models/README.md.
+// Reads a model description, imports it to moe IR, runs the pipeline (with a
+// cluster: the planner picks the degrees not given, then partitioning and
+// memory/KV planning) and writes the requested stage. See README.md.
 //
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/MoEDialect.h"
+#include "models/ClusterConfig.h"
 #include "models/ModelConfig.h"
 #include "passes/ModelReport.h"
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
+#include "passes/PlanReport.h"
+#include "passes/Planner.h"
 #include "tools/moec/Importer.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -29,8 +35,10 @@ using namespace mlir;
 namespace cl = llvm::cl;
 
 namespace {
+enum class ReportFormat { None, Text, JSON };
 
 cl::OptionCategory moecCategory("moec options");
+cl::OptionCategory planCategory("partitioning and planning");
 
 cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.json>"),
                                cl::Required, cl::cat(moecCategory));
@@ -38,27 +46,76 @@ cl::opt<std::string> outputFile("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(moecCategory));
 cl::opt<moe::Stage> emit(
-    "emit", cl::desc("Stage to stop after and write (default: moe)"),
+    "emit",
+    cl::desc("Stage to stop after and write (default: moe, or partitioned "
+             "with --cluster or a parallel degree)"),
     cl::values(clEnumValN(moe::Stage::Moe, "moe",
                           "graph-level moe IR, verified and canonicalized"),
+               clEnumValN(moe::Stage::Partitioned, "partitioned",
+                          "stage functions, sharded weights, collectives, "
+                          "memory and KV-cache plans"),
                clEnumValN(moe::Stage::Decomposed, "decomposed",
                           "attention and experts decomposed into their "
                           "steps (moe-decompose)")),
     cl::init(moe::Stage::Moe), cl::cat(moecCategory));
-cl::opt<bool> report(
-    "report",
+cl::opt<ReportFormat> report(
+    "report", cl::ValueOptional,
     cl::desc("Print parameters by category, active parameters, FLOPs per "
-             "token and KV-cache bytes per token (IR is written only when "
-             "--emit is also given)"),
-    cl::cat(moecCategory));
-cl::opt<int64_t> reportTokens(
-    "report-tokens", cl::desc("Tokens per decode step in the report"),
+             "token, KV-cache bytes per token and, for a partitioned model, "
+             "a table per stage (IR is written only when --emit is also "
+             "given)"),
+    cl::values(clEnumValN(ReportFormat::Text, "", "tables (the default)"),
+               clEnumValN(ReportFormat::Text, "text", "tables"),
+               clEnumValN(ReportFormat::JSON, "json", "JSON, for tools")),
+    cl::init(ReportFormat::None), cl::cat(moecCategory));
+cl::opt<int64_t> batch(
+    "batch",
+    cl::desc("Sequences per decode step, for the report and the planner "
+             "(throughput: the largest batch to try)"),
     cl::init(1), cl::cat(moecCategory));
-cl::opt<int64_t> reportContext(
-    "report-context",
-    cl::desc("Cached positions each token attends to in the report "
-             "(default: the model's max_context)"),
+cl::opt<int64_t> context(
+    "context",
+    cl::desc("Cached positions each token attends to (default: the model's "
+             "max_context)"),
     cl::init(-1), cl::cat(moecCategory));
+
+cl::opt<std::string> clusterSpec(
+    "cluster",
+    cl::desc("Plan for this cluster: PRESET:NODESxGPUS (presets a100-40gb, "
+             "a100-80gb, h100-80gb, h200) or a cluster description file"),
+    cl::value_desc("spec"), cl::cat(planCategory));
+cl::opt<int64_t> tensorParallel(
+    "tensor-parallel", cl::desc("Ranks per pipeline stage (default: planned)"),
+    cl::init(0), cl::cat(planCategory));
+cl::opt<int64_t> pipelineParallel("pipeline-parallel",
+                                  cl::desc("Pipeline stages (default: planned)"),
+                                  cl::init(0), cl::cat(planCategory));
+cl::opt<int64_t> expertParallel(
+    "expert-parallel",
+    cl::desc("Groups the experts of a layer are spread over inside a stage; "
+             "each expert is cut tensor-parallel/expert-parallel ways "
+             "(default: planned)"),
+    cl::init(0), cl::cat(planCategory));
+cl::opt<int64_t> headLayers(
+    "head-layers", cl::desc("Layers on the first stage (default: even split)"),
+    cl::init(-1), cl::cat(planCategory));
+cl::opt<moe::Objective> objective(
+    "objective", cl::desc("What the planner optimises"),
+    cl::values(clEnumValN(moe::Objective::Latency, "latency",
+                          "shortest decode step at --batch"),
+               clEnumValN(moe::Objective::Throughput, "throughput",
+                          "most tokens/s with a step under "
+                          "--latency-bound-ms")),
+    cl::init(moe::Objective::Latency), cl::cat(planCategory));
+cl::opt<double> latencyBoundMs("latency-bound-ms",
+                               cl::desc("Longest decode step (throughput)"),
+                               cl::init(100.0), cl::cat(planCategory));
+cl::opt<int64_t> maxTokens("max-tokens",
+                           cl::desc("Most tokens in one step (activations)"),
+                           cl::init(8192), cl::cat(planCategory));
+cl::opt<int64_t> blockSize("kv-block-size",
+                           cl::desc("Tokens per KV-cache block"), cl::init(16),
+                           cl::cat(planCategory));
 } // namespace
 
 /// Prints the pipeline's errors the way compilers do: `FILE: error: MSG`.
@@ -68,56 +125,150 @@ static int failWith(llvm::ArrayRef<std::string> errors) {
   return 1;
 }
 
+static bool partitionRequested() {
+  return !clusterSpec.empty() || tensorParallel > 0 || pipelineParallel > 0 ||
+         expertParallel > 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();
   registerPassManagerCLOptions();
   registerDefaultTimingManagerCLOptions();
-  cl::HideUnrelatedOptions(moecCategory);
+  cl::HideUnrelatedOptions({&moecCategory, &planCategory});
   cl::ParseCommandLineOptions(
       argc, argv,
       "moec: compiles Mixture-of-Experts model descriptions\n\n"
-      "  moec MODEL.json --report          parameters, FLOPs, KV cache\n"
-      "  moec MODEL.json --emit=moe -o F   the moe IR after the pipeline\n\n"
+      "  moec MODEL.json --report                      parameters, FLOPs, KV\n"
+      "  moec MODEL.json --emit=moe -o F               the moe IR\n"
+      "  moec MODEL.json --cluster=a100-40gb:16x8 --report\n"
+      "                                  plan partitioning and memory\n\n"
       "MLIR's options (--mlir-timing, --mlir-print-ir-after-all, ...) are\n"
       "accepted too; --help-hidden lists them.\n");
 
   std::vector<std::string> errors;
-  std::optional<::moec::ModelConfig> config =
-      ::moec::loadModelConfig(inputFile, errors);
+  std::optional<moec::ModelConfig> config =
+      moec::loadModelConfig(inputFile, errors);
   if (!config)
     return failWith(errors);
-  if (reportTokens < 1)
-    return failWith({"--report-tokens must be at least 1, got " +
-                     std::to_string(reportTokens)});
+  if (batch < 1)
+    return failWith(
+        {"--batch must be at least 1, got " + std::to_string(batch)});
+  std::optional<moec::ClusterConfig> cluster;
+  if (!clusterSpec.empty()) {
+    cluster = moec::resolveCluster(clusterSpec, errors);
+    if (!cluster)
+      return failWith(errors);
+  }
+  bool partition = partitionRequested();
+  moe::Stage stopAfter = emit;
+  if (partition && emit.getNumOccurrences() == 0)
+    stopAfter = moe::Stage::Partitioned;
+  if (partition && stopAfter == moe::Stage::Moe)
+    return failWith({"--emit=moe stops before partitioning; use "
+                     "--emit=partitioned (or leave --emit out) with "
+                     "--cluster or a parallel degree"});
 
   DialectRegistry registry;
-  registry.insert<mlir::moe::MoEDialect, func::FuncDialect>();
-  MLIRContext context(registry);
+  registry.insert<moe::MoEDialect, func::FuncDialect>();
+  MLIRContext mlirContext(registry);
   OwningOpRef<ModuleOp> module =
-      mlir::moe::importModel(*config, &context, inputFile);
+      moe::importModel(*config, &mlirContext, inputFile);
 
-  PassManager pm(&context);
   DefaultTimingManager timing;
   applyDefaultTimingManagerCLOptions(timing);
   TimingScope timingScope = timing.getRootScope();
-  pm.enableTiming(timingScope);
-  if (failed(applyPassManagerCLOptions(pm)))
-    return 1;
-  mlir::moe::buildMoEPipeline(pm, emit);
-  if (failed(pm.run(*module)))
+  auto run = [&](llvm::function_ref<void(OpPassManager &)> build) {
+    PassManager pm(&mlirContext);
+    pm.enableTiming(timingScope);
+    if (failed(applyPassManagerCLOptions(pm)))
+      return failure();
+    build(pm);
+    return pm.run(*module);
+  };
+  if (failed(run([](OpPassManager &pm) {
+        moe::buildMoEPipeline(pm, moe::Stage::Moe);
+      })))
     return failWith({"the moe pipeline failed (see the diagnostics above)"});
 
-  if (report) {
-    FailureOr<mlir::moe::ModelSummary> summary = mlir::moe::summarizeModel(
-        *module, mlir::moe::CostContext{reportTokens, reportContext});
+  llvm::json::Object jsonReport;
+  std::string text;
+  llvm::raw_string_ostream textReport(text);
+  moe::CostContext step{batch, context};
+  if (report != ReportFormat::None) {
+    FailureOr<moe::ModelSummary> summary = moe::summarizeModel(*module, step);
     if (failed(summary))
       return 1;
-    mlir::moe::printModelReport(*summary, llvm::outs());
-    if (emit.getNumOccurrences() == 0)
-      return 0;
+    moe::printModelReport(*summary, textReport);
+    jsonReport["model"] = moe::toJSON(*summary);
   }
+
+  if (stopAfter != moe::Stage::Moe) {
+    moe::PartitionOptions options;
+    options.cluster = clusterSpec;
+    options.headLayers = headLayers;
+    options.maxTokens = maxTokens;
+    options.blockSize = blockSize;
+    bool everyDegreeGiven =
+        tensorParallel > 0 && pipelineParallel > 0 && expertParallel > 0;
+    if (cluster && !everyDegreeGiven) {
+      moe::PlannerRequest request;
+      request.objective = objective;
+      request.batch = batch;
+      request.latencyBound = latencyBoundMs / 1e3;
+      request.context = context;
+      if (tensorParallel > 0)
+        request.tensorParallel = tensorParallel;
+      if (pipelineParallel > 0)
+        request.pipelineStages = pipelineParallel;
+      if (expertParallel > 0)
+        request.expertParallel = expertParallel;
+      request.headLayers = headLayers;
+      request.maxTokens = maxTokens;
+      request.blockSize = blockSize;
+      llvm::errs() << "moec: planning " << config->name << " for "
+                   << cluster->name << " (" << cluster->getNumGPUs()
+                   << " GPUs)...\n";
+      FailureOr<moe::PlannerResult> plan =
+          moe::choosePlan(*module, *cluster, clusterSpec, request);
+      if (failed(plan))
+        return 1;
+      const moe::PlanCandidate &chosen = plan->candidates[plan->chosen];
+      options = chosen.options;
+      moe::printPlannerExplanation(*plan, textReport);
+    } else {
+      options.tensorParallel = std::max<int64_t>(1, tensorParallel);
+      options.pipelineStages = std::max<int64_t>(1, pipelineParallel);
+      options.expertParallel =
+          expertParallel > 0 ? expertParallel : options.tensorParallel;
+    }
+    if (failed(run([&](OpPassManager &pm) {
+          moe::addPartitionPasses(pm, options);
+        })))
+      return failWith({"partitioning failed (see the diagnostics above)"});
+    if (report != ReportFormat::None) {
+      moe::PlanReport plan = moe::summarizePlan(
+          *module, cluster ? &*cluster : nullptr, step);
+      moe::printPlanReport(plan, textReport);
+      jsonReport["plan"] = moe::toJSON(plan);
+    }
+    if (stopAfter == moe::Stage::Decomposed &&
+        failed(run([](OpPassManager &pm) {
+          pm.addPass(moe::createMoEDecompose());
+          pm.addPass(createCanonicalizerPass());
+        })))
+      return failWith({"the moe pipeline failed (see the diagnostics above)"});
+  }
+
+  if (report == ReportFormat::JSON)
+    llvm::outs() << llvm::formatv("{0:2}",
+                                  llvm::json::Value(std::move(jsonReport)))
+                 << "\n";
+  else if (report == ReportFormat::Text)
+    llvm::outs() << text;
+  if (report != ReportFormat::None && emit.getNumOccurrences() == 0)
+    return 0;
 
   std::string error;
   std::unique_ptr<llvm::ToolOutputFile> output =
