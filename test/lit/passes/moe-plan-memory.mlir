@@ -15,7 +15,7 @@
 // CHECK-SAME: moe.memory_plan = #moe.memory_plan<weights = 32, activations = 192, workspace = 0, kv_cache = 83751862048, usable = 83751862272>
 // WORKSPACE: #moe.memory_plan<weights = 32, activations = 192, workspace = 268435456, kv_cache = 83483426592, usable = 83751862272>
 
-// FULL: error: moe-plan-memory: stage 0 (rank 0) does not fit on A100-SXM4-40GB (38.00 GiB usable): weights 38.04 GiB + activations 1.95 GiB + workspace 0.25 GiB leave -2.23 GiB for the KV cache, 2.33 GiB short of one 8192-token sequence (0.09 GiB)
+// FULL: error: moe-plan-memory: stage 0 (rank 0) does not fit on A100-SXM4-40GB (38.00 GiB usable): weights 38.04 GiB + activations 1.04 GiB + workspace 0.25 GiB leave -1.33 GiB for the KV cache, 1.42 GiB short of one 8192-token sequence (0.09 GiB)
 
 // Two ranks: half the attention and experts each, so the model fits.
 // TWO: moe.memory_plan = #moe.memory_plan<weights = 20553547776,
