@@ -17,8 +17,10 @@
 
 // FULL: error: moe-plan-memory: stage 0 (rank 0) does not fit on A100-SXM4-40GB (38.00 GiB usable): weights 38.04 GiB + activations 1.04 GiB + workspace 0.25 GiB leave -1.33 GiB for the KV cache, 1.42 GiB short of one 8192-token sequence (0.09 GiB)
 
-// Two ranks: half the attention and experts each, so the model fits.
-// TWO: moe.memory_plan = #moe.memory_plan<weights = 20553547776,
+// Two ranks: each holds half of the embedding, LM head, q/o projections and
+// experts (20,394,803,200 parameters) and all of the norms, routers and the
+// one KV head's k/v projections (26,939,392): 10,224,340,992 x 2 bytes.
+// TWO: moe.memory_plan = #moe.memory_plan<weights = 20448681984,
 
 // GPUS: error: moe-plan-memory: the plan needs 16 GPUs (2 stages x 8 ranks) but cluster a100-40gb-1x8 has 8
 // CLUSTER: error: moe-plan-memory: bad cluster "a100-40gb:1y8": expected PRESET:NODESxGPUS, e.g. a100-40gb:16x8
