@@ -159,6 +159,7 @@ FailureOr<PlannerResult> mlir::moe::choosePlan(
         candidate.options.maxTokens = request.maxTokens;
         candidate.options.blockSize = request.blockSize;
         candidate.replicas = gpus / (tp * pp);
+        candidate.hasExperts = shape.experts > 0;
         evaluate(graph, cluster, request, result.context, candidate);
         result.candidates.push_back(candidate);
       }
@@ -193,8 +194,10 @@ static std::string describe(const PlanCandidate &c) {
   std::string text;
   llvm::raw_string_ostream os(text);
   os << "tensor " << c.options.tensorParallel << " x pipeline "
-     << c.options.pipelineStages << ", experts "
-     << c.options.expertParallel << "x" << c.options.getExpertTensorParallel();
+     << c.options.pipelineStages;
+  if (c.hasExperts)
+    os << ", experts " << c.options.expertParallel << "x"
+       << c.options.getExpertTensorParallel();
   if (c.replicas > 1)
     os << ", " << c.replicas << " replicas";
   return text;
@@ -223,7 +226,7 @@ void mlir::moe::printPlannerExplanation(const PlannerResult &result,
      << feasible.size() << " fit; the best:\n";
   for (const PlanCandidate *c : llvm::ArrayRef(feasible).take_front(5))
     os << (c == &chosen ? "  * " : "    ") << llvm::left_justify(describe(*c), 54)
-       << llvm::format("batch %4lld  step %8.2f ms  %10.1f tokens/s  KV "
+       << llvm::format("batch %4lld  step %9.3f ms  %11.1f tokens/s  KV "
                        "%lld seqs\n",
                        static_cast<long long>(c->batch), c->stepSeconds * 1e3,
                        c->tokensPerSecond,

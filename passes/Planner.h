@@ -47,6 +47,8 @@ struct PlannerRequest {
 struct PlanCandidate {
   PartitionOptions options;
   int64_t replicas = 1;
+  /// Whether the model has routed experts (expertParallel means something).
+  bool hasExperts = false;
   bool feasible = false;
   /// Why it does not fit (the first error of the passes), when it does not.
   std::string reason;

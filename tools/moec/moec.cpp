@@ -173,6 +173,26 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   registry.insert<moe::MoEDialect, func::FuncDialect>();
   MLIRContext mlirContext(registry);
+  mlirContext.printOpOnDiagnostic(false);
+  // Diagnostics name the model file, as the reader's errors do; IR
+  // locations inside it (layer names) follow in parentheses.
+  ScopedDiagnosticHandler diagnostics(&mlirContext, [](Diagnostic &diag) {
+    auto print = [](Diagnostic &d) {
+      llvm::StringRef severity =
+          d.getSeverity() == DiagnosticSeverity::Error     ? "error"
+          : d.getSeverity() == DiagnosticSeverity::Warning ? "warning"
+          : d.getSeverity() == DiagnosticSeverity::Note    ? "note"
+                                                           : "remark";
+      llvm::errs() << inputFile << ": " << severity << ": " << d;
+      if (auto name = dyn_cast<NameLoc>(d.getLocation()))
+        llvm::errs() << " (at " << name.getName().getValue() << ")";
+      llvm::errs() << "\n";
+    };
+    print(diag);
+    for (Diagnostic &note : diag.getNotes())
+      print(note);
+    return success();
+  });
   OwningOpRef<ModuleOp> module =
       moe::importModel(*config, &mlirContext, inputFile);
 
