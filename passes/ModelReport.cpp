@@ -107,6 +107,8 @@ static std::string scaled(double value, llvm::ArrayRef<const char *> suffixes) {
 static std::string scaledCount(double count) {
   return scaled(count, {"", " K", " M", " B", " T", " P"});
 }
+
+std::string mlir::moe::formatCount(double count) { return scaledCount(count); }
 static std::string scaledFlops(double flops) {
   return scaled(flops, {" FLOP", " kFLOP", " MFLOP", " GFLOP", " TFLOP",
                         " PFLOP"});

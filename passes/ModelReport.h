@@ -65,6 +65,9 @@ FailureOr<ModelSummary> summarizeModel(ModuleOp module, CostContext step);
 /// Prints `summary` as an aligned, human-readable table.
 void printModelReport(const ModelSummary &summary, llvm::raw_ostream &os);
 
+/// A count scaled by powers of 1000: "20.42 B", "607.87 K", "192".
+std::string formatCount(double count);
+
 /// `summary` as JSON (the same figures, unscaled).
 llvm::json::Value toJSON(const ModelSummary &summary);
 

@@ -129,7 +129,7 @@ void mlir::moe::printPlanReport(const PlanReport &plan, llvm::raw_ostream &os) {
     double bytes16 = 2.0 * s.paramsPerRank, bytes8 = 1.0 * s.paramsPerRank;
     os << llvm::left_justify(std::to_string(s.stage), 6)
        << llvm::left_justify(ranks, 9) << llvm::left_justify(layers, 9)
-       << llvm::right_justify(fixed(s.paramsPerRank / 1e9) + " B", 12)
+       << llvm::right_justify(formatCount(s.paramsPerRank), 12)
        << llvm::right_justify(gb(bytes16), 9)
        << llvm::right_justify(gb(bytes8), 8)
        << llvm::right_justify(gb(bytes16 * s.ranks), 9)

@@ -69,3 +69,24 @@ module attributes {moe.model = "toy", moe.max_context = 10 : i64} {
 
 // BADTOKENS: error: moe-report: tokens must be at least 1, got 0
 // NOFORWARD: error: model has no @forward function to report on
+
+// A partitioned model gets the per-stage table; with a cluster, the
+// predicted step; json=true writes the same as JSON.
+// RUN: moec %models/tiny-moe.json --tensor-parallel=2 --pipeline-parallel=2 --expert-parallel=2 -o %t.part.mlir
+// RUN: moe-opt %t.part.mlir -moe-report -o /dev/null | FileCheck %s --check-prefix=PART
+// RUN: moe-opt %t.part.mlir -moe-report='cluster=a100-80gb:2x2 tokens=4' -o /dev/null | FileCheck %s --check-prefix=COST
+// RUN: moe-opt %t.part.mlir -moe-report='json=true' -o /dev/null | FileCheck %s --check-prefix=JSON
+// RUN: not moe-opt %t.part.mlir -moe-report='cluster=nowhere:1x1' -o /dev/null 2>&1 | FileCheck %s --check-prefix=BADCLUSTER
+// PART-NOT: model tiny-moe
+// PART: plan: 2 pipeline stage(s) x 2 tensor-parallel rank(s) = 4 GPUs
+// PART-NEXT: experts: 4 per layer in 2 group(s) of 1 rank(s), inside each stage (node)
+// PART-NEXT: stage ranks    layers     params/GPU   GB/GPU   @8bit  GB/node   @8bit  KV B/tok
+// PART-NEXT: 0     0-1      0            156.42 K
+// PART-NEXT: 1     2-3      1            156.54 K
+// COST: plan: 2 pipeline stage(s) x 2 tensor-parallel rank(s) = 4 GPUs of A100-SXM4-80GB (a100-80gb-2x2)
+// COST: decode step, 4 sequence(s) at context 256:
+// COST-NEXT: communication per step per rank (most loaded stage): 6144 bytes within the node, 1024 bytes to the next stage
+// JSON: "plan": {
+// JSON: "pipeline_stages": 2,
+// JSON: "params_per_gpu": 156416,
+// BADCLUSTER: error: moe-report: unknown cluster preset "nowhere"
