@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job: install dependencies, build, and compile the shipped models
-# (the GPT-4-class report, the one-GPU benchmark model's report, and the moe
-# IR of a small model).
+# The main job: install dependencies, build, and compile the shipped models:
+# the GPT-4-class model's report and its 128-GPU plan, the one-GPU benchmark
+# model's report, and the moe IR of a small model.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
@@ -9,6 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="$root/build/bin"
 set -x
 "$bin/moec" "$root/models/gpt4.json" --report
+"$bin/moec" "$root/models/gpt4.json" --cluster=a100-40gb:16x8 --batch=32 --report
 "$bin/moec" "$root/models/gpt4-mini.json" --report
 "$bin/moec" "$root/models/tiny-moe.json" --emit=moe -o "$root/build/tiny-moe.mlir"
 "$bin/moe-opt" "$root/build/tiny-moe.mlir" -moe-report -o /dev/null
