@@ -48,11 +48,6 @@ int64_t getTensorParallel(ModuleOp module);
 /// "ranks 8-15" (or "rank 3") for stage `stage` of `tensorParallel` ranks.
 std::string describeRanks(int64_t stage, int64_t tensorParallel);
 
-/// Peak bytes of the activation buffers `func` keeps live at once when each
-/// dynamic (token) dimension is `rows`: a buffer is freed after its last
-/// reader. Weights and KV caches do not count.
-int64_t peakActivationBytes(func::FuncOp func, int64_t rows);
-
 /// Bytes as GiB with two decimals: "37.25 GiB".
 std::string formatGiB(int64_t bytes);
 

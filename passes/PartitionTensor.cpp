@@ -25,58 +25,6 @@ namespace mlir::moe {
 using namespace mlir;
 using namespace mlir::moe;
 
-LogicalResult mlir::moe::ShardPlan::add(Value weight, ArrayRef<int64_t> splits,
-                                        ArrayRef<int64_t> chunks) {
-  auto op = weight.getDefiningOp<WeightOp>();
-  if (!op)
-    return success(); // Not a named parameter: nothing to shard.
-  Entry entry{SmallVector<int64_t>(splits), SmallVector<int64_t>(chunks)};
-  auto [it, inserted] = shards.try_emplace(op, entry);
-  if (!inserted && (it->second.splits != entry.splits ||
-                    it->second.chunks != entry.chunks))
-    return op.emitError() << "weight '" << op.getName()
-                          << "' is read by ops that need different shards";
-  return success();
-}
-
-LogicalResult mlir::moe::ShardPlan::apply() {
-  for (auto &[operation, entry] : shards) {
-    auto op = cast<WeightOp>(operation);
-    if (llvm::all_of(entry.splits, [](int64_t s) { return s == 1; }))
-      continue; // Replicated: every rank holds the whole weight.
-    if (op.getShardAttr())
-      return op.emitError() << "weight '" << op.getName()
-                            << "' is already sharded";
-    RankedTensorType type = op.getResult().getType();
-    SmallVector<int64_t> local(type.getShape());
-    for (auto [index, split] : llvm::enumerate(entry.splits)) {
-      if (local[index] % split != 0)
-        return op.emitError() << "dimension " << index << " of weight '"
-                              << op.getName() << "' (" << local[index]
-                              << ") does not split " << split << " ways";
-      local[index] /= split;
-    }
-    op.getResult().setType(type.clone(local));
-    op.setShardAttr(ShardAttr::get(op.getContext(), entry.splits,
-                                   entry.chunks));
-  }
-  return success();
-}
-
-void mlir::moe::insertAllReduceAfter(Value value, int64_t groupSize) {
-  OpBuilder b(value.getContext());
-  b.setInsertionPointAfterValue(value);
-  auto reduce = AllReduceOp::create(b, value.getLoc(), value, groupSize);
-  value.replaceAllUsesExcept(reduce.getResult(), reduce);
-}
-
-void mlir::moe::updateFunctionType(func::FuncOp func) {
-  auto returnOp = cast<func::ReturnOp>(func.getBody().front().getTerminator());
-  func.setType(FunctionType::get(func.getContext(),
-                                 func.getBody().getArgumentTypes(),
-                                 returnOp.getOperandTypes()));
-}
-
 namespace {
 struct MoEPartitionTensorPass
     : public moe::impl::MoEPartitionTensorBase<MoEPartitionTensorPass> {

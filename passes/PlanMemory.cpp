@@ -31,7 +31,10 @@ static int64_t activationBytes(Value value, int64_t rows) {
   return getTensorBytes(type, rows);
 }
 
-int64_t mlir::moe::peakActivationBytes(func::FuncOp func, int64_t rows) {
+/// Peak bytes of the activation buffers `func` keeps live at once when each
+/// dynamic (token) dimension is `rows`: a buffer is freed after its last
+/// reader. Weights and KV caches do not count.
+static int64_t peakActivationBytes(func::FuncOp func, int64_t rows) {
   Block &body = func.getBody().front();
   // Position of each value's last reader: its buffer is free after that.
   DenseMap<Operation *, unsigned> position;
