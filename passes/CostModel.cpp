@@ -11,11 +11,11 @@ StageCost mlir::moe::estimateStage(func::FuncOp func, const CostContext &step,
                                    const moec::ClusterConfig &cluster,
                                    moec::DType type) {
   StageCost cost;
+  walkCostOps(func, [&](CostOpInterface op) {
+    cost.flops += op.getFlops(step);
+    cost.bytes += op.getBytesRead(step) + op.getBytesWritten(step);
+  });
   func.walk([&](Operation *op) {
-    if (auto costly = dyn_cast<CostOpInterface>(op)) {
-      cost.flops += costly.getFlops(step);
-      cost.bytes += costly.getBytesRead(step) + costly.getBytesWritten(step);
-    }
     if (auto comm = dyn_cast<CommOpInterface>(op)) {
       int64_t sent = comm.getBytesSent(step);
       (comm.isWithinStage() ? cost.bytesWithinStage : cost.bytesToNextStage) +=

@@ -32,21 +32,32 @@ FailureOr<ModelSummary> mlir::moe::summarizeModel(ModuleOp module,
     double activeFraction;
   };
   llvm::MapVector<Value, WeightUse> weights;
-  forward.walk([&](CostOpInterface op) {
+  walkCostOps(forward, [&](CostOpInterface op) {
     summary.stepFlops += op.getFlops(step);
     summary.stepFlopsNoContext += op.getFlops(CostContext{step.numTokens, 0});
     summary.stepBytesRead += op.getBytesRead(step);
     summary.stepBytesWritten += op.getBytesWritten(step);
+  });
+  // Parameters: every op that reads weights, fused kernels' bodies included
+  // (their block arguments stand for the kernel's inputs).
+  auto resolve = [](Value value) {
+    if (auto arg = dyn_cast<BlockArgument>(value))
+      if (auto fused = dyn_cast<FusedOp>(arg.getOwner()->getParentOp()))
+        return fused.getInputs()[arg.getArgNumber()];
+    return value;
+  };
+  forward.walk([&](CostOpInterface op) {
     std::optional<ParamCategory> category = op.getParamCategory();
     if (!category)
       return;
     if (op.getNumExperts() > 1)
       summary.numExperts = std::max(summary.numExperts, op.getNumExperts());
     for (Value operand : op->getOperands()) {
-      if (!operand.getDefiningOp<WeightOp>())
+      Value weight = resolve(operand);
+      if (!weight.getDefiningOp<WeightOp>())
         continue;
       auto [it, inserted] = weights.try_emplace(
-          operand, WeightUse{*category, op.getActiveWeightFraction()});
+          weight, WeightUse{*category, op.getActiveWeightFraction()});
       if (!inserted)
         it->second.activeFraction =
             std::max(it->second.activeFraction, op.getActiveWeightFraction());

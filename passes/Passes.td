@@ -153,4 +153,30 @@ def MoEPlanKVCache : Pass<"moe-plan-kv-cache", "::mlir::ModuleOp"> {
   ];
 }
 
+def MoEFuse : Pass<"moe-fuse", "::mlir::ModuleOp"> {
+  let summary = "Group the memory-bound ops between GEMMs into fused kernels";
+  let description = [{
+    Wraps runs of memory-bound ops (residual add, norms, RoPE, token
+    dispatch, expert combine, row gather, sampling) into moe.fused ops. An
+    op joins the kernel of one of its producers when everything else it
+    reads was computed before that kernel starts; so residual add + RMSNorm
+    become one kernel, and the expert combine + residual add + the next
+    layer's input norm another. Weights move to the top of the function
+    first (they are constants). GEMMs, attention over the cache, cache
+    writes and collectives stay outside.
+  }];
+  let dependentDialects = ["::mlir::moe::MoEDialect"];
+}
+
+def MoEOutlineKernels : Pass<"moe-outline-kernels", "::mlir::ModuleOp"> {
+  let summary = "Outline fused kernels into functions shared by identical "
+                "layers";
+  let description = [{
+    Replaces every moe.fused op by a func.call of a private function marked
+    `moe.kernel`; fused ops with identical bodies and types share one
+    function, so 120 identical layers compile their kernels once.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 #endif // MOE_PASSES_TD

@@ -28,3 +28,15 @@ double mlir::moe::expectedExpertsTouched(int64_t numExperts, int64_t topK,
   double miss = 1.0 - static_cast<double>(topK) / numExperts;
   return numExperts * (1.0 - std::pow(miss, static_cast<double>(numTokens)));
 }
+
+void mlir::moe::walkCostOps(Operation *root,
+                            llvm::function_ref<void(CostOpInterface)> fn) {
+  root->walk<WalkOrder::PreOrder>([&](Operation *op) {
+    auto costly = dyn_cast<CostOpInterface>(op);
+    if (!costly)
+      return WalkResult::advance();
+    fn(costly);
+    // A fused kernel's cost covers its body.
+    return op->getNumRegions() ? WalkResult::skip() : WalkResult::advance();
+  });
+}

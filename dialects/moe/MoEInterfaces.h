@@ -31,4 +31,12 @@ double expectedExpertsTouched(int64_t numExperts, int64_t topK,
 
 #include "dialects/moe/MoEInterfaces.h.inc"
 
+namespace mlir::moe {
+
+/// Calls `fn` on every op under `root` that has a cost, once: a fused kernel
+/// counts as a whole (its body is not visited again).
+void walkCostOps(Operation *root, llvm::function_ref<void(CostOpInterface)> fn);
+
+} // namespace mlir::moe
+
 #endif // MOEC_DIALECTS_MOE_MOEINTERFACES_H

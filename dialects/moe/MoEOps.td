@@ -502,5 +502,6 @@ def MoE_CombineOp : MoE_CostOp<"combine"> {
 }
 
 include "MoECommOps.td"
+include "MoEFusionOps.td"
 
 #endif // MOE_OPS_TD
