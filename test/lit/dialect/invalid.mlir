@@ -903,3 +903,32 @@ func.func @recv_stage() {
   %x = moe.recv from stage -2 : tensor<?x64xbf16>
   return
 }
+
+// -----
+
+func.func @fused_arguments(%h: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.fused' op body arguments must have the types of the inputs}}
+  %f = moe.fused ins(%h) : (tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  ^bb0(%x: tensor<?x32xbf16>):
+    moe.yield %h : tensor<?x64xbf16>
+  }
+  return
+}
+
+// -----
+
+func.func @fused_results(%h: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.fused' op yielded values must have the types of the results}}
+  %f = moe.fused ins(%h) : (tensor<?x64xbf16>) -> tensor<?x32xbf16> {
+  ^bb0(%x: tensor<?x64xbf16>):
+    moe.yield %x : tensor<?x64xbf16>
+  }
+  return
+}
+
+// -----
+
+func.func @yield_outside(%h: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.yield' op expects parent op 'moe.fused'}}
+  moe.yield %h : tensor<?x64xbf16>
+}

@@ -137,3 +137,20 @@ func.func @placed_expert_ffn(%x: tensor<?x64xbf16>, %off: tensor<9xi32>) -> tens
   %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 global_experts 8 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
   return %y : tensor<?x64xbf16>
 }
+
+// CHECK-LABEL: func.func @fused
+func.func @fused(%h: tensor<?x64xbf16>, %a: tensor<?x64xbf16>) -> tensor<?x64xbf16> {
+  %w = moe.weight "n" : tensor<64xbf16>
+  // CHECK: %[[F:.*]]:2 = moe.fused ins(%{{.*}}, %{{.*}}, %{{.*}}) : (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xbf16>, tensor<?x64xbf16>) {
+  // CHECK-NEXT: ^bb0(%[[X:.*]]: tensor<?x64xbf16>, %[[Y:.*]]: tensor<?x64xbf16>, %[[G:.*]]: tensor<64xbf16>):
+  // CHECK-NEXT: %[[S:.*]] = moe.add %[[X]], %[[Y]] : tensor<?x64xbf16>
+  // CHECK-NEXT: %[[N:.*]] = moe.rms_norm %[[S]], %[[G]]
+  // CHECK-NEXT: moe.yield %[[S]], %[[N]] : tensor<?x64xbf16>, tensor<?x64xbf16>
+  %f:2 = moe.fused ins(%h, %a, %w) : (tensor<?x64xbf16>, tensor<?x64xbf16>, tensor<64xbf16>) -> (tensor<?x64xbf16>, tensor<?x64xbf16>) {
+  ^bb0(%x: tensor<?x64xbf16>, %y: tensor<?x64xbf16>, %g: tensor<64xbf16>):
+    %s = moe.add %x, %y : tensor<?x64xbf16>
+    %n = moe.rms_norm %s, %g eps = 1.0e-5 : (tensor<?x64xbf16>, tensor<64xbf16>) -> tensor<?x64xbf16>
+    moe.yield %s, %n : tensor<?x64xbf16>, tensor<?x64xbf16>
+  }
+  return %f#1 : tensor<?x64xbf16>
+}
