@@ -4,6 +4,11 @@
 #define MOEC_PASSES_PASSES_H
 
 #include "dialects/moe/MoEDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {
@@ -16,6 +21,8 @@ namespace mlir::moe {
 void populateDecomposeAttentionPatterns(RewritePatternSet &patterns);
 /// Patterns that rewrite moe.experts into dispatch/expert_ffn/combine.
 void populateDecomposeExpertsPatterns(RewritePatternSet &patterns);
+/// Patterns that lower moe elementwise and norm ops to linalg.generic.
+void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
 
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"

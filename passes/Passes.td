@@ -179,4 +179,18 @@ def MoEOutlineKernels : Pass<"moe-outline-kernels", "::mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
+  let summary = "Lower moe elementwise and norm ops to linalg on tensors";
+  let description = [{
+    moe.add, moe.rms_norm, moe.layer_norm and moe.rope become linalg.generic
+    ops (row reductions for the norms), computing in f32 and rounding once
+    to the activation type. The host and GPU pipelines take it from there
+    (bufferization, loops or GPU mapping, LLVM). Other moe ops are left.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // MOE_PASSES_TD

@@ -41,6 +41,7 @@ struct WeightSpec {
   std::string name;
   /// Shape of the whole tensor in the checkpoint.
   std::vector<int64_t> fullShape;
+  /// Element type the model binds; must equal the checkpoint's.
   DType dtype = DType::BF16;
   /// Dimension i is cut into splits[i] equal parts; empty = whole tensor.
   std::vector<int64_t> splits;
@@ -124,10 +125,13 @@ public:
 
   /// Tensor `name` wherever it lives, or null.
   const TensorInfo *find(const std::string &name) const;
+  /// Whether the checkpoint holds tensor `name`.
   bool has(const std::string &name) const { return find(name) != nullptr; }
   /// All tensor names, sorted.
   std::vector<std::string> names() const;
+  /// Tensors in the checkpoint (for an index: the names its weight_map lists).
   size_t numTensors() const { return tensors.size(); }
+  /// Safetensors files opened.
   size_t numFiles() const { return files.size(); }
   /// Bytes of every tensor in the checkpoint.
   int64_t totalBytes() const { return checkpointBytes; }

@@ -17,5 +17,9 @@ config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "I
 llvm_config.with_system_environment(["HOME", "TMPDIR"])
 llvm_config.use_default_substitutions()
 tool_dirs = [config.moec_tools_dir, config.llvm_tools_dir]
-llvm_config.add_tool_substitutions(["moe-opt", "moec", "moe-run"], tool_dirs)
+llvm_config.add_tool_substitutions(
+    ["moe-opt", "moec", "moe-run", "mlir-opt", "mlir-runner"], tool_dirs)
+# Runtime support of mlir-runner (printMemrefF32, ...) for execution tests.
+config.substitutions.append(("%mlir_runner_utils", os.path.join(config.llvm_lib_dir, "libmlir_runner_utils.so")))
+config.substitutions.append(("%mlir_c_runner_utils", os.path.join(config.llvm_lib_dir, "libmlir_c_runner_utils.so")))
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

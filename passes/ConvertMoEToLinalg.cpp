@@ -1,0 +1,277 @@
+//===- ConvertMoEToLinalg.cpp - The convert-moe-to-linalg pass ------------===//
+//
+// Lowers the elementwise and normalisation ops of moe to linalg.generic on
+// tensors, the form the host and GPU code generators start from. Arithmetic
+// runs in f32 and is rounded once to the activation type. Lowered so far:
+// moe.add, moe.rms_norm, moe.layer_norm, moe.rope; other ops stay as they
+// are.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/MoEOps.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_CONVERTMOETOLINALG
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+/// Builders shared by the patterns for [tokens, features] activations.
+struct Lowering {
+  OpBuilder &b;
+  Location loc;
+
+  Type f32() { return b.getF32Type(); }
+
+  /// An empty tensor shaped like `like` (dynamic sizes read from it).
+  Value emptyLike(Value like, Type element) {
+    auto type = cast<RankedTensorType>(like.getType());
+    SmallVector<Value> sizes;
+    for (int64_t i = 0; i < type.getRank(); ++i)
+      if (type.isDynamicDim(i))
+        sizes.push_back(tensor::DimOp::create(b, loc, like, i));
+    return tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
+  }
+
+  /// A [tokens] f32 tensor of zeros, for row reductions of `rows`.
+  Value zeroRows(Value rows) {
+    Value tokens = tensor::DimOp::create(b, loc, rows, 0);
+    Value empty = tensor::EmptyOp::create(
+        b, loc, ArrayRef<int64_t>{ShapedType::kDynamic}, f32(),
+        ValueRange{tokens});
+    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+    return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+  }
+
+  Value toF32(Value value) {
+    if (value.getType() == f32())
+      return value;
+    return arith::ExtFOp::create(b, loc, f32(), value);
+  }
+  Value fromF32(Value value, Type type) {
+    if (type == f32())
+      return value;
+    return arith::TruncFOp::create(b, loc, type, value);
+  }
+
+  AffineMap rowMap() {
+    return AffineMap::get(2, 0, {b.getAffineDimExpr(0)}, b.getContext());
+  }
+  AffineMap columnMap() {
+    return AffineMap::get(2, 0, {b.getAffineDimExpr(1)}, b.getContext());
+  }
+  AffineMap identity() { return b.getMultiDimIdentityMap(2); }
+
+  /// sum over features of f(x) per row: reduction into [tokens] f32.
+  Value rowSum(Value input,
+               function_ref<Value(OpBuilder &, Location, Value)> term) {
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{zeroRows(input).getType()},
+               ValueRange{input}, ValueRange{zeroRows(input)},
+               ArrayRef<AffineMap>{identity(), rowMap()},
+               ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
+                                             utils::IteratorType::reduction},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 Lowering inner{nb, nl};
+                 Value x = inner.toF32(args[0]);
+                 Value sum =
+                     arith::AddFOp::create(nb, nl, term(nb, nl, x), args[1]);
+                 linalg::YieldOp::create(nb, nl, sum);
+               })
+        .getResult(0);
+  }
+};
+
+struct LowerAdd : OpRewritePattern<AddOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(AddOp op,
+                                PatternRewriter &rewriter) const override {
+    Lowering l{rewriter, op.getLoc()};
+    Type element = op.getType().getElementType();
+    auto map = l.identity();
+    auto parallel = utils::IteratorType::parallel;
+    auto generic = linalg::GenericOp::create(
+        rewriter, op.getLoc(), TypeRange{op.getType()},
+        ValueRange{op.getLhs(), op.getRhs()},
+        ValueRange{l.emptyLike(op.getLhs(), element)},
+        ArrayRef<AffineMap>{map, map, map},
+        ArrayRef<utils::IteratorType>{parallel, parallel},
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Lowering inner{b, loc};
+          Value sum = arith::AddFOp::create(b, loc, inner.toF32(args[0]),
+                                            inner.toF32(args[1]));
+          linalg::YieldOp::create(b, loc, inner.fromF32(sum, element));
+        });
+    rewriter.replaceOp(op, generic.getResults());
+    return success();
+  }
+};
+
+/// y = (x - mean) * rsqrt(var + eps) * w (+ b); RMSNorm has mean 0 and
+/// var = mean(x^2).
+template <typename NormOp>
+struct LowerNorm : OpRewritePattern<NormOp> {
+  using OpRewritePattern<NormOp>::OpRewritePattern;
+  LogicalResult matchAndRewrite(NormOp op,
+                                PatternRewriter &rewriter) const override {
+    constexpr bool isLayerNorm = std::is_same_v<NormOp, LayerNormOp>;
+    Location loc = op.getLoc();
+    Lowering l{rewriter, loc};
+    auto type = cast<RankedTensorType>(op.getType());
+    Type element = type.getElementType();
+    double width = type.getDimSize(1);
+    double epsilon = op.getEpsilon().convertToDouble();
+
+    Value sumSquares = l.rowSum(
+        op.getInput(), [](OpBuilder &b, Location loc, Value x) -> Value {
+          return arith::MulFOp::create(b, loc, x, x);
+        });
+    Value sum;
+    if constexpr (isLayerNorm)
+      sum = l.rowSum(op.getInput(),
+                     [](OpBuilder &, Location, Value x) { return x; });
+
+    SmallVector<Value> inputs{op.getInput(), sumSquares, op.getWeight()};
+    SmallVector<AffineMap> maps{l.identity(), l.rowMap(), l.columnMap()};
+    if constexpr (isLayerNorm) {
+      inputs.append({sum, op.getBias()});
+      maps.append({l.rowMap(), l.columnMap()});
+    }
+    maps.push_back(l.identity());
+    auto parallel = utils::IteratorType::parallel;
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type}, inputs,
+        ValueRange{l.emptyLike(op.getInput(), element)}, maps,
+        ArrayRef<utils::IteratorType>{parallel, parallel},
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Lowering inner{b, loc};
+          auto constant = [&](double value) -> Value {
+            return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(value));
+          };
+          Value x = inner.toF32(args[0]);
+          Value inverseWidth = constant(1.0 / width);
+          Value meanSquare = arith::MulFOp::create(b, loc, args[1], inverseWidth);
+          Value variance = meanSquare;
+          if constexpr (isLayerNorm) {
+            Value mean = arith::MulFOp::create(b, loc, args[3], inverseWidth);
+            x = arith::SubFOp::create(b, loc, x, mean);
+            variance = arith::SubFOp::create(
+                b, loc, meanSquare, arith::MulFOp::create(b, loc, mean, mean));
+          }
+          Value scale = math::RsqrtOp::create(
+              b, loc, arith::AddFOp::create(b, loc, variance, constant(epsilon)));
+          Value y = arith::MulFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, x, scale),
+              inner.toF32(args[2]));
+          if constexpr (isLayerNorm)
+            y = arith::AddFOp::create(b, loc, y, inner.toF32(args[4]));
+          linalg::YieldOp::create(b, loc, inner.fromF32(y, element));
+        });
+    rewriter.replaceOp(op, generic.getResults());
+    return success();
+  }
+};
+
+/// Rotates each pair of a head's dimensions by position * theta^(-2i/d):
+/// rotate_half pairs i with i + d/2, interleaved pairs 2i with 2i+1.
+struct LowerRope : OpRewritePattern<RopeOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(RopeOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Lowering l{rewriter, loc};
+    auto type = cast<RankedTensorType>(op.getType());
+    Type element = type.getElementType();
+    int64_t headDim = op.getHeadDim(), half = headDim / 2;
+    bool rotateHalf = op.getRope().getStyle() == RopeStyle::rotate_half;
+    double logTheta = std::log(op.getRope().getTheta().convertToDouble());
+    Value input = op.getInput();
+    auto parallel = utils::IteratorType::parallel;
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type}, ValueRange{input, op.getPositions()},
+        ValueRange{l.emptyLike(input, element)},
+        ArrayRef<AffineMap>{l.identity(), l.rowMap(), l.identity()},
+        ArrayRef<utils::IteratorType>{parallel, parallel},
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Lowering inner{b, loc};
+          auto index = [&](int64_t v) -> Value {
+            return arith::ConstantIndexOp::create(b, loc, v);
+          };
+          Value token = linalg::IndexOp::create(b, loc, 0);
+          Value column = linalg::IndexOp::create(b, loc, 1);
+          Value inHead = arith::RemUIOp::create(b, loc, column, index(headDim));
+          // i: the pair's frequency index; first: is this the pair's first
+          // element; partner: the other element's column.
+          Value i, first, partner;
+          if (rotateHalf) {
+            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                          inHead, index(half));
+            i = arith::RemUIOp::create(b, loc, inHead, index(half));
+            partner = arith::SelectOp::create(
+                b, loc, first, arith::AddIOp::create(b, loc, column, index(half)),
+                arith::SubIOp::create(b, loc, column, index(half)));
+          } else {
+            Value odd = arith::RemUIOp::create(b, loc, inHead, index(2));
+            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                          odd, index(0));
+            i = arith::DivUIOp::create(b, loc, inHead, index(2));
+            partner = arith::SelectOp::create(
+                b, loc, first, arith::AddIOp::create(b, loc, column, index(1)),
+                arith::SubIOp::create(b, loc, column, index(1)));
+          }
+          // angle = position * exp(-2 i / d * ln(theta)).
+          Value iF = arith::UIToFPOp::create(
+              b, loc, inner.f32(),
+              arith::IndexCastUIOp::create(b, loc, b.getI32Type(), i));
+          Value exponent = arith::MulFOp::create(
+              b, loc, iF,
+              arith::ConstantOp::create(
+                  b, loc, b.getF32FloatAttr(-2.0 * logTheta / headDim)));
+          Value frequency = math::ExpOp::create(b, loc, exponent);
+          Value position =
+              arith::SIToFPOp::create(b, loc, inner.f32(), args[1]);
+          Value angle = arith::MulFOp::create(b, loc, position, frequency);
+          Value cos = math::CosOp::create(b, loc, angle);
+          Value sin = math::SinOp::create(b, loc, angle);
+          Value x = inner.toF32(args[0]);
+          Value other = inner.toF32(
+              tensor::ExtractOp::create(b, loc, input, ValueRange{token, partner}));
+          // first: x cos - other sin; second: x cos + other sin.
+          Value otherSin = arith::MulFOp::create(b, loc, other, sin);
+          Value signedSin = arith::SelectOp::create(
+              b, loc, first, arith::NegFOp::create(b, loc, otherSin), otherSin);
+          Value y = arith::AddFOp::create(
+              b, loc, arith::MulFOp::create(b, loc, x, cos), signedSin);
+          linalg::YieldOp::create(b, loc, inner.fromF32(y, element));
+        });
+    rewriter.replaceOp(op, generic.getResults());
+    return success();
+  }
+};
+
+struct ConvertMoEToLinalgPass
+    : public moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalgPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateMoEToLinalgPatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
+} // namespace
+
+void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerAdd, LowerNorm<RMSNormOp>, LowerNorm<LayerNormOp>,
+               LowerRope>(patterns.getContext());
+}

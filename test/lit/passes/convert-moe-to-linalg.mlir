@@ -1,0 +1,77 @@
+// RUN: moe-opt %s -convert-moe-to-linalg -split-input-file | FileCheck %s
+// Numerics are checked by executing the lowered code: codegen/host-execution.mlir.
+
+// CHECK-LABEL: func.func @add
+// CHECK-SAME: (%[[A:.*]]: tensor<?x8xbf16>, %[[B:.*]]: tensor<?x8xbf16>)
+// CHECK: %[[N:.*]] = tensor.dim %[[A]], %c0
+// CHECK: %[[E:.*]] = tensor.empty(%[[N]]) : tensor<?x8xbf16>
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]{{.*}} ins(%[[A]], %[[B]] : tensor<?x8xbf16>, tensor<?x8xbf16>) outs(%[[E]] : tensor<?x8xbf16>)
+// CHECK: arith.extf {{.*}} : bf16 to f32
+// CHECK: arith.addf {{.*}} : f32
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-NOT: moe.add
+func.func @add(%a: tensor<?x8xbf16>, %b: tensor<?x8xbf16>) -> tensor<?x8xbf16> {
+  %s = moe.add %a, %b : tensor<?x8xbf16>
+  return %s : tensor<?x8xbf16>
+}
+
+// -----
+
+// A row reduction of x^2 into f32, then the scale: x * rsqrt(sum / 8 + eps) * w.
+// CHECK-LABEL: func.func @rms_norm
+// CHECK-DAG: %[[EPS:.*]] = arith.constant 9.99999974E-6 : f32
+// CHECK-DAG: %[[INV:.*]] = arith.constant 1.250000e-01 : f32
+// CHECK: %[[Z:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?xf32>)
+// CHECK: %[[SQ:.*]] = linalg.generic {{.*}}iterator_types = ["parallel", "reduction"]{{.*}} outs(%[[Z]] : tensor<?xf32>)
+// CHECK: arith.mulf
+// CHECK: arith.addf
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]{{.*}} ins(%{{.*}}, %[[SQ]], %{{.*}} : tensor<?x8xbf16>, tensor<?xf32>, tensor<8xbf16>)
+// CHECK: arith.mulf %{{.*}}, %[[INV]]
+// CHECK: arith.addf %{{.*}}, %[[EPS]]
+// CHECK: math.rsqrt
+func.func @rms_norm(%x: tensor<?x8xbf16>, %w: tensor<8xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.rms_norm %x, %w eps = 1.0e-5 : (tensor<?x8xbf16>, tensor<8xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
+// Two row reductions (x^2 and x), then (x - mean) * rsqrt(var + eps) * w + b.
+// CHECK-LABEL: func.func @layer_norm
+// CHECK: linalg.generic {{.*}}"reduction"
+// CHECK: linalg.generic {{.*}}"reduction"
+// CHECK: linalg.generic {{.*}}ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x8xf32>, tensor<?xf32>, tensor<8xf32>, tensor<?xf32>, tensor<8xf32>)
+// CHECK: arith.subf
+// CHECK: math.rsqrt
+func.func @layer_norm(%x: tensor<?x8xf32>, %w: tensor<8xf32>, %b: tensor<8xf32>) -> tensor<?x8xf32> {
+  %y = moe.layer_norm %x, %w, %b eps = 1.0e-5 : (tensor<?x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// Each element reads its pair partner (column +- head_dim/2) and rotates.
+// CHECK-LABEL: func.func @rope
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8xbf16>, %[[P:.*]]: tensor<?xi32>)
+// CHECK: linalg.generic {{.*}} ins(%[[X]], %[[P]] : tensor<?x8xbf16>, tensor<?xi32>)
+// CHECK: linalg.index 0
+// CHECK: linalg.index 1
+// CHECK: arith.remui %{{.*}}, %c4
+// CHECK: math.exp
+// CHECK: math.cos
+// CHECK: math.sin
+// CHECK: tensor.extract %[[X]]
+func.func @rope(%x: tensor<?x8xbf16>, %p: tensor<?xi32>) -> tensor<?x8xbf16> {
+  %y = moe.rope %x, %p head_dim 4 <theta = 10000.0, style = rotate_half> : (tensor<?x8xbf16>, tensor<?xi32>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
+// Ops without a lowering yet stay.
+// CHECK-LABEL: func.func @other
+// CHECK: moe.linear
+func.func @other(%x: tensor<?x8xbf16>, %w: tensor<8x8xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.linear %x, %w category mlp : (tensor<?x8xbf16>, tensor<8x8xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
