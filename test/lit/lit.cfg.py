@@ -1,5 +1,6 @@
 # lit configuration of the moec tests: one file per op group, pass and tool.
 import os
+import shutil
 
 import lit.formats
 from lit.llvm import llvm_config
@@ -23,3 +24,17 @@ llvm_config.add_tool_substitutions(
 config.substitutions.append(("%mlir_runner_utils", os.path.join(config.llvm_lib_dir, "libmlir_runner_utils.so")))
 config.substitutions.append(("%mlir_c_runner_utils", os.path.join(config.llvm_lib_dir, "libmlir_c_runner_utils.so")))
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
+
+# ptxas assembles PTX for sm_90a where the CUDA toolkit is installed; tests
+# that need it are reported UNSUPPORTED (skipped, and listed as such) where
+# it is not.
+if shutil.which("ptxas") or os.path.exists("/usr/local/cuda/bin/ptxas"):
+    config.available_features.add("ptxas")
+# libdevice provides the math functions (__nv_expf, __nv_rsqrtf, ...) that
+# NVVM lowering calls.
+for cuda in [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]:
+    libdevice = os.path.join(cuda, "nvvm", "libdevice", "libdevice.10.bc")
+    if cuda and os.path.exists(libdevice):
+        config.available_features.add("libdevice")
+        config.substitutions.append(("%libdevice", libdevice))
+        break
