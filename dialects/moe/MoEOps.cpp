@@ -167,24 +167,29 @@ LogicalResult EmbedOp::verify() {
   return success();
 }
 
-LogicalResult RMSNormOp::verify() {
-  if (failed(checkSameType(*this, "result", getResult(), "input", getInput())))
+/// Shared invariants of the norms: result typed as the input, a positive
+/// epsilon, and [d_model] weight (and bias).
+static LogicalResult verifyNorm(Operation *op, Value input, Value result,
+                                llvm::APFloat epsilon, Value weight,
+                                Value bias = {}) {
+  if (failed(checkSameType(op, "result", result, "input", input)))
     return failure();
-  if (!(getEpsilon().convertToDouble() > 0.0))
-    return emitOpError("epsilon must be positive");
-  return checkShape(*this, "weight", getWeight(), {dim(getInput(), 1)},
-                    "d_model");
+  if (!(epsilon.convertToDouble() > 0.0))
+    return op->emitOpError("epsilon must be positive");
+  if (failed(checkShape(op, "weight", weight, {dim(input, 1)}, "d_model")))
+    return failure();
+  if (bias && failed(checkShape(op, "bias", bias, {dim(input, 1)}, "d_model")))
+    return failure();
+  return success();
+}
+
+LogicalResult RMSNormOp::verify() {
+  return verifyNorm(*this, getInput(), getResult(), getEpsilon(), getWeight());
 }
 
 LogicalResult LayerNormOp::verify() {
-  if (failed(checkSameType(*this, "result", getResult(), "input", getInput())))
-    return failure();
-  if (!(getEpsilon().convertToDouble() > 0.0))
-    return emitOpError("epsilon must be positive");
-  if (failed(checkShape(*this, "weight", getWeight(), {dim(getInput(), 1)},
-                        "d_model")))
-    return failure();
-  return checkShape(*this, "bias", getBias(), {dim(getInput(), 1)}, "d_model");
+  return verifyNorm(*this, getInput(), getResult(), getEpsilon(), getWeight(),
+                    getBias());
 }
 
 LogicalResult AddOp::verify() { return success(); }
