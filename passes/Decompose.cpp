@@ -66,6 +66,9 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
 
   LogicalResult matchAndRewrite(ExpertsOp op,
                                 PatternRewriter &rewriter) const override {
+    if (op.getAllToAll())
+      return rewriter.notifyMatchFailure(
+          op, "experts dispatched by all-to-all stay whole");
     Location loc = op.getLoc();
     RankedTensorType inputType = op.getInput().getType();
     int64_t experts = op.getNumModelExperts();

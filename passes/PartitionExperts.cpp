@@ -53,6 +53,13 @@ void MoEPartitionExpertsPass::runOnOperation() {
   }
   if (group == 1)
     return;
+  if (allToAll && etp != 1) {
+    module.emitError() << "moe-partition-experts: all-to-all needs whole "
+                          "experts on each rank (expert-tensor-parallel=1), "
+                          "got "
+                       << etp;
+    return signalPassFailure();
+  }
 
   ShardPlan plan;
   SmallVector<ExpertsOp> experts;
@@ -94,6 +101,9 @@ void MoEPartitionExpertsPass::runOnOperation() {
   for (ExpertsOp op : experts) {
     if (ep > 1)
       op.setGlobalExperts(op.getDown().getType().getDimSize(0) * ep);
-    insertAllReduceAfter(op.getResult(), group);
+    if (allToAll)
+      op.setAllToAll(group);
+    else
+      insertAllReduceAfter(op.getResult(), group);
   }
 }

@@ -103,7 +103,11 @@ def MoEPartitionExperts : Pass<"moe-partition-experts", "::mlir::ModuleOp"> {
     from moe-partition-tensor): a group holds num_experts / expert-parallel
     whole experts, cut expert-tensor-parallel ways inside. The experts op
     records the model's expert count (`global_experts`) and an all-reduce
-    sums the ranks' shares. Experts never leave their stage.
+    sums the ranks' shares; with `all-to-all` (each rank holding whole
+    experts) the experts op exchanges the tokens itself (`all_to_all` G):
+    each rank routes 1/G of the tokens, which moves (2k/G + 1) (G-1)/G
+    activations per token instead of the all-reduce's 2 (G-1)/G. Experts
+    never leave their stage.
   }];
   let dependentDialects = ["::mlir::moe::MoEDialect"];
   let options = [
@@ -111,6 +115,9 @@ def MoEPartitionExperts : Pass<"moe-partition-experts", "::mlir::ModuleOp"> {
            "Groups the experts of a layer are spread over">,
     Option<"expertTensorParallel", "expert-tensor-parallel", "int64_t",
            /*default=*/"1", "Ranks each expert is cut over">,
+    Option<"allToAll", "all-to-all", "bool", /*default=*/"false",
+           "Exchange tokens with all-to-all instead of summing the ranks' "
+           "shares with an all-reduce (whole experts per rank only)">,
   ];
 }
 

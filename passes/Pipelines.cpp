@@ -19,7 +19,8 @@ void mlir::moe::addPartitionPasses(OpPassManager &pm,
   if (options.tensorParallel != 1) {
     pm.addPass(createMoEPartitionTensor({options.tensorParallel}));
     pm.addPass(createMoEPartitionExperts(
-        {options.expertParallel, options.getExpertTensorParallel()}));
+        {options.expertParallel, options.getExpertTensorParallel(),
+         options.expertAllToAll}));
   }
   if (options.cluster.empty())
     return;

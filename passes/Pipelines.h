@@ -33,6 +33,9 @@ struct PartitionOptions {
   /// tensorParallel / expertParallel ways.
   int64_t expertParallel = 1;
   int64_t headLayers = -1;
+  /// Experts exchange tokens by all-to-all instead of an all-reduce (needs
+  /// expertParallel == tensorParallel).
+  bool expertAllToAll = false;
   /// PRESET:NODESxGPUS or a cluster file; empty: no memory/KV planning.
   std::string cluster;
   int64_t maxTokens = 8192;

@@ -56,6 +56,7 @@ PlanReport mlir::moe::summarizePlan(ModuleOp module,
         plan.experts = experts.getNumModelExperts();
         plan.expertParallel = plan.experts / local;
         plan.expertTensorParallel = plan.tensorParallel / plan.expertParallel;
+        plan.expertAllToAll = experts.getAllToAll().has_value();
       }
     });
     for (Type argType : func.getArgumentTypes())
@@ -104,7 +105,11 @@ void mlir::moe::printPlanReport(const PlanReport &plan, llvm::raw_ostream &os) {
   if (plan.experts)
     os << "experts: " << plan.experts << " per layer in " << plan.expertParallel
        << " group(s) of " << plan.expertTensorParallel
-       << " rank(s), inside each stage (node)\n";
+       << " rank(s), inside each stage (node)"
+       << (plan.tensorParallel == 1 ? ""
+           : plan.expertAllToAll   ? "; tokens exchanged by all-to-all"
+                                   : "; shares summed by all-reduce")
+       << "\n";
 
   os << llvm::left_justify("stage", 6) << llvm::left_justify("ranks", 9)
      << llvm::left_justify("layers", 9) << llvm::right_justify("params/GPU", 12)
@@ -210,6 +215,7 @@ llvm::json::Value mlir::moe::toJSON(const PlanReport &plan) {
       {"tensor_parallel", plan.tensorParallel},
       {"expert_parallel", plan.expertParallel},
       {"expert_tensor_parallel", plan.expertTensorParallel},
+      {"expert_all_to_all", plan.expertAllToAll},
       {"replicas", plan.replicas},
       {"batch", plan.step.numTokens},
       {"context", plan.step.contextLength},

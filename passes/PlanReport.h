@@ -42,6 +42,8 @@ struct PlanReport {
   int64_t pipelineStages = 1, tensorParallel = 1;
   /// Expert placement inside a stage: groups x ranks per expert.
   int64_t expertParallel = 1, expertTensorParallel = 1, experts = 0;
+  /// Whether the experts exchange tokens by all-to-all (else all-reduce).
+  bool expertAllToAll = false;
   /// Copies of the whole pipeline the cluster holds (data parallel).
   int64_t replicas = 1;
   std::string clusterName, gpuName;

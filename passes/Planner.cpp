@@ -150,18 +150,27 @@ FailureOr<PlannerResult> mlir::moe::choosePlan(
                                                 shape.expertWidth % (tp / ep)
                                           : ep != 1))
           continue;
-        PlanCandidate candidate;
-        candidate.options.pipelineStages = pp;
-        candidate.options.tensorParallel = tp;
-        candidate.options.expertParallel = ep;
-        candidate.options.headLayers = request.headLayers;
-        candidate.options.cluster = clusterSpec;
-        candidate.options.maxTokens = request.maxTokens;
-        candidate.options.blockSize = request.blockSize;
-        candidate.replicas = gpus / (tp * pp);
-        candidate.hasExperts = shape.experts > 0;
-        evaluate(graph, cluster, request, result.context, candidate);
-        result.candidates.push_back(candidate);
+        // Whole experts on every rank may also exchange tokens by
+        // all-to-all instead of summing with an all-reduce.
+        bool canExchange = shape.experts > 0 && ep == tp && tp > 1;
+        for (bool allToAll : {false, true}) {
+          if ((allToAll && !canExchange) ||
+              (request.expertAllToAll && *request.expertAllToAll != allToAll))
+            continue;
+          PlanCandidate candidate;
+          candidate.options.pipelineStages = pp;
+          candidate.options.tensorParallel = tp;
+          candidate.options.expertParallel = ep;
+          candidate.options.expertAllToAll = allToAll;
+          candidate.options.headLayers = request.headLayers;
+          candidate.options.cluster = clusterSpec;
+          candidate.options.maxTokens = request.maxTokens;
+          candidate.options.blockSize = request.blockSize;
+          candidate.replicas = gpus / (tp * pp);
+          candidate.hasExperts = shape.experts > 0;
+          evaluate(graph, cluster, request, result.context, candidate);
+          result.candidates.push_back(candidate);
+        }
       }
     }
   }
@@ -197,7 +206,8 @@ static std::string describe(const PlanCandidate &c) {
      << c.options.pipelineStages;
   if (c.hasExperts)
     os << ", experts " << c.options.expertParallel << "x"
-       << c.options.getExpertTensorParallel();
+       << c.options.getExpertTensorParallel()
+       << (c.options.expertAllToAll ? " all-to-all" : "");
   if (c.replicas > 1)
     os << ", " << c.replicas << " replicas";
   return text;

@@ -38,6 +38,8 @@ struct PlannerRequest {
   int64_t context = -1;
   /// Degrees fixed on the command line.
   std::optional<int64_t> pipelineStages, tensorParallel, expertParallel;
+  /// Expert token exchange fixed on the command line (all-to-all or not).
+  std::optional<bool> expertAllToAll;
   int64_t headLayers = -1;
   int64_t maxTokens = 8192;
   int64_t blockSize = 16;

@@ -262,6 +262,19 @@ LogicalResult ExpertsOp::verify() {
   if (failed(checkGlobalExperts(*this, getGlobalExperts(), dim(getDown(), 0),
                                 dim(getIndices(), 1))))
     return failure();
+  if (std::optional<uint64_t> group = getAllToAll()) {
+    int64_t ranks = static_cast<int64_t>(*group);
+    int64_t local = dim(getDown(), 0);
+    if (ranks < 2)
+      return emitOpError() << "all_to_all needs a group of at least 2 ranks, "
+                              "got "
+                           << ranks;
+    if (getNumModelExperts() != local * ranks)
+      return emitOpError() << "all_to_all over " << ranks
+                           << " ranks needs global_experts = " << ranks
+                           << " x the experts a rank holds (" << local
+                           << "), got " << getNumModelExperts();
+  }
   int64_t topK = dim(getIndices(), 1);
   if (failed(checkShape(*this, "routing_weights", getRoutingWeights(),
                         {dim(getInput(), 0), topK}, "tokens, top_k")))

@@ -211,7 +211,8 @@ def MoE_RouterOp : MoE_CostOp<"router", [], ["getParamCategory"]> {
   }];
 }
 
-def MoE_ExpertsOp : MoE_CostOp<"experts", [],
+def MoE_ExpertsOp : MoE_CostOp<"experts",
+    [DeclareOpInterfaceMethods<MoE_CommOpInterface>],
     ["getParamCategory", "getActiveWeightFraction", "getNumExperts"]> {
   let summary = "Routed expert FFNs with the weighted combine";
   let description = [{
@@ -227,6 +228,13 @@ def MoE_ExpertsOp : MoE_CostOp<"experts", [],
     `global_experts / experts` parts (see `#moe.shard`) says which, and the
     result is this rank's share of the sum (an all-reduce follows).
 
+    With `all_to_all` G, the op is itself a collective over the G ranks of
+    the stage, each holding global_experts / G whole experts: every rank
+    routes its 1/G of the tokens, sends each routed copy to the rank that
+    holds its expert (all-to-all), computes the copies it receives, sends the
+    results back (all-to-all), combines its tokens, and all ranks gather the
+    whole result. The result is complete: no all-reduce follows.
+
     Example:
     ```mlir
     %y = moe.experts %x, %idx, %p, %gate_up, %down activation silu gated : (tensor<?x4096xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<16x8192x4096xbf16>, tensor<16x4096x4096xbf16>) -> tensor<?x4096xbf16>
@@ -236,13 +244,14 @@ def MoE_ExpertsOp : MoE_CostOp<"experts", [],
                        MoE_RoutingWeights:$routing_weights,
                        MoE_Weight:$gate_up, MoE_Weight:$down,
                        MoE_Activation:$activation, UnitAttr:$gated,
-                       OptionalAttr<I64Attr>:$global_experts);
+                       OptionalAttr<I64Attr>:$global_experts,
+                       OptionalAttr<I64Attr>:$all_to_all);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $input `,` $indices `,` $routing_weights `,` $gate_up `,` $down
     `activation` $activation (`gated` $gated^)?
-    (`global_experts` $global_experts^)? attr-dict `:`
-    functional-type(operands, results)
+    (`global_experts` $global_experts^)? (`all_to_all` $all_to_all^)?
+    attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
     /// Experts of the whole model (global_experts, or the weights' count).

@@ -170,6 +170,21 @@ std::optional<ParamCategory> ExpertsOp::getParamCategory() {
   return ParamCategory::experts;
 }
 int64_t ExpertsOp::getNumExperts() { return getNumModelExperts(); }
+/// With all_to_all G: each rank sends its 1/G of the tokens' routed copies
+/// to their experts' ranks and gets the results back ((G-1)/G of them leave
+/// the rank each way), then the ranks all-gather the result.
+int64_t ExpertsOp::getBytesSent(const CostContext &ctx) {
+  std::optional<uint64_t> group = getAllToAll();
+  if (!group)
+    return 0;
+  int64_t ranks = static_cast<int64_t>(*group);
+  int64_t rowBytes = bytes(getInput(), 1);
+  int64_t copies = ctx.numTokens * dim(getIndices(), 1);
+  int64_t exchange = 2 * copies * rowBytes / ranks * (ranks - 1) / ranks;
+  int64_t gather = ctx.numTokens * rowBytes * (ranks - 1) / ranks;
+  return exchange + gather;
+}
+bool ExpertsOp::isWithinStage() { return true; }
 double ExpertsOp::getActiveWeightFraction() {
   return static_cast<double>(dim(getIndices(), 1)) / getNumModelExperts();
 }

@@ -114,7 +114,8 @@ public:
         b, input.getType(), input, route.getIndices(),
         route.getRoutingWeights(), gateUp, down,
         ActivationAttr::get(b.getContext(), activation),
-        m.gated ? b.getUnitAttr() : UnitAttr(), /*global_experts=*/nullptr);
+        m.gated ? b.getUnitAttr() : UnitAttr(), /*global_experts=*/nullptr,
+        /*all_to_all=*/nullptr);
   }
 
 private:

@@ -96,6 +96,12 @@ cl::opt<int64_t> expertParallel(
              "each expert is cut tensor-parallel/expert-parallel ways "
              "(default: planned)"),
     cl::init(0), cl::cat(planCategory));
+cl::opt<bool> expertAllToAll(
+    "expert-all-to-all",
+    cl::desc("Experts exchange tokens by all-to-all instead of summing the "
+             "ranks' shares with an all-reduce (needs expert-parallel = "
+             "tensor-parallel; default: planned, else off)"),
+    cl::cat(planCategory));
 cl::opt<int64_t> headLayers(
     "head-layers", cl::desc("Layers on the first stage (default: even split)"),
     cl::init(-1), cl::cat(planCategory));
@@ -244,6 +250,8 @@ int main(int argc, char **argv) {
         request.pipelineStages = pipelineParallel;
       if (expertParallel > 0)
         request.expertParallel = expertParallel;
+      if (expertAllToAll.getNumOccurrences())
+        request.expertAllToAll = expertAllToAll;
       request.headLayers = headLayers;
       request.maxTokens = maxTokens;
       request.blockSize = blockSize;
@@ -262,6 +270,7 @@ int main(int argc, char **argv) {
       options.pipelineStages = std::max<int64_t>(1, pipelineParallel);
       options.expertParallel =
           expertParallel > 0 ? expertParallel : options.tensorParallel;
+      options.expertAllToAll = expertAllToAll;
     }
     if (failed(run([&](OpPassManager &pm) {
           moe::addPartitionPasses(pm, options);

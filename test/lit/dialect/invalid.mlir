@@ -932,3 +932,23 @@ func.func @yield_outside(%h: tensor<?x64xbf16>) {
   // expected-error @+1 {{'moe.yield' op expects parent op 'moe.fused'}}
   moe.yield %h : tensor<?x64xbf16>
 }
+
+// -----
+
+func.func @all_to_all_group(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) {
+  %gu = moe.weight "gu" : tensor<8x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<8x64x128xbf16>
+  // expected-error @+1 {{'moe.experts' op all_to_all needs a group of at least 2 ranks, got 1}}
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated all_to_all 1 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<8x256x64xbf16>, tensor<8x64x128xbf16>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @all_to_all_experts(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) {
+  %gu = moe.weight "gu" : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<2x64x128xbf16>
+  // expected-error @+1 {{'moe.experts' op all_to_all over 4 ranks needs global_experts = 4 x the experts a rank holds (2), got 16}}
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 16 all_to_all 4 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
+  return
+}

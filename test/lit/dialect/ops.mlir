@@ -154,3 +154,12 @@ func.func @fused(%h: tensor<?x64xbf16>, %a: tensor<?x64xbf16>) -> tensor<?x64xbf
   }
   return %f#1 : tensor<?x64xbf16>
 }
+
+// CHECK-LABEL: func.func @experts_all_to_all
+func.func @experts_all_to_all(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) -> tensor<?x64xbf16> {
+  %gu = moe.weight "gu" shard <splits = [4, 1, 1]> : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" shard <splits = [4, 1, 1]> : tensor<2x64x128xbf16>
+  // CHECK: moe.experts {{.*}} activation silu gated global_experts 8 all_to_all 4 :
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 8 all_to_all 4 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}

@@ -5,6 +5,16 @@
 // RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-tensor-parallel=2' | FileCheck %s --check-prefix=ETP
 // RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=4' -moe-partition-experts='expert-parallel=2 expert-tensor-parallel=2' | moe-opt | FileCheck %s --check-prefix=MIXED
 // RUN: moe-opt %t.moe.mlir -moe-partition-experts | FileCheck %s --check-prefix=NONE
+// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' | FileCheck %s --check-prefix=A2A
+// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' | moe-opt -moe-decompose | FileCheck %s --check-prefix=A2A
+// RUN: not moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-tensor-parallel=2 all-to-all=true' 2>&1 | FileCheck %s --check-prefix=A2AETP
+// Bytes each rank sends per step of 4 tokens (moe-report): embedding,
+// attention and LM head collectives (1024 + 2 x 1024 + 4096) plus, per
+// layer, the experts: an all-reduce of 4 x 128 bf16 (1024), or the
+// all-to-all exchange of 8 routed copies (2 x 8 x 256 / 2 x 1/2 = 1024) and
+// the gather (4 x 256 x 1/2 = 512).
+// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2' -moe-report='cluster=h100-80gb:1x2 tokens=4' -o /dev/null | FileCheck %s --check-prefix=BYTESAR
+// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' -moe-report='cluster=h100-80gb:1x2 tokens=4' -o /dev/null | FileCheck %s --check-prefix=BYTESA2A
 // RUN: not moe-opt %t.moe.mlir -moe-partition-tensor='degree=4' -moe-partition-experts='expert-parallel=2' 2>&1 | FileCheck %s --check-prefix=PRODUCT
 // RUN: not moe-opt %t.gqa.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=1 expert-tensor-parallel=2' -moe-partition-experts='expert-parallel=1 expert-tensor-parallel=2' 2>&1 | FileCheck %s --check-prefix=TWICE
 // RUN: not moe-opt %t.moe.mlir -moe-partition-tensor='degree=8' 2>&1 | FileCheck %s --check-prefix=HEADS
@@ -32,6 +42,15 @@
 // Without tensor parallelism there is nothing to place.
 // NONE-NOT: shard
 // NONE-NOT: global_experts
+
+// Whole experts, tokens exchanged inside the experts op: no all-reduce after
+// it; moe-decompose leaves it whole.
+// A2A: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 4 all_to_all 2 :
+// A2A-NOT: moe.all_reduce %[[Y]]
+// A2A: moe.add %{{.*}}, %[[Y]]
+// A2AETP: error: moe-partition-experts: all-to-all needs whole experts on each rank (expert-tensor-parallel=1), got 2
+// BYTESAR: communication per step per rank (most loaded stage): 9216 bytes within the node
+// BYTESA2A: communication per step per rank (most loaded stage): 10240 bytes within the node
 
 // PRODUCT: error: moe-partition-experts: expert-parallel (2) x expert-tensor-parallel (1) must equal the ranks of a stage (4, the tensor-parallel degree)
 // TWICE: error: weight 'model.layers.0.mlp.experts.up_proj' is already sharded
