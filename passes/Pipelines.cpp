@@ -38,6 +38,10 @@ void mlir::moe::buildMoEPipeline(OpPassManager &pm, Stage stopAfter,
     return;
   pm.addPass(createMoEDecompose());
   pm.addPass(createCanonicalizerPass());
+  if (stopAfter == Stage::Decomposed)
+    return;
+  pm.addPass(createMoEFuse());
+  pm.addPass(createMoEOutlineKernels());
 }
 
 namespace {
@@ -50,7 +54,9 @@ struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
           clEnumValN(Stage::Partitioned, "partitioned",
                      "partitioned and planned"),
           clEnumValN(Stage::Decomposed, "decomposed",
-                     "attention and experts decomposed"))};
+                     "attention and experts decomposed"),
+          clEnumValN(Stage::Kernels, "kernels",
+                     "fused kernels, outlined and shared"))};
   Option<int64_t> pipelineStages{*this, "pipeline-parallel",
                                  llvm::cl::desc("Pipeline stages"),
                                  llvm::cl::init(1)};

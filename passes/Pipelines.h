@@ -22,6 +22,8 @@ enum class Stage {
   Partitioned,
   /// Attention and experts decomposed into their steps.
   Decomposed,
+  /// Memory-bound ops fused into kernels, outlined and shared by layers.
+  Kernels,
 };
 
 /// How to partition and plan a model. Degrees of 1 and an empty cluster

@@ -12,6 +12,8 @@ config.excludes = ["Inputs", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moec_obj_root, "test", "lit")
 
+import sys
+config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%models", os.path.join(config.moec_src_root, "models")))
 config.substitutions.append(("%inputs", os.path.join(config.test_source_root, "Inputs")))
 

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/ArtifactWriter.h"
 #include "dialects/moe/MoEDialect.h"
 #include "models/ClusterConfig.h"
 #include "models/ModelConfig.h"
@@ -36,6 +37,8 @@ namespace cl = llvm::cl;
 
 namespace {
 enum class ReportFormat { None, Text, JSON };
+/// What moec writes: the IR after a pipeline stage, or the artifact.
+enum class EmitKind { Moe, Partitioned, Decomposed, Kernels, Artifact };
 
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory planCategory("partitioning and planning");
@@ -45,19 +48,28 @@ cl::opt<std::string> inputFile(cl::Positional, cl::desc("<model.json>"),
 cl::opt<std::string> outputFile("o", cl::desc("Output file (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(moecCategory));
-cl::opt<moe::Stage> emit(
+cl::opt<EmitKind> emit(
     "emit",
     cl::desc("Stage to stop after and write (default: moe, or partitioned "
              "with --cluster or a parallel degree)"),
-    cl::values(clEnumValN(moe::Stage::Moe, "moe",
+    cl::values(clEnumValN(EmitKind::Moe, "moe",
                           "graph-level moe IR, verified and canonicalized"),
-               clEnumValN(moe::Stage::Partitioned, "partitioned",
+               clEnumValN(EmitKind::Partitioned, "partitioned",
                           "stage functions, sharded weights, collectives, "
                           "memory and KV-cache plans"),
-               clEnumValN(moe::Stage::Decomposed, "decomposed",
+               clEnumValN(EmitKind::Decomposed, "decomposed",
                           "attention and experts decomposed into their "
-                          "steps (moe-decompose)")),
-    cl::init(moe::Stage::Moe), cl::cat(moecCategory));
+                          "steps (moe-decompose)"),
+               clEnumValN(EmitKind::Kernels, "kernels",
+                          "memory-bound ops fused into kernels shared by "
+                          "identical layers (moe-fuse, moe-outline-kernels)"),
+               clEnumValN(EmitKind::Artifact, "artifact",
+                          "the artifact moe-run loads (format: "
+                          "codegen/README.md)")),
+    cl::init(EmitKind::Moe), cl::cat(moecCategory));
+cl::opt<std::string> target(
+    "target", cl::desc("Target of the artifact: host or cuda"),
+    cl::init("host"), cl::cat(moecCategory));
 cl::opt<ReportFormat> report(
     "report", cl::ValueOptional,
     cl::desc("Print parameters by category, active parameters, FLOPs per "
@@ -167,8 +179,13 @@ int main(int argc, char **argv) {
     if (!cluster)
       return failWith(errors);
   }
+  if (target != "host" && target != "cuda")
+    return failWith({"--target must be host or cuda, got '" + target + "'"});
   bool partition = partitionRequested();
-  moe::Stage stopAfter = emit;
+  moe::Stage stopAfter = emit == EmitKind::Moe          ? moe::Stage::Moe
+                         : emit == EmitKind::Partitioned ? moe::Stage::Partitioned
+                         : emit == EmitKind::Decomposed  ? moe::Stage::Decomposed
+                                                         : moe::Stage::Kernels;
   if (partition && emit.getNumOccurrences() == 0)
     stopAfter = moe::Stage::Partitioned;
   if (partition && stopAfter == moe::Stage::Moe)
@@ -282,10 +299,14 @@ int main(int argc, char **argv) {
       moe::printPlanReport(plan, textReport);
       jsonReport["plan"] = moe::toJSON(plan);
     }
-    if (stopAfter == moe::Stage::Decomposed &&
-        failed(run([](OpPassManager &pm) {
+    if (stopAfter >= moe::Stage::Decomposed &&
+        failed(run([&](OpPassManager &pm) {
           pm.addPass(moe::createMoEDecompose());
           pm.addPass(createCanonicalizerPass());
+          if (stopAfter >= moe::Stage::Kernels) {
+            pm.addPass(moe::createMoEFuse());
+            pm.addPass(moe::createMoEOutlineKernels());
+          }
         })))
       return failWith({"the moe pipeline failed (see the diagnostics above)"});
   }
@@ -304,8 +325,16 @@ int main(int argc, char **argv) {
       openOutputFile(outputFile, &error);
   if (!output)
     return failWith({error});
-  module->print(output->os());
-  output->os() << "\n";
+  if (emit == EmitKind::Artifact) {
+    FailureOr<std::string> artifact =
+        moe::writeArtifact(*module, *config, target);
+    if (failed(artifact))
+      return 1;
+    output->os() << *artifact;
+  } else {
+    module->print(output->os());
+    output->os() << "\n";
+  }
   output->keep();
   return 0;
 }

@@ -1,0 +1,35 @@
+//===- ArtifactWriter.h - The compiled artifact -----------------*- C++ -*-===//
+//
+// Writes the artifact moe-run loads: one JSON document, version 1, keys
+// sorted (identical input, identical bytes), with an FNV-1a 64 checksum of
+// its own bytes. The format is documented in codegen/README.md; the runtime
+// reads it with runtime/Artifact.h.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_CODEGEN_ARTIFACTWRITER_H
+#define MOEC_CODEGEN_ARTIFACTWRITER_H
+
+#include "models/ModelConfig.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+/// The artifact format version this compiler writes.
+inline constexpr int64_t kArtifactVersion = 1;
+
+/// FNV-1a 64 of `bytes` (the artifact checksum).
+uint64_t fnv1a64(llvm::StringRef bytes);
+
+/// Serialises `module` (partitioned or not, after the pipeline) into the
+/// artifact text for `target` ("host" or "cuda"). Fails with an error on the
+/// module if it holds no forward function.
+FailureOr<std::string> writeArtifact(ModuleOp module,
+                                     const ::moec::ModelConfig &config,
+                                     llvm::StringRef target);
+
+} // namespace mlir::moe
+
+#endif // MOEC_CODEGEN_ARTIFACTWRITER_H

@@ -1,0 +1,185 @@
+//===- Artifact.h - Reading compiled moec artifacts -------------*- C++ -*-===//
+//
+// The artifact is the only contract between the compiler (moec, which writes
+// it with codegen/ArtifactWriter.cpp) and the runtime: one JSON document,
+// format "moec-artifact", version 1, protected by an FNV-1a 64 checksum of its
+// own bytes (with the 16 checksum digits read as '0'). Artifact::open reads
+// and validates one completely (types, the checksum and the consistency of
+// the plan with its stages and weight shards), so that everything the runtime
+// reads from it afterwards can be trusted.
+//
+// No exception leaves this API: failures are a null return with a one-line
+// message naming the file and, for a bad field, its JSON path
+// (`$.stages[1].weights[3].local_shape`).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_ARTIFACT_H
+#define MOEC_RUNTIME_ARTIFACT_H
+
+#include "runtime/Safetensors.h"
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moert {
+
+/// The artifact format version this runtime reads.
+inline constexpr int64_t kArtifactVersion = 1;
+
+/// FNV-1a 64 of `bytes` (offset basis 0xcbf29ce484222325, prime
+/// 0x100000001b3): the artifact checksum.
+uint64_t fnv1a64(std::string_view bytes);
+
+/// The artifact spelling of `dtype` (MLIR's: "bf16", "f16", "f32",
+/// "f8E4M3FN", "i32", "i64").
+const char *artifactDTypeName(DType dtype);
+/// Parses an artifact dtype name; false for names not in DType.
+bool parseArtifactDType(std::string_view name, DType &dtype);
+
+/// `$.model`: the model the artifact was compiled from.
+struct ModelInfo {
+  std::string name;
+  int64_t vocabSize = 0;
+  int64_t dModel = 0;
+  int64_t numLayers = 0;
+  int64_t maxContext = 0;
+  /// Activation type: BF16, F16 or F32.
+  DType dtype = DType::BF16;
+};
+
+/// `$.plan`: how the model is spread over ranks.
+struct PlanInfo {
+  int64_t pipelineStages = 1;
+  int64_t tensorParallel = 1;
+  int64_t expertParallel = 1;
+  /// Whether expert tokens are exchanged with an all-to-all.
+  bool expertAllToAll = false;
+  /// pipelineStages * tensorParallel.
+  int64_t ranks = 1;
+};
+
+/// One weight a stage binds (`$.stages[s].weights[w]`).
+struct WeightInfo {
+  /// Checkpoint name.
+  std::string name;
+  DType dtype = DType::BF16;
+  /// Shape of the whole tensor in the checkpoint.
+  std::vector<int64_t> shape;
+  /// Shape of one rank's part (shape / splits per dimension).
+  std::vector<int64_t> localShape;
+  /// Parts per dimension; empty = whole tensor.
+  std::vector<int64_t> splits;
+  /// Contiguous chunks per dimension (see WeightSpec); may be empty.
+  std::vector<int64_t> chunks;
+
+  /// The spec WeightLoader::load takes.
+  WeightSpec spec() const;
+  /// Bytes of one rank's part.
+  int64_t localBytes() const;
+};
+
+/// `$.stages[s].memory`: the compiler's per-rank memory plan, in bytes.
+struct MemoryInfo {
+  int64_t weights = 0;
+  int64_t activations = 0;
+  int64_t workspace = 0;
+  int64_t kvCache = 0;
+  int64_t usable = 0;
+};
+
+/// `$.stages[s].kv_cache`: the planned paged KV cache of one rank.
+struct KVCacheInfo {
+  int64_t blockSize = 0;
+  int64_t bytesPerToken = 0;
+  int64_t blocks = 0;
+  int64_t sequenceLength = 0;
+  int64_t sequences = 0;
+};
+
+/// One pipeline stage; it runs on ranks [firstRank, firstRank + ranks).
+struct StageInfo {
+  int64_t stage = 0;
+  int64_t firstRank = 0;
+  int64_t ranks = 0;
+  int64_t firstLayer = 0;
+  int64_t layers = 0;
+  /// The weights every rank of the stage loads (its own part of each).
+  std::vector<WeightInfo> weights;
+  std::optional<MemoryInfo> memory;
+  std::optional<KVCacheInfo> kvCache;
+  /// The stage's compiled program (MLIR text for now).
+  std::string program;
+
+  /// Bytes of one rank's part of every weight.
+  int64_t weightBytes() const;
+};
+
+/// One compiled kernel (`$.kernels[k]`).
+struct KernelInfo {
+  std::string name;
+  std::string mlir;
+};
+
+/// A validated artifact, held in memory.
+class Artifact {
+public:
+  /// Reads and validates the artifact at `path`. On failure returns null and
+  /// sets `error` to one line naming the file, e.g. "cannot read 'x': No such
+  /// file or directory" or "'x' is not a moec artifact".
+  static std::unique_ptr<Artifact> open(const std::string &path,
+                                        std::string &error);
+  /// Validates artifact `text`; messages name it `name`.
+  static std::unique_ptr<Artifact> parse(std::string_view text,
+                                         std::string &error,
+                                         const std::string &name = "artifact");
+
+  /// "host" or "cuda".
+  const std::string &target() const { return targetName; }
+  /// The model the artifact was compiled from.
+  const ModelInfo &model() const { return modelInfo; }
+  /// The parallel plan.
+  const PlanInfo &plan() const { return planInfo; }
+  /// The stages, in order; stages()[s].stage == s.
+  const std::vector<StageInfo> &stages() const { return stageInfos; }
+  /// The compiled kernels.
+  const std::vector<KernelInfo> &kernels() const { return kernelInfos; }
+  /// The stored checksum, "fnv1a64:<16 hex digits>".
+  const std::string &checksum() const { return checksumText; }
+
+  /// Whether a runtime built for `runtimeTarget` ("host"/"cuda") may run rank
+  /// `rank` of `worldSize` started ranks: "" or the reason it may not, e.g.
+  /// "the plan needs 16 ranks but 8 were started".
+  std::string checkLaunch(const std::string &runtimeTarget, int64_t rank,
+                          int64_t worldSize) const;
+
+  /// The stage `rank` belongs to. A rank outside [0, plan().ranks) gets an
+  /// empty stage (stage -1, no ranks, no weights).
+  const StageInfo &stageOfRank(int64_t rank) const;
+  /// The weights `rank` loads, for WeightLoader::load(spec,
+  /// rankInStage(rank), groupSize(rank), ...). Empty for a rank out of range.
+  std::vector<WeightSpec> weightsForRank(int64_t rank) const;
+  /// `rank`'s index within its stage (rank - first_rank).
+  int64_t rankInStage(int64_t rank) const;
+  /// Ranks of `rank`'s stage (the tensor-parallel group).
+  int64_t groupSize(int64_t rank) const;
+
+private:
+  Artifact() = default;
+  friend class ArtifactReader;
+
+  std::string targetName;
+  std::string checksumText;
+  ModelInfo modelInfo;
+  PlanInfo planInfo;
+  std::vector<StageInfo> stageInfos;
+  std::vector<KernelInfo> kernelInfos;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_ARTIFACT_H
