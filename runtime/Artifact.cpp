@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,22 +37,13 @@ std::string hex16(uint64_t value) {
 }
 
 bool isLowerHex(std::string_view text) {
-  if (text.size() != kDigits)
-    return false;
-  for (char c : text)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-      return false;
-  return true;
+  return text.size() == kDigits &&
+         text.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
-struct DTypeName {
-  DType dtype;
-  const char *name;
-};
-constexpr DTypeName kDTypeNames[] = {
-    {DType::BF16, "bf16"},         {DType::F16, "f16"}, {DType::F32, "f32"},
-    {DType::F8E4M3, "f8E4M3FN"},   {DType::I32, "i32"}, {DType::I64, "i64"},
-};
+constexpr std::pair<DType, const char *> kDTypeNames[] = {
+    {DType::BF16, "bf16"},       {DType::F16, "f16"}, {DType::F32, "f32"},
+    {DType::F8E4M3, "f8E4M3FN"}, {DType::I32, "i32"}, {DType::I64, "i64"}};
 
 std::string formatList(const std::vector<int64_t> &values) {
   std::string out = "[";
@@ -87,81 +79,275 @@ public:
   ArtifactReader(std::string name, Artifact &out)
       : name(std::move(name)), out(out) {}
 
+  /// Reads `text` into the artifact; throws ReadError.
   void read(std::string_view text);
 
 private:
   [[noreturn]] void fail(const std::string &path, const std::string &what) {
     throw ReadError{"'" + name + "': " + path + ": " + what};
   }
-  const json &field(const json &object, const std::string &path,
-                    const char *key, const char *expected) {
+  /// Fails unless `got == want`; `what` names `want` in the message.
+  void expect(int64_t got, int64_t want, const std::string &path,
+              const std::string &what) {
+    if (got != want)
+      fail(path, "expected " + what + std::to_string(want) + ", got " +
+                     std::to_string(got));
+  }
+  /// `object[key]`, which must be present and pass `valid`.
+  template <typename Valid>
+  const json &get(const json &object, const std::string &path, const char *key,
+                  const char *expected, Valid valid) {
     auto it = object.find(key);
     if (it == object.end())
       fail(path + "." + key,
            std::string("missing required field (expected ") + expected + ")");
+    if (!valid(*it))
+      fail(path + "." + key, std::string("expected ") + expected);
     return *it;
   }
-  static bool toCount(const json &value, int64_t &out) {
-    if (!value.is_number_unsigned() ||
-        value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-      return false;
-    out = static_cast<int64_t>(value.get<uint64_t>());
-    return true;
+  static bool isCount(const json &value, bool positive) {
+    return value.is_number_unsigned() &&
+           value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) &&
+           (!positive || value.get<uint64_t>() > 0);
   }
   int64_t integer(const json &object, const std::string &path, const char *key,
                   bool positive) {
-    const char *expected =
-        positive ? "a positive integer" : "a non-negative integer";
-    int64_t value = 0;
-    if (!toCount(field(object, path, key, expected), value) ||
-        (positive && value < 1))
-      fail(path + "." + key, std::string("expected ") + expected);
-    return value;
+    return get(object, path, key,
+               positive ? "a positive integer" : "a non-negative integer",
+               [&](const json &v) { return isCount(v, positive); })
+        .get<int64_t>();
   }
   std::vector<int64_t> integers(const json &object, const std::string &path,
                                 const char *key, bool positive) {
-    const char *expected = positive ? "an array of positive integers"
-                                    : "an array of non-negative integers";
-    const json &value = field(object, path, key, expected);
-    std::vector<int64_t> values;
-    if (!value.is_array())
-      fail(path + "." + key, std::string("expected ") + expected);
-    for (const json &entry : value) {
-      int64_t count = 0;
-      if (!toCount(entry, count) || (positive && count < 1))
-        fail(path + "." + key, std::string("expected ") + expected);
-      values.push_back(count);
-    }
-    return values;
+    return get(object, path, key,
+               positive ? "an array of positive integers"
+                        : "an array of non-negative integers",
+               [&](const json &v) {
+                 return v.is_array() &&
+                        std::all_of(v.begin(), v.end(), [&](const json &e) {
+                          return isCount(e, positive);
+                        });
+               })
+        .get<std::vector<int64_t>>();
   }
   std::string string(const json &object, const std::string &path,
                      const char *key) {
-    const json &value = field(object, path, key, "a string");
-    if (!value.is_string())
-      fail(path + "." + key, "expected a string");
-    return value.get<std::string>();
+    return get(object, path, key, "a string",
+               [](const json &v) { return v.is_string(); })
+        .get<std::string>();
   }
   const json &object(const json &parent, const std::string &path,
                      const char *key) {
-    const json &value = field(parent, path, key, "an object");
-    if (!value.is_object())
-      fail(path + "." + key, "expected an object");
-    return value;
+    return get(parent, path, key, "an object",
+               [](const json &v) { return v.is_object(); });
   }
   const json &array(const json &parent, const std::string &path,
                     const char *key) {
-    const json &value = field(parent, path, key, "an array");
-    if (!value.is_array())
-      fail(path + "." + key, "expected an array");
-    return value;
+    return get(parent, path, key, "an array",
+               [](const json &v) { return v.is_array(); });
   }
 
-  void checkHeader(const json &root, std::string_view text);
-  void readModel(const json &root);
-  void readPlan(const json &root);
-  void readStage(const json &entry, const std::string &path, int64_t index);
+  void checkHeader(const json &root, std::string_view text) {
+    auto format = root.find("format");
+    if (format == root.end() || *format != "moec-artifact")
+      throw ReadError{"'" + name + "' is not a moec artifact"};
+    auto version = root.find("version");
+    if (version == root.end())
+      fail("$.version", "missing required field (expected a positive integer)");
+    if (version->is_number_unsigned() && version->get<uint64_t>() > 1)
+      throw ReadError{"'" + name + "' is artifact version " + show(*version) +
+                      "; this moe-run reads version " +
+                      std::to_string(kArtifactVersion) + ": rebuild moe-run"};
+    if (!version->is_number_integer() || *version != kArtifactVersion)
+      fail("$.version", "expected a positive integer, got " + show(*version));
+
+    std::string corrupt = "'" + name + "' is corrupt: ";
+    auto checksum = root.find("checksum");
+    if (checksum == root.end())
+      throw ReadError{corrupt +
+                      "$.checksum: missing required field (expected " +
+                      kChecksumExpected + ")"};
+    std::string stored =
+        checksum->is_string() ? checksum->get<std::string>() : "";
+    if (stored.compare(0, 8, "fnv1a64:") != 0 ||
+        !isLowerHex(std::string_view(stored).substr(8)))
+      throw ReadError{corrupt + "$.checksum: expected " + kChecksumExpected +
+                      ", got " + show(*checksum)};
+    // The digits the checksum covers as zeros: those after the first
+    // `"checksum": "fnv1a64:`, which the writer puts first in the file.
+    size_t at = text.find(kChecksumKey);
+    if (at == std::string_view::npos ||
+        text.substr(at + kChecksumKey.size(), kDigits + 1) !=
+            stored.substr(8) + "\"")
+      throw ReadError{corrupt +
+                      "its checksum is not written as \"checksum\": \"" +
+                      stored + "\""};
+    size_t digits = at + kChecksumKey.size();
+    uint64_t hash = fnvUpdate(kFnvBasis, text.substr(0, digits));
+    hash = fnvUpdate(hash, std::string(kDigits, '0'));
+    hash = fnvUpdate(hash, text.substr(digits + kDigits));
+    if (hex16(hash) != stored.substr(8))
+      throw ReadError{corrupt + "checksum " + stored +
+                      " does not match its contents (fnv1a64:" + hex16(hash) +
+                      ")"};
+    out.checksumText = stored;
+  }
+
+  void readModel(const json &root) {
+    const json &model = object(root, "$", "model");
+    ModelInfo &info = out.modelInfo;
+    info.name = string(model, "$.model", "name");
+    info.vocabSize = integer(model, "$.model", "vocab_size", true);
+    info.dModel = integer(model, "$.model", "d_model", true);
+    info.numLayers = integer(model, "$.model", "num_layers", true);
+    info.maxContext = integer(model, "$.model", "max_context", true);
+    std::string dtype = string(model, "$.model", "dtype");
+    if ((dtype != "bf16" && dtype != "f16" && dtype != "f32") ||
+        !parseArtifactDType(dtype, info.dtype))
+      fail("$.model.dtype",
+           "expected \"bf16\", \"f16\" or \"f32\", got " + show(json(dtype)));
+  }
+
+  void readPlan(const json &root) {
+    const json &plan = object(root, "$", "plan");
+    PlanInfo &info = out.planInfo;
+    info.pipelineStages = integer(plan, "$.plan", "pipeline_stages", true);
+    info.tensorParallel = integer(plan, "$.plan", "tensor_parallel", true);
+    info.expertParallel = integer(plan, "$.plan", "expert_parallel", true);
+    info.expertAllToAll = get(plan, "$.plan", "expert_all_to_all", "a boolean",
+                              [](const json &v) { return v.is_boolean(); })
+                              .get<bool>();
+    info.ranks = integer(plan, "$.plan", "ranks", true);
+    int64_t ranks = -1;
+    if (__builtin_mul_overflow(info.pipelineStages, info.tensorParallel,
+                               &ranks))
+      ranks = -1;
+    expect(info.ranks, ranks, "$.plan.ranks",
+           "pipeline_stages * tensor_parallel = " +
+               std::to_string(info.pipelineStages) + " * " +
+               std::to_string(info.tensorParallel) + " = ");
+  }
+
   WeightInfo readWeight(const json &entry, const std::string &path,
-                        int64_t stageRanks);
+                        int64_t stageRanks) {
+    if (!entry.is_object())
+      fail(path, "expected an object");
+    WeightInfo weight;
+    weight.name = string(entry, path, "name");
+    if (weight.name.empty())
+      fail(path + ".name", "expected a non-empty string");
+    std::string dtype = string(entry, path, "dtype");
+    if (!parseArtifactDType(dtype, weight.dtype))
+      fail(path + ".dtype",
+           "expected \"bf16\", \"f16\", \"f32\", \"f8E4M3FN\", "
+           "\"i32\" or \"i64\", got " +
+               show(json(dtype)));
+    weight.shape = integers(entry, path, "shape", false);
+    weight.localShape = integers(entry, path, "local_shape", false);
+    weight.splits = integers(entry, path, "splits", true);
+    weight.chunks = integers(entry, path, "chunks", true);
+    size_t dims = weight.shape.size();
+    if (weight.localShape.size() != dims)
+      fail(path + ".local_shape",
+           "expected " + plural(static_cast<int64_t>(dims), "dimension") +
+               " like shape " + formatList(weight.shape) + ", got " +
+               formatList(weight.localShape));
+    for (const char *key : {"splits", "chunks"}) {
+      const std::vector<int64_t> &list =
+          key[0] == 's' ? weight.splits : weight.chunks;
+      if (!list.empty() && list.size() != dims)
+        fail(path + "." + key,
+             "expected [] or one entry per dimension of shape " +
+                 formatList(weight.shape) + ", got " + formatList(list));
+    }
+    int64_t parts = 1;
+    for (size_t i = 0; i < dims; ++i) {
+      int64_t split = weight.splits.empty() ? 1 : weight.splits[i], full = 0;
+      if (__builtin_mul_overflow(weight.localShape[i], split, &full) ||
+          full != weight.shape[i])
+        fail(path + ".local_shape",
+             formatList(weight.localShape) +
+                 (weight.splits.empty()
+                      ? " is not shape " + formatList(weight.shape) +
+                            " (the weight has no splits)"
+                      : " times splits " + formatList(weight.splits) +
+                            " is not shape " + formatList(weight.shape)));
+      if (!weight.chunks.empty() &&
+          weight.localShape[i] % weight.chunks[i] != 0)
+        fail(path + ".chunks", "dimension " + std::to_string(i) +
+                                   " of local_shape (" +
+                                   std::to_string(weight.localShape[i]) +
+                                   ") is not a multiple of its " +
+                                   plural(weight.chunks[i], "chunk"));
+      if (__builtin_mul_overflow(parts, split, &parts))
+        fail(path + ".splits",
+             formatList(weight.splits) + " make too many parts");
+    }
+    if (stageRanks % parts != 0)
+      fail(path + ".splits", formatList(weight.splits) + " make " +
+                                 plural(parts, "part") + ", which a stage of " +
+                                 plural(stageRanks, "rank") +
+                                 " cannot share evenly");
+    if (weight.localBytes() < 0)
+      fail(path + ".local_shape",
+           formatList(weight.localShape) + " is too large");
+    return weight;
+  }
+
+  void readStage(const json &entry, const std::string &path, int64_t index) {
+    if (!entry.is_object())
+      fail(path, "expected an object");
+    const PlanInfo &plan = out.planInfo;
+    StageInfo stage;
+    stage.stage = integer(entry, path, "stage", false);
+    if (stage.stage != index)
+      fail(path + ".stage", "expected " + std::to_string(index) +
+                                " (stages are listed in order), got " +
+                                std::to_string(stage.stage));
+    stage.firstRank = integer(entry, path, "first_rank", false);
+    stage.ranks = integer(entry, path, "ranks", true);
+    expect(stage.ranks, plan.tensorParallel, path + ".ranks",
+           "plan.tensor_parallel = ");
+    expect(stage.firstRank, index * plan.tensorParallel, path + ".first_rank",
+           "stage * tensor_parallel = ");
+    stage.firstLayer = integer(entry, path, "first_layer", false);
+    stage.layers = integer(entry, path, "layers", false);
+    if (stage.firstLayer > out.modelInfo.numLayers ||
+        stage.layers > out.modelInfo.numLayers - stage.firstLayer)
+      fail(path + ".layers", "first_layer " + std::to_string(stage.firstLayer) +
+                                 " + layers " + std::to_string(stage.layers) +
+                                 " run past the model's " +
+                                 plural(out.modelInfo.numLayers, "layer"));
+    const json &weights = array(entry, path, "weights");
+    int64_t total = 0;
+    for (size_t w = 0; w < weights.size(); ++w) {
+      std::string at = path + ".weights[" + std::to_string(w) + "]";
+      stage.weights.push_back(readWeight(weights[w], at, stage.ranks));
+      if (__builtin_add_overflow(total, stage.weights.back().localBytes(),
+                                 &total))
+        fail(at, "the stage's weights are too large");
+    }
+    if (entry.contains("memory")) {
+      const json &memory = object(entry, path, "memory");
+      std::string at = path + ".memory";
+      stage.memory = MemoryInfo{integer(memory, at, "weights", false),
+                                integer(memory, at, "activations", false),
+                                integer(memory, at, "workspace", false),
+                                integer(memory, at, "kv_cache", false),
+                                integer(memory, at, "usable", false)};
+    }
+    if (entry.contains("kv_cache")) {
+      const json &kv = object(entry, path, "kv_cache");
+      std::string at = path + ".kv_cache";
+      stage.kvCache = KVCacheInfo{integer(kv, at, "block_size", true),
+                                  integer(kv, at, "bytes_per_token", false),
+                                  integer(kv, at, "blocks", false),
+                                  integer(kv, at, "sequence_length", false),
+                                  integer(kv, at, "sequences", false)};
+    }
+    stage.program = string(entry, path, "program");
+    out.stageInfos.push_back(std::move(stage));
+  }
 
   std::string name;
   Artifact &out;
@@ -174,243 +360,19 @@ uint64_t moert::fnv1a64(std::string_view bytes) {
 }
 
 const char *moert::artifactDTypeName(DType dtype) {
-  for (const DTypeName &entry : kDTypeNames)
-    if (entry.dtype == dtype)
-      return entry.name;
+  for (const auto &entry : kDTypeNames)
+    if (entry.first == dtype)
+      return entry.second;
   return "unknown";
 }
 
 bool moert::parseArtifactDType(std::string_view name, DType &dtype) {
-  for (const DTypeName &entry : kDTypeNames)
-    if (name == entry.name) {
-      dtype = entry.dtype;
+  for (const auto &entry : kDTypeNames)
+    if (name == entry.second) {
+      dtype = entry.first;
       return true;
     }
   return false;
-}
-
-WeightSpec WeightInfo::spec() const {
-  return WeightSpec{name, shape, dtype, splits, chunks};
-}
-
-int64_t WeightInfo::localBytes() const {
-  int64_t bytes = dtypeSize(dtype);
-  for (int64_t extent : localShape)
-    if (__builtin_mul_overflow(bytes, extent, &bytes))
-      return -1;
-  return bytes;
-}
-
-int64_t StageInfo::weightBytes() const {
-  int64_t total = 0;
-  for (const WeightInfo &weight : weights)
-    total += weight.localBytes(); // Validated not to overflow.
-  return total;
-}
-
-//===----------------------------------------------------------------------===//
-// Reading
-//===----------------------------------------------------------------------===//
-
-void ArtifactReader::checkHeader(const json &root, std::string_view text) {
-  auto format = root.find("format");
-  if (format == root.end() || *format != "moec-artifact")
-    throw ReadError{"'" + name + "' is not a moec artifact"};
-  auto version = root.find("version");
-  if (version == root.end())
-    fail("$.version", "missing required field (expected a positive integer)");
-  if (version->is_number_unsigned() && version->get<uint64_t>() > 1)
-    throw ReadError{"'" + name + "' is artifact version " + show(*version) +
-                    "; this moe-run reads version " +
-                    std::to_string(kArtifactVersion) + ": rebuild moe-run"};
-  if (!version->is_number_integer() || *version != kArtifactVersion)
-    fail("$.version", "expected a positive integer, got " + show(*version));
-
-  std::string corrupt = "'" + name + "' is corrupt: ";
-  auto checksum = root.find("checksum");
-  if (checksum == root.end())
-    throw ReadError{corrupt + "$.checksum: missing required field (expected " +
-                    kChecksumExpected + ")"};
-  std::string stored = checksum->is_string() ? checksum->get<std::string>() : "";
-  if (stored.compare(0, 8, "fnv1a64:") != 0 ||
-      !isLowerHex(std::string_view(stored).substr(8)))
-    throw ReadError{corrupt + "$.checksum: expected " + kChecksumExpected +
-                    ", got " + show(*checksum)};
-  // The digits the checksum covers as zeros: those after the first
-  // `"checksum": "fnv1a64:`, which the writer puts first in the file.
-  size_t at = text.find(kChecksumKey);
-  if (at == std::string_view::npos ||
-      text.substr(at + kChecksumKey.size(), kDigits + 1) !=
-          stored.substr(8) + "\"")
-    throw ReadError{corrupt + "its checksum is not written as \"checksum\": \"" +
-                    stored + "\""};
-  size_t digits = at + kChecksumKey.size();
-  uint64_t hash = fnvUpdate(kFnvBasis, text.substr(0, digits));
-  hash = fnvUpdate(hash, std::string(kDigits, '0'));
-  hash = fnvUpdate(hash, text.substr(digits + kDigits));
-  if (hex16(hash) != stored.substr(8))
-    throw ReadError{corrupt + "checksum " + stored +
-                    " does not match its contents (fnv1a64:" + hex16(hash) +
-                    ")"};
-  out.checksumText = stored;
-}
-
-void ArtifactReader::readModel(const json &root) {
-  const json &model = object(root, "$", "model");
-  ModelInfo &info = out.modelInfo;
-  info.name = string(model, "$.model", "name");
-  info.vocabSize = integer(model, "$.model", "vocab_size", true);
-  info.dModel = integer(model, "$.model", "d_model", true);
-  info.numLayers = integer(model, "$.model", "num_layers", true);
-  info.maxContext = integer(model, "$.model", "max_context", true);
-  std::string dtype = string(model, "$.model", "dtype");
-  if ((dtype != "bf16" && dtype != "f16" && dtype != "f32") ||
-      !parseArtifactDType(dtype, info.dtype))
-    fail("$.model.dtype",
-         "expected \"bf16\", \"f16\" or \"f32\", got " + show(json(dtype)));
-}
-
-void ArtifactReader::readPlan(const json &root) {
-  const json &plan = object(root, "$", "plan");
-  PlanInfo &info = out.planInfo;
-  info.pipelineStages = integer(plan, "$.plan", "pipeline_stages", true);
-  info.tensorParallel = integer(plan, "$.plan", "tensor_parallel", true);
-  info.expertParallel = integer(plan, "$.plan", "expert_parallel", true);
-  const json &allToAll = field(plan, "$.plan", "expert_all_to_all", "a boolean");
-  if (!allToAll.is_boolean())
-    fail("$.plan.expert_all_to_all", "expected a boolean");
-  info.expertAllToAll = allToAll.get<bool>();
-  info.ranks = integer(plan, "$.plan", "ranks", true);
-  int64_t ranks = 0;
-  if (__builtin_mul_overflow(info.pipelineStages, info.tensorParallel, &ranks) ||
-      ranks != info.ranks)
-    fail("$.plan.ranks", "expected pipeline_stages * tensor_parallel = " +
-                             std::to_string(info.pipelineStages) + " * " +
-                             std::to_string(info.tensorParallel) + " = " +
-                             std::to_string(ranks) + ", got " +
-                             std::to_string(info.ranks));
-}
-
-WeightInfo ArtifactReader::readWeight(const json &entry,
-                                      const std::string &path,
-                                      int64_t stageRanks) {
-  if (!entry.is_object())
-    fail(path, "expected an object");
-  WeightInfo weight;
-  weight.name = string(entry, path, "name");
-  if (weight.name.empty())
-    fail(path + ".name", "expected a non-empty string");
-  std::string dtype = string(entry, path, "dtype");
-  if (!parseArtifactDType(dtype, weight.dtype))
-    fail(path + ".dtype", "expected \"bf16\", \"f16\", \"f32\", \"f8E4M3FN\", "
-                          "\"i32\" or \"i64\", got " + show(json(dtype)));
-  weight.shape = integers(entry, path, "shape", false);
-  weight.localShape = integers(entry, path, "local_shape", false);
-  weight.splits = integers(entry, path, "splits", true);
-  weight.chunks = integers(entry, path, "chunks", true);
-  size_t dims = weight.shape.size();
-  if (weight.localShape.size() != dims)
-    fail(path + ".local_shape",
-         "expected " + plural(static_cast<int64_t>(dims), "dimension") +
-             " like shape " + formatList(weight.shape) + ", got " +
-             formatList(weight.localShape));
-  for (const char *key : {"splits", "chunks"}) {
-    const std::vector<int64_t> &list =
-        key[0] == 's' ? weight.splits : weight.chunks;
-    if (!list.empty() && list.size() != dims)
-      fail(path + "." + key, "expected [] or one entry per dimension of shape " +
-                                 formatList(weight.shape) + ", got " +
-                                 formatList(list));
-  }
-  int64_t parts = 1;
-  for (size_t i = 0; i < dims; ++i) {
-    int64_t split = weight.splits.empty() ? 1 : weight.splits[i], full = 0;
-    if (__builtin_mul_overflow(weight.localShape[i], split, &full) ||
-        full != weight.shape[i])
-      fail(path + ".local_shape",
-           formatList(weight.localShape) +
-               (weight.splits.empty()
-                    ? " is not shape " + formatList(weight.shape) +
-                          " (the weight has no splits)"
-                    : " times splits " + formatList(weight.splits) +
-                          " is not shape " + formatList(weight.shape)));
-    if (!weight.chunks.empty() && weight.localShape[i] % weight.chunks[i] != 0)
-      fail(path + ".chunks",
-           "dimension " + std::to_string(i) + " of local_shape (" +
-               std::to_string(weight.localShape[i]) +
-               ") is not a multiple of its " +
-               plural(weight.chunks[i], "chunk"));
-    if (__builtin_mul_overflow(parts, split, &parts))
-      fail(path + ".splits", formatList(weight.splits) + " make too many parts");
-  }
-  if (stageRanks % parts != 0)
-    fail(path + ".splits", formatList(weight.splits) + " make " +
-                               plural(parts, "part") + ", which a stage of " +
-                               plural(stageRanks, "rank") +
-                               " cannot share evenly");
-  if (weight.localBytes() < 0)
-    fail(path + ".local_shape", formatList(weight.localShape) + " is too large");
-  return weight;
-}
-
-void ArtifactReader::readStage(const json &entry, const std::string &path,
-                               int64_t index) {
-  if (!entry.is_object())
-    fail(path, "expected an object");
-  const PlanInfo &plan = out.planInfo;
-  StageInfo stage;
-  stage.stage = integer(entry, path, "stage", false);
-  if (stage.stage != index)
-    fail(path + ".stage", "expected " + std::to_string(index) +
-                              " (stages are listed in order), got " +
-                              std::to_string(stage.stage));
-  stage.firstRank = integer(entry, path, "first_rank", false);
-  stage.ranks = integer(entry, path, "ranks", true);
-  if (stage.ranks != plan.tensorParallel)
-    fail(path + ".ranks", "expected plan.tensor_parallel = " +
-                              std::to_string(plan.tensorParallel) + ", got " +
-                              std::to_string(stage.ranks));
-  if (stage.firstRank != index * plan.tensorParallel)
-    fail(path + ".first_rank",
-         "expected stage * tensor_parallel = " +
-             std::to_string(index * plan.tensorParallel) + ", got " +
-             std::to_string(stage.firstRank));
-  stage.firstLayer = integer(entry, path, "first_layer", false);
-  stage.layers = integer(entry, path, "layers", false);
-  if (stage.firstLayer > out.modelInfo.numLayers ||
-      stage.layers > out.modelInfo.numLayers - stage.firstLayer)
-    fail(path + ".layers",
-         "first_layer " + std::to_string(stage.firstLayer) + " + layers " +
-             std::to_string(stage.layers) + " run past the model's " +
-             plural(out.modelInfo.numLayers, "layer"));
-  const json &weights = array(entry, path, "weights");
-  int64_t total = 0;
-  for (size_t w = 0; w < weights.size(); ++w) {
-    std::string at = path + ".weights[" + std::to_string(w) + "]";
-    stage.weights.push_back(readWeight(weights[w], at, stage.ranks));
-    if (__builtin_add_overflow(total, stage.weights.back().localBytes(), &total))
-      fail(at, "the stage's weights are too large");
-  }
-  if (entry.contains("memory")) {
-    const json &memory = object(entry, path, "memory");
-    std::string at = path + ".memory";
-    stage.memory = MemoryInfo{integer(memory, at, "weights", false),
-                              integer(memory, at, "activations", false),
-                              integer(memory, at, "workspace", false),
-                              integer(memory, at, "kv_cache", false),
-                              integer(memory, at, "usable", false)};
-  }
-  if (entry.contains("kv_cache")) {
-    const json &kv = object(entry, path, "kv_cache");
-    std::string at = path + ".kv_cache";
-    stage.kvCache = KVCacheInfo{integer(kv, at, "block_size", true),
-                                integer(kv, at, "bytes_per_token", false),
-                                integer(kv, at, "blocks", false),
-                                integer(kv, at, "sequence_length", false),
-                                integer(kv, at, "sequences", false)};
-  }
-  stage.program = string(entry, path, "program");
-  out.stageInfos.push_back(std::move(stage));
 }
 
 void ArtifactReader::read(std::string_view text) {
@@ -426,10 +388,9 @@ void ArtifactReader::read(std::string_view text) {
   readPlan(root);
   const json &stages = array(root, "$", "stages");
   if (static_cast<int64_t>(stages.size()) != out.planInfo.pipelineStages)
-    fail("$.stages", "expected " +
-                         plural(out.planInfo.pipelineStages, "stage") +
-                         " (plan.pipeline_stages), got " +
-                         std::to_string(stages.size()));
+    fail("$.stages",
+         "expected " + plural(out.planInfo.pipelineStages, "stage") +
+             " (plan.pipeline_stages), got " + std::to_string(stages.size()));
   for (size_t s = 0; s < stages.size(); ++s)
     readStage(stages[s], "$.stages[" + std::to_string(s) + "]",
               static_cast<int64_t>(s));
@@ -466,30 +427,25 @@ std::unique_ptr<Artifact> Artifact::parse(std::string_view text,
 
 std::unique_ptr<Artifact> Artifact::open(const std::string &path,
                                          std::string &error) {
+  struct Closer {
+    void operator()(std::FILE *file) const { std::fclose(file); }
+  };
+  std::string text;
   try {
-    std::FILE *file = std::fopen(path.c_str(), "rb");
-    if (!file) {
+    std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "rb"));
+    char buffer[1 << 16];
+    size_t got = 0;
+    while (file && (got = std::fread(buffer, 1, sizeof buffer, file.get())) > 0)
+      text.append(buffer, got);
+    if (!file || std::ferror(file.get())) {
       error = "cannot read '" + path + "': " + std::strerror(errno);
       return nullptr;
     }
-    std::string text;
-    char buffer[1 << 16];
-    size_t got = 0;
-    while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0)
-      text.append(buffer, got);
-    int readErrno = std::ferror(file) ? errno : 0;
-    std::fclose(file);
-    if (readErrno) {
-      error = "cannot read '" + path + "': " + std::strerror(readErrno);
-      return nullptr;
-    }
-    return parse(text, error, path);
-  } catch (const std::exception &e) {
+  } catch (const std::exception &e) { // std::bad_alloc
     error = "cannot read '" + path + "': " + e.what();
-  } catch (...) {
-    error = "cannot read '" + path + "': unknown failure";
+    return nullptr;
   }
-  return nullptr;
+  return parse(text, error, path);
 }
 
 std::string Artifact::checkLaunch(const std::string &runtimeTarget,

@@ -78,9 +78,16 @@ struct WeightInfo {
   std::vector<int64_t> chunks;
 
   /// The spec WeightLoader::load takes.
-  WeightSpec spec() const;
-  /// Bytes of one rank's part.
-  int64_t localBytes() const;
+  WeightSpec spec() const { return {name, shape, dtype, splits, chunks}; }
+  /// Bytes of one rank's part; -1 if that overflows int64_t (never for a
+  /// weight of a parsed artifact).
+  int64_t localBytes() const {
+    int64_t bytes = dtypeSize(dtype);
+    for (int64_t extent : localShape)
+      if (__builtin_mul_overflow(bytes, extent, &bytes))
+        return -1;
+    return bytes;
+  }
 };
 
 /// `$.stages[s].memory`: the compiler's per-rank memory plan, in bytes.
@@ -115,8 +122,14 @@ struct StageInfo {
   /// The stage's compiled program (MLIR text for now).
   std::string program;
 
-  /// Bytes of one rank's part of every weight.
-  int64_t weightBytes() const;
+  /// Bytes of one rank's part of every weight (checked by parsing not to
+  /// overflow).
+  int64_t weightBytes() const {
+    int64_t total = 0;
+    for (const WeightInfo &weight : weights)
+      total += weight.localBytes();
+    return total;
+  }
 };
 
 /// One compiled kernel (`$.kernels[k]`).

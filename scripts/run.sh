@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: install dependencies, build, and compile the shipped models:
 # the GPT-4-class model's report and its 128-GPU plan, the one-GPU benchmark
-# model's report, and the moe IR of a small model.
+# model's report, the moe IR of a small model, and a small model's artifact,
+# read back by moe-run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
@@ -13,3 +14,6 @@ set -x
 "$bin/moec" "$root/models/gpt4-mini.json" --report
 "$bin/moec" "$root/models/tiny-moe.json" --emit=moe -o "$root/build/tiny-moe.mlir"
 "$bin/moe-opt" "$root/build/tiny-moe.mlir" -moe-report -o /dev/null
+"$bin/moec" "$root/models/tiny-moe.json" --tensor-parallel=2 --pipeline-parallel=2 \
+  --expert-parallel=2 --cluster=h100-80gb:1x4 --emit=artifact -o "$root/build/tiny-moe.moeart"
+"$bin/moe-run" "$root/build/tiny-moe.moeart" inspect

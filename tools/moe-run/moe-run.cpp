@@ -1,27 +1,258 @@
 //===- moe-run.cpp - Run compiled moec artifacts --------------------------===//
 //
-// The serving front end. This build knows the command line it will grow into
-// and the runtime pieces that exist so far; it has no MLIR dependency.
+// The serving front end. It reads the artifact moec writes (runtime/
+// Artifact.h) and has no MLIR dependency. So far it can describe an artifact
+// and check a checkpoint against it; generate, bench and serve follow.
+//
+// Exit status: 0 on success, 1 for an error, 2 for a bad command line. Every
+// error is one line `moe-run: error: <message>` on stderr.
 //
 //===----------------------------------------------------------------------===//
 
-#include <cstdio>
-#include <cstring>
-#include <string>
+#include "runtime/Artifact.h"
+#include "runtime/Safetensors.h"
 
-static const char *kUsage =
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+using namespace moert;
+
+namespace {
+
+const char *kUsage =
     "usage: moe-run ARTIFACT COMMAND [options]\n"
     "\n"
     "Runs an artifact compiled by moec.\n"
     "\n"
     "commands:\n"
-    "  generate   generate tokens for prompt token ids\n"
-    "  bench      synthetic serving workload: throughput and latencies\n"
-    "  serve      serve requests with continuous batching\n"
+    "  inspect                 validate the artifact and describe its model,\n"
+    "                          plan, stages and kernels\n"
+    "  check-weights CHECKPOINT [--rank=R]\n"
+    "                          load every weight of rank R (default: every\n"
+    "                          rank) from CHECKPOINT (a .safetensors file, an\n"
+    "                          index .json or a folder) as the plan shards it\n"
     "\n"
     "options:\n"
     "  --help     print this help\n"
     "  --version  print the runtime version\n";
+
+const char *kCommands = "inspect, check-weights";
+
+/// A failure with the exit status it ends the program with.
+struct Failure {
+  std::string message;
+  int status = 1;
+};
+
+[[noreturn]] void usageError(const std::string &message) {
+  throw Failure{message, 2};
+}
+
+std::string plural(int64_t count, const char *noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
+/// Bytes in decimal units with one decimal: "512 B", "1.2 GB".
+std::string formatBytes(int64_t bytes) {
+  static const char *const kUnits[] = {"kB", "MB", "GB", "TB", "PB", "EB"};
+  if (bytes < 1000)
+    return std::to_string(bytes) + " B";
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 999.95 && unit < 5) {
+    value /= 1000;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
+  return text;
+}
+
+/// "layers 2-3", "layer 2" or "no layers".
+std::string formatLayers(int64_t first, int64_t count) {
+  if (count == 0)
+    return "no layers";
+  if (count == 1)
+    return "layer " + std::to_string(first);
+  return "layers " + std::to_string(first) + "-" +
+         std::to_string(first + count - 1);
+}
+
+std::unique_ptr<Artifact> openArtifact(const std::string &path) {
+  std::string error;
+  std::unique_ptr<Artifact> artifact = Artifact::open(path, error);
+  if (!artifact)
+    throw Failure{error};
+  return artifact;
+}
+
+//===----------------------------------------------------------------------===//
+// inspect
+//===----------------------------------------------------------------------===//
+
+int inspect(const std::string &path, const std::vector<std::string> &args) {
+  if (!args.empty())
+    usageError("inspect takes no arguments, got '" + args.front() + "'");
+  std::unique_ptr<Artifact> artifact = openArtifact(path);
+  const ModelInfo &model = artifact->model();
+  const PlanInfo &plan = artifact->plan();
+  std::printf("artifact: %s (%s)\n", path.c_str(),
+              artifact->checksum().c_str());
+  std::printf("model: %s, %s, d_model %lld, vocab %lld, max context %lld, "
+              "%s\n",
+              model.name.c_str(), plural(model.numLayers, "layer").c_str(),
+              static_cast<long long>(model.dModel),
+              static_cast<long long>(model.vocabSize),
+              static_cast<long long>(model.maxContext),
+              artifactDTypeName(model.dtype));
+  std::printf("target: %s\n", artifact->target().c_str());
+  std::printf("plan: %s x %lld tensor-parallel = %s; experts: %lld-way "
+              "expert parallel, %s\n",
+              plural(plan.pipelineStages, "stage").c_str(),
+              static_cast<long long>(plan.tensorParallel),
+              plural(plan.ranks, "rank").c_str(),
+              static_cast<long long>(plan.expertParallel),
+              plan.expertAllToAll ? "all-to-all" : "no all-to-all");
+  for (const StageInfo &stage : artifact->stages()) {
+    int64_t bytes = stage.weightBytes();
+    std::string line =
+        "stage " + std::to_string(stage.stage) + ": " +
+        (stage.ranks == 1
+             ? "rank " + std::to_string(stage.firstRank)
+             : "ranks " + std::to_string(stage.firstRank) + "-" +
+                   std::to_string(stage.firstRank + stage.ranks - 1)) +
+        ", " + formatLayers(stage.firstLayer, stage.layers) + ", " +
+        plural(static_cast<int64_t>(stage.weights.size()), "weight") + ", " +
+        std::to_string(bytes) + " bytes per rank (" + formatBytes(bytes) + ")";
+    if (stage.kvCache)
+      line += ", KV cache " + plural(stage.kvCache->blocks, "block") + " of " +
+              plural(stage.kvCache->blockSize, "token") + ", " +
+              plural(stage.kvCache->sequences, "sequence") + " of " +
+              plural(stage.kvCache->sequenceLength, "token");
+    std::printf("%s\n", line.c_str());
+  }
+  std::printf("kernels: %zu\n", artifact->kernels().size());
+  return 0;
+}
+
+//===----------------------------------------------------------------------===//
+// check-weights
+//===----------------------------------------------------------------------===//
+
+/// Parses the value of --rank=R.
+int64_t parseRank(const std::string &text) {
+  const char *begin = text.c_str();
+  char *end = nullptr;
+  errno = 0;
+  long long value = std::strtoll(begin, &end, 10);
+  if (text.empty() || !(*begin >= '0' && *begin <= '9') || *end != '\0' ||
+      errno == ERANGE)
+    usageError("bad --rank value '" + text +
+               "': expected a non-negative integer");
+  return value;
+}
+
+/// Loads every weight of `rank`, reporting progress on stderr.
+void checkRank(const Artifact &artifact, WeightLoader &loader, int64_t rank,
+               std::vector<uint8_t> &scratch) {
+  using Clock = std::chrono::steady_clock;
+  std::vector<WeightSpec> specs = artifact.weightsForRank(rank);
+  int64_t groupRank = artifact.rankInStage(rank);
+  int64_t group = artifact.groupSize(rank);
+  std::string prefix = "rank " + std::to_string(rank) + ": ";
+  int64_t largest = 0;
+  for (const WeightSpec &spec : specs) {
+    int64_t bytes = WeightLoader::partBytes(spec);
+    if (bytes < 0)
+      throw Failure{prefix + "weight '" + spec.name +
+                    "': its shard does not fit its shape"};
+    largest = std::max(largest, bytes);
+  }
+  if (static_cast<uint64_t>(largest) > scratch.size())
+    scratch.resize(static_cast<size_t>(largest));
+
+  Clock::time_point lastReport = Clock::now();
+  int64_t done = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    std::string error;
+    if (!loader.load(specs[i], groupRank, group, scratch.data(), error))
+      throw Failure{prefix + error};
+    done += WeightLoader::partBytes(specs[i]);
+    if (Clock::now() - lastReport >= std::chrono::milliseconds(500)) {
+      lastReport = Clock::now();
+      std::fprintf(stderr, "%s%zu/%zu weights, %s\n", prefix.c_str(), i + 1,
+                   specs.size(), formatBytes(done).c_str());
+      std::fflush(stderr);
+    }
+  }
+  std::printf("%s%s, %lld bytes: ok\n", prefix.c_str(),
+              plural(static_cast<int64_t>(specs.size()), "weight").c_str(),
+              static_cast<long long>(done));
+  std::fflush(stdout);
+}
+
+int checkWeights(const std::string &path,
+                 const std::vector<std::string> &args) {
+  std::string checkpoint;
+  bool haveRank = false;
+  int64_t rank = 0;
+  for (const std::string &arg : args) {
+    if (arg.compare(0, 7, "--rank=") == 0) {
+      rank = parseRank(arg.substr(7));
+      haveRank = true;
+    } else if (arg == "--rank") {
+      usageError("--rank needs a value (--rank=R)");
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      usageError("unknown option '" + arg + "' for check-weights");
+    } else if (checkpoint.empty()) {
+      checkpoint = arg;
+    } else {
+      usageError("check-weights takes one CHECKPOINT, got '" + checkpoint +
+                 "' and '" + arg + "'");
+    }
+  }
+  if (checkpoint.empty())
+    usageError("check-weights needs a CHECKPOINT (a .safetensors file, an "
+               "index .json or a folder)");
+
+  std::unique_ptr<Artifact> artifact = openArtifact(path);
+  int64_t ranks = artifact->plan().ranks;
+  if (haveRank && rank >= ranks)
+    usageError("rank " + std::to_string(rank) +
+               " is out of range for a plan of " + plural(ranks, "rank"));
+  std::string error;
+  std::unique_ptr<WeightLoader> loader = WeightLoader::open(checkpoint, error);
+  if (!loader)
+    throw Failure{error};
+  std::vector<uint8_t> scratch;
+  for (int64_t r = haveRank ? rank : 0; r < (haveRank ? rank + 1 : ranks); ++r)
+    checkRank(*artifact, *loader, r, scratch);
+  return 0;
+}
+
+int run(int argc, char **argv) {
+  std::vector<std::string> positional(argv + 1, argv + argc);
+  if (positional.size() < 2)
+    usageError("missing COMMAND after ARTIFACT (commands: " +
+               std::string(kCommands) + ")");
+  std::string path = positional[0], command = positional[1];
+  std::vector<std::string> args(positional.begin() + 2, positional.end());
+  if (command == "inspect")
+    return inspect(path, args);
+  if (command == "check-weights")
+    return checkWeights(path, args);
+  usageError("unknown command '" + command +
+             "' (commands: " + std::string(kCommands) + ")");
+}
+
+} // namespace
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -34,12 +265,26 @@ int main(int argc, char **argv) {
       return 0;
     }
     if (!std::strcmp(argv[i], "--version")) {
-      std::puts("moe-run 0.1 (artifact format: not yet defined)");
+      std::printf("moe-run 0.1 (artifact format version %lld)\n",
+                  static_cast<long long>(kArtifactVersion));
       return 0;
     }
   }
-  std::fprintf(stderr,
-               "moe-run: error: this runtime cannot load artifacts yet; moec "
-               "does not write them yet either (see README.md, status)\n");
-  return 2;
+  try {
+    return run(argc, argv);
+  } catch (const Failure &failure) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "moe-run: error: %s\n", failure.message.c_str());
+    return failure.status;
+  } catch (const std::bad_alloc &) {
+    std::fflush(stdout);
+    std::fputs("moe-run: error: out of memory\n", stderr);
+  } catch (const std::exception &e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "moe-run: error: %s\n", e.what());
+  } catch (...) {
+    std::fflush(stdout);
+    std::fputs("moe-run: error: unknown failure\n", stderr);
+  }
+  return 1;
 }

@@ -1,0 +1,473 @@
+//===- ArtifactTest.cpp - Reading and validating moec artifacts -----------===//
+
+#include "runtime/Artifact.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+using namespace moert;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char *kName = "a.json";
+
+json weight(const std::string &name, const std::string &dtype,
+            std::vector<int64_t> shape, std::vector<int64_t> local,
+            std::vector<int64_t> splits = {},
+            std::vector<int64_t> chunks = {}) {
+  return {{"name", name},         {"dtype", dtype},   {"shape", shape},
+          {"local_shape", local}, {"splits", splits}, {"chunks", chunks}};
+}
+
+/// A valid artifact as the compiler would describe it: 2 pipeline stages of
+/// 2 tensor-parallel ranks, 4 layers, a few sharded weights.
+json validArtifact() {
+  json stage0 = {
+      {"stage", 0},
+      {"first_rank", 0},
+      {"ranks", 2},
+      {"first_layer", 0},
+      {"layers", 2},
+      {"weights",
+       {weight("model.embed_tokens.weight", "bf16", {64, 16}, {32, 16}, {2, 1}),
+        weight("model.layers.0.mlp.experts.gate_up", "bf16", {4, 16, 32},
+               {4, 16, 16}, {1, 1, 2}, {1, 1, 2}),
+        weight("model.layers.0.input_layernorm.weight", "f32", {16}, {16})}},
+      {"kv_cache",
+       {{"block_size", 16},
+        {"bytes_per_token", 256},
+        {"blocks", 100},
+        {"sequence_length", 128},
+        {"sequences", 8}}},
+      {"program", "func.func @forward_stage0() {\n  return\n}"}};
+  json stage1 = {
+      {"stage", 1},
+      {"first_rank", 2},
+      {"ranks", 2},
+      {"first_layer", 2},
+      {"layers", 2},
+      {"weights",
+       {weight("model.layers.2.self_attn.o_proj.weight", "f16", {16, 16},
+               {16, 8}, {1, 2}),
+        weight("lm_head.weight", "bf16", {64, 16}, {32, 16}, {2, 1}, {}),
+        weight("model.norm.weight", "f32", {16}, {16}, {1})}},
+      {"memory",
+       {{"weights", 1000},
+        {"activations", 200},
+        {"workspace", 30},
+        {"kv_cache", 4},
+        {"usable", 5000}}},
+      {"program", "func.func @forward_stage1() {\n  return\n}"}};
+  return {{"format", "moec-artifact"},
+          {"version", 1},
+          {"target", "host"},
+          {"model",
+           {{"name", "tiny-moe"},
+            {"vocab_size", 64},
+            {"d_model", 16},
+            {"num_layers", 4},
+            {"max_context", 128},
+            {"dtype", "bf16"}}},
+          {"plan",
+           {{"pipeline_stages", 2},
+            {"tensor_parallel", 2},
+            {"expert_parallel", 2},
+            {"expert_all_to_all", true},
+            {"ranks", 4}}},
+          {"stages", {stage0, stage1}},
+          {"kernels", {{{"name", "k0"}, {"mlir", "func.func @k0()"}}}}};
+}
+
+/// The hash of `text` with the checksum digits read as zeros.
+uint64_t contentHash(std::string text) {
+  size_t at = text.find("\"checksum\": \"fnv1a64:") + 21;
+  text.replace(at, 16, std::string(16, '0'));
+  return fnv1a64(text);
+}
+
+std::string hex(uint64_t value) {
+  char digits[17];
+  std::snprintf(digits, sizeof digits, "%016llx",
+                static_cast<unsigned long long>(value));
+  return digits;
+}
+
+/// Writes `artifact` as moec does: sorted keys, 2-space indentation, trailing
+/// newline, checksum over the text with zero digits patched in.
+std::string serialize(json artifact) {
+  artifact["checksum"] = "fnv1a64:0000000000000000";
+  std::string text = artifact.dump(2) + "\n";
+  size_t at = text.find("\"checksum\": \"fnv1a64:") + 21;
+  text.replace(at, 16, hex(fnv1a64(text)));
+  return text;
+}
+
+/// The error parsing `text` gives ("" if it parses).
+std::string parseError(const std::string &text) {
+  std::string error;
+  std::unique_ptr<Artifact> artifact = Artifact::parse(text, error, kName);
+  EXPECT_EQ(artifact == nullptr, !error.empty());
+  return artifact ? "" : error;
+}
+
+std::string errorOf(const json &artifact) {
+  return parseError(serialize(artifact));
+}
+
+std::unique_ptr<Artifact> parseValid() {
+  std::string error;
+  std::unique_ptr<Artifact> artifact =
+      Artifact::parse(serialize(validArtifact()), error, kName);
+  EXPECT_TRUE(artifact) << error;
+  return artifact;
+}
+
+TEST(Fnv1a64, KnownValues) {
+  EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ULL);
+  EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cULL);
+  EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ULL);
+}
+
+TEST(Artifact, ParsesValidArtifact) {
+  std::unique_ptr<Artifact> artifact = parseValid();
+  ASSERT_TRUE(artifact);
+  EXPECT_EQ(artifact->target(), "host");
+  EXPECT_EQ(artifact->checksum().substr(0, 8), "fnv1a64:");
+  const ModelInfo &model = artifact->model();
+  EXPECT_EQ(model.name, "tiny-moe");
+  EXPECT_EQ(model.vocabSize, 64);
+  EXPECT_EQ(model.dModel, 16);
+  EXPECT_EQ(model.numLayers, 4);
+  EXPECT_EQ(model.maxContext, 128);
+  EXPECT_EQ(model.dtype, DType::BF16);
+  const PlanInfo &plan = artifact->plan();
+  EXPECT_EQ(plan.pipelineStages, 2);
+  EXPECT_EQ(plan.tensorParallel, 2);
+  EXPECT_EQ(plan.expertParallel, 2);
+  EXPECT_TRUE(plan.expertAllToAll);
+  EXPECT_EQ(plan.ranks, 4);
+  ASSERT_EQ(artifact->stages().size(), 2u);
+  const StageInfo &first = artifact->stages()[0];
+  EXPECT_EQ(first.firstRank, 0);
+  EXPECT_EQ(first.layers, 2);
+  ASSERT_EQ(first.weights.size(), 3u);
+  EXPECT_EQ(first.weights[1].chunks, (std::vector<int64_t>{1, 1, 2}));
+  EXPECT_EQ(first.weights[1].localShape, (std::vector<int64_t>{4, 16, 16}));
+  EXPECT_EQ(first.weights[2].dtype, DType::F32);
+  EXPECT_EQ(first.weightBytes(), 32 * 16 * 2 + 4 * 16 * 16 * 2 + 16 * 4);
+  ASSERT_TRUE(first.kvCache);
+  EXPECT_EQ(first.kvCache->blocks, 100);
+  EXPECT_EQ(first.kvCache->sequences, 8);
+  EXPECT_FALSE(first.memory);
+  const StageInfo &second = artifact->stages()[1];
+  EXPECT_EQ(second.stage, 1);
+  EXPECT_EQ(second.firstLayer, 2);
+  ASSERT_TRUE(second.memory);
+  EXPECT_EQ(second.memory->usable, 5000);
+  EXPECT_FALSE(second.kvCache);
+  EXPECT_EQ(second.program, "func.func @forward_stage1() {\n  return\n}");
+  ASSERT_EQ(artifact->kernels().size(), 1u);
+  EXPECT_EQ(artifact->kernels()[0].name, "k0");
+}
+
+TEST(Artifact, OpensFilesAndReportsUnreadableOnes) {
+  std::string error;
+  EXPECT_FALSE(Artifact::open("/nonexistent/x.json", error));
+  EXPECT_EQ(error, "cannot read '/nonexistent/x.json': No such file or "
+                   "directory");
+  fs::path dir = fs::temp_directory_path();
+  EXPECT_FALSE(Artifact::open(dir.string(), error));
+  EXPECT_EQ(error, "cannot read '" + dir.string() + "': Is a directory");
+  fs::path file = dir / ("moert-artifact-" +
+                         std::to_string(std::random_device()()) + ".json");
+  std::ofstream(file, std::ios::binary) << serialize(validArtifact());
+  std::unique_ptr<Artifact> artifact = Artifact::open(file.string(), error);
+  fs::remove(file);
+  ASSERT_TRUE(artifact) << error;
+  EXPECT_EQ(artifact->stages().size(), 2u);
+}
+
+TEST(Artifact, RejectsWhatIsNotAnArtifact) {
+  EXPECT_EQ(parseError("not json"), "'a.json' is not a moec artifact");
+  EXPECT_EQ(parseError("[1, 2]"), "'a.json' is not a moec artifact");
+  EXPECT_EQ(parseError(""), "'a.json' is not a moec artifact");
+  json other = validArtifact();
+  other["format"] = "moec-model";
+  EXPECT_EQ(errorOf(other), "'a.json' is not a moec artifact");
+  other.erase("format");
+  EXPECT_EQ(errorOf(other), "'a.json' is not a moec artifact");
+}
+
+TEST(Artifact, RejectsOtherVersions) {
+  json artifact = validArtifact();
+  artifact["version"] = 2;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 2; this moe-run "
+                               "reads version 1: rebuild moe-run");
+  artifact["version"] = 0;
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.version: expected a positive integer, got 0");
+  artifact["version"] = "1";
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.version: expected a positive integer, got \"1\"");
+}
+
+TEST(Artifact, DetectsCorruption) {
+  std::string text = serialize(validArtifact());
+  std::string stored = text.substr(text.find("fnv1a64:"), 24);
+  size_t at = text.find("forward_stage1");
+  text[at] ^= 0x01; // 'f' -> 'g'
+  EXPECT_EQ(parseError(text), "'a.json' is corrupt: checksum " + stored +
+                                  " does not match its contents (fnv1a64:" +
+                                  hex(contentHash(text)) + ")");
+  // A changed digit of the checksum itself.
+  text = serialize(validArtifact());
+  at = text.find("fnv1a64:") + 8;
+  text[at] = text[at] == '0' ? '1' : '0';
+  EXPECT_NE(parseError(text).find("does not match its contents"),
+            std::string::npos);
+
+  text = serialize(validArtifact());
+  text.replace(text.find("fnv1a64:") + 8, 16, "ABCDEF0123456789");
+  EXPECT_EQ(parseError(text),
+            "'a.json' is corrupt: $.checksum: expected \"fnv1a64:\" and 16 "
+            "lowercase hex digits, got \"fnv1a64:ABCDEF0123456789\"");
+  json noChecksum = validArtifact();
+  std::string bare = noChecksum.dump(2) + "\n";
+  EXPECT_EQ(parseError(bare),
+            "'a.json' is corrupt: $.checksum: missing required field "
+            "(expected \"fnv1a64:\" and 16 lowercase hex digits)");
+}
+
+TEST(Artifact, NamesTheJsonPathOfBadFields) {
+  json artifact = validArtifact();
+  artifact["stages"][1]["weights"][0].erase("local_shape");
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.stages[1].weights[0].local_shape: missing required "
+            "field (expected an array of non-negative integers)");
+  artifact = validArtifact();
+  artifact["stages"][1]["weights"][2]["local_shape"] = {-16};
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[1].weights[2].local_shape: "
+                               "expected an array of non-negative integers");
+  artifact = validArtifact();
+  artifact["model"].erase("d_model");
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.model.d_model: missing required "
+                               "field (expected a positive integer)");
+  artifact = validArtifact();
+  artifact["plan"]["expert_all_to_all"] = 1;
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.plan.expert_all_to_all: expected a boolean");
+  artifact = validArtifact();
+  artifact["stages"][0]["weights"][0]["dtype"] = "q4";
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.stages[0].weights[0].dtype: expected \"bf16\", "
+            "\"f16\", \"f32\", \"f8E4M3FN\", \"i32\" or \"i64\", got \"q4\"");
+  artifact = validArtifact();
+  artifact["target"] = "tpu";
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.target: expected \"host\" or \"cuda\", got \"tpu\"");
+  artifact = validArtifact();
+  artifact["stages"][0]["kv_cache"].erase("blocks");
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[0].kv_cache.blocks: "
+                               "missing required field (expected a "
+                               "non-negative integer)");
+  artifact = validArtifact();
+  artifact["kernels"][0]["mlir"] = nullptr;
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.kernels[0].mlir: expected a string");
+}
+
+TEST(Artifact, ChecksThePlanAgainstTheStages) {
+  json artifact = validArtifact();
+  artifact["plan"]["ranks"] = 6;
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.plan.ranks: expected "
+                               "pipeline_stages * tensor_parallel = 2 * 2 = "
+                               "4, got 6");
+  artifact = validArtifact();
+  artifact["stages"].erase(1);
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages: expected 2 stages "
+                               "(plan.pipeline_stages), got 1");
+  artifact = validArtifact();
+  artifact["stages"][1]["ranks"] = 4;
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[1].ranks: expected "
+                               "plan.tensor_parallel = 2, got 4");
+  artifact = validArtifact();
+  artifact["stages"][1]["first_rank"] = 1;
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[1].first_rank: expected "
+                               "stage * tensor_parallel = 2, got 1");
+  artifact = validArtifact();
+  artifact["stages"][1]["stage"] = 0;
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[1].stage: expected 1 "
+                               "(stages are listed in order), got 0");
+  artifact = validArtifact();
+  artifact["stages"][1]["layers"] = 3;
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[1].layers: first_layer 2 "
+                               "+ layers 3 run past the model's 4 layers");
+}
+
+TEST(Artifact, ChecksWeightShards) {
+  json artifact = validArtifact();
+  artifact["stages"][0]["weights"][0]["local_shape"] = {64, 16};
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[0].weights[0].local_shape: "
+                               "[64, 16] times splits [2, 1] is not shape "
+                               "[64, 16]");
+  artifact = validArtifact();
+  artifact["stages"][0]["weights"][2]["local_shape"] = {8};
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[0].weights[2].local_shape: "
+                               "[8] is not shape [16] (the weight has no "
+                               "splits)");
+  artifact = validArtifact();
+  artifact["stages"][0]["weights"][0]["splits"] = {2};
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.stages[0].weights[0].splits: expected [] or one "
+            "entry per dimension of shape [64, 16], got [2]");
+  artifact = validArtifact();
+  artifact["stages"][0]["weights"][0]["splits"] = {4, 1};
+  artifact["stages"][0]["weights"][0]["local_shape"] = {16, 16};
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[0].weights[0].splits: "
+                               "[4, 1] make 4 parts, which a stage of 2 "
+                               "ranks cannot share evenly");
+  artifact = validArtifact();
+  artifact["stages"][0]["weights"][1]["chunks"] = {1, 1, 3};
+  EXPECT_EQ(errorOf(artifact), "'a.json': $.stages[0].weights[1].chunks: "
+                               "dimension 2 of local_shape (16) is not a "
+                               "multiple of its 3 chunks");
+}
+
+TEST(Artifact, NeverCrashesOnDamagedText) {
+  std::string text = serialize(validArtifact());
+  for (size_t cut = 0; cut < text.size(); cut += 7)
+    EXPECT_FALSE(parseError(text.substr(0, cut)).empty()) << cut;
+  std::mt19937 random(7);
+  for (int i = 0; i < 300; ++i) {
+    std::string damaged = text;
+    damaged[random() % damaged.size()] = static_cast<char>(random() % 256);
+    parseError(damaged); // Anything but a crash.
+  }
+}
+
+TEST(Artifact, CheckLaunch) {
+  std::unique_ptr<Artifact> artifact = parseValid();
+  ASSERT_TRUE(artifact);
+  EXPECT_EQ(artifact->checkLaunch("host", 3, 4), "");
+  EXPECT_EQ(artifact->checkLaunch("cuda", 0, 4),
+            "the artifact was compiled for host; this moe-run runs cuda");
+  EXPECT_EQ(artifact->checkLaunch("host", 0, 8),
+            "the plan needs 4 ranks but 8 were started");
+  EXPECT_EQ(artifact->checkLaunch("host", 0, 1),
+            "the plan needs 4 ranks but 1 was started");
+  EXPECT_EQ(artifact->checkLaunch("host", 4, 4),
+            "rank 4 is out of range for a plan of 4 ranks");
+  EXPECT_EQ(artifact->checkLaunch("host", -1, 4),
+            "rank -1 is out of range for a plan of 4 ranks");
+  json cuda = validArtifact();
+  cuda["target"] = "cuda";
+  std::string error;
+  artifact = Artifact::parse(serialize(cuda), error);
+  ASSERT_TRUE(artifact) << error;
+  EXPECT_EQ(artifact->checkLaunch("host", 0, 4),
+            "the artifact was compiled for cuda; this moe-run runs host");
+}
+
+TEST(Artifact, WeightsForRank) {
+  std::unique_ptr<Artifact> artifact = parseValid();
+  ASSERT_TRUE(artifact);
+  for (int64_t rank = 0; rank < 4; ++rank) {
+    SCOPED_TRACE(rank);
+    const StageInfo &stage = artifact->stageOfRank(rank);
+    EXPECT_EQ(stage.stage, rank / 2);
+    EXPECT_EQ(artifact->rankInStage(rank), rank % 2);
+    EXPECT_EQ(artifact->groupSize(rank), 2);
+    std::vector<WeightSpec> specs = artifact->weightsForRank(rank);
+    ASSERT_EQ(specs.size(), 3u);
+    if (rank < 2) {
+      EXPECT_EQ(specs[0].name, "model.embed_tokens.weight");
+      EXPECT_EQ(specs[0].fullShape, (std::vector<int64_t>{64, 16}));
+      EXPECT_EQ(specs[0].splits, (std::vector<int64_t>{2, 1}));
+      EXPECT_EQ(specs[1].chunks, (std::vector<int64_t>{1, 1, 2}));
+      EXPECT_EQ(specs[1].dtype, DType::BF16);
+      EXPECT_EQ(WeightLoader::partBytes(specs[1]), 4 * 16 * 16 * 2);
+      EXPECT_TRUE(specs[2].splits.empty());
+      EXPECT_EQ(specs[2].dtype, DType::F32);
+    } else {
+      EXPECT_EQ(specs[0].name, "model.layers.2.self_attn.o_proj.weight");
+      EXPECT_EQ(specs[0].dtype, DType::F16);
+      EXPECT_EQ(specs[0].splits, (std::vector<int64_t>{1, 2}));
+      EXPECT_EQ(WeightLoader::partBytes(specs[0]), 16 * 8 * 2);
+      EXPECT_EQ(specs[1].name, "lm_head.weight");
+      EXPECT_TRUE(specs[1].chunks.empty());
+      EXPECT_EQ(specs[2].splits, (std::vector<int64_t>{1}));
+    }
+  }
+  EXPECT_EQ(artifact->stageOfRank(4).stage, -1);
+  EXPECT_TRUE(artifact->weightsForRank(-1).empty());
+  EXPECT_EQ(artifact->groupSize(9), 0);
+}
+
+/// Writes one safetensors file holding `names` as f32 tensors of `shape` with
+/// element i = i.
+void writeCheckpoint(const fs::path &file,
+                     const std::vector<std::string> &names,
+                     const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t extent : shape)
+    count *= extent;
+  json header = json::object();
+  std::string data;
+  for (const std::string &name : names) {
+    header[name] = {{"dtype", "F32"},
+                    {"shape", shape},
+                    {"data_offsets", {data.size(), data.size() + count * 4}}};
+    for (int64_t i = 0; i < count; ++i) {
+      float value = static_cast<float>(i);
+      data.append(reinterpret_cast<const char *>(&value), 4);
+    }
+  }
+  std::string text = header.dump();
+  uint64_t size = text.size();
+  std::ofstream out(file, std::ios::binary);
+  out.write(reinterpret_cast<const char *>(&size), 8);
+  out << text << data;
+}
+
+TEST(Artifact, RankSpecsLoadTheirShards) {
+  json description = validArtifact();
+  description["stages"][1]["weights"] = {
+      weight("w.rows", "f32", {4, 6}, {2, 6}, {2, 1}),
+      weight("w.cols", "f32", {4, 6}, {4, 3}, {1, 2}, {1, 3})};
+  std::string error;
+  std::unique_ptr<Artifact> artifact =
+      Artifact::parse(serialize(description), error);
+  ASSERT_TRUE(artifact) << error;
+  fs::path file = fs::temp_directory_path() /
+                  ("moert-artifact-" + std::to_string(std::random_device()()) +
+                   ".safetensors");
+  writeCheckpoint(file, {"w.rows", "w.cols"}, {4, 6});
+  std::unique_ptr<WeightLoader> loader =
+      WeightLoader::open(file.string(), error);
+  ASSERT_TRUE(loader) << error;
+  // Rank 3 is the second of stage 1: rows 2..3, and the second column of
+  // each of the 3 column chunks (columns 1, 3, 5).
+  std::vector<WeightSpec> specs = artifact->weightsForRank(3);
+  ASSERT_EQ(specs.size(), 2u);
+  std::vector<float> part(12);
+  ASSERT_TRUE(loader->load(specs[0], artifact->rankInStage(3),
+                           artifact->groupSize(3), part.data(), error))
+      << error;
+  EXPECT_EQ(part, (std::vector<float>{12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+                                      22, 23}));
+  ASSERT_TRUE(loader->load(specs[1], artifact->rankInStage(3),
+                           artifact->groupSize(3), part.data(), error))
+      << error;
+  EXPECT_EQ(part,
+            (std::vector<float>{1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23}));
+  fs::remove(file);
+}
+
+} // namespace
