@@ -3,8 +3,8 @@
 // Lowers the elementwise and normalisation ops of moe to linalg.generic on
 // tensors, the form the host and GPU code generators start from. Arithmetic
 // runs in f32 and is rounded once to the activation type. Lowered so far:
-// moe.add, moe.rms_norm, moe.layer_norm, moe.rope; other ops stay as they
-// are.
+// moe.add, moe.rms_norm, moe.layer_norm, moe.rope, moe.gather_tokens and
+// moe.embed (unsharded table); other ops stay as they are.
 //
 //===----------------------------------------------------------------------===//
 
@@ -260,6 +260,53 @@ struct LowerRope : OpRewritePattern<RopeOp> {
   }
 };
 
+/// result[i, :] = table[indices[i], :]: a gather of whole rows (token
+/// embedding, selecting each sequence's last token). An embedding table that
+/// is a vocabulary shard needs the rank's offset and stays for now.
+template <typename GatherOp>
+struct LowerRowGather : OpRewritePattern<GatherOp> {
+  using OpRewritePattern<GatherOp>::OpRewritePattern;
+
+  static Value source(EmbedOp op) { return op.getTable(); }
+  static Value indices(EmbedOp op) { return op.getTokens(); }
+  static Value source(GatherTokensOp op) { return op.getInput(); }
+  static Value indices(GatherTokensOp op) { return op.getRows(); }
+
+  LogicalResult matchAndRewrite(GatherOp op,
+                                PatternRewriter &rewriter) const override {
+    Value table = source(op), rows = indices(op);
+    if (auto weight = table.template getDefiningOp<WeightOp>())
+      if (weight.getShardAttr())
+        return rewriter.notifyMatchFailure(op, "sharded table");
+    Location loc = op.getLoc();
+    Lowering l{rewriter, loc};
+    auto type = cast<RankedTensorType>(op.getType());
+    auto parallel = utils::IteratorType::parallel;
+    // The result's token dimension comes from the indices.
+    SmallVector<Value> sizes;
+    if (type.isDynamicDim(0))
+      sizes.push_back(tensor::DimOp::create(rewriter, loc, rows, 0));
+    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          type.getElementType(), sizes);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{type}, ValueRange{rows}, ValueRange{empty},
+        ArrayRef<AffineMap>{l.rowMap(), l.identity()},
+        ArrayRef<utils::IteratorType>{parallel, parallel},
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                                 args[0]);
+          Value column = linalg::IndexOp::create(b, loc, 1);
+          linalg::YieldOp::create(
+              b, loc,
+              tensor::ExtractOp::create(b, loc, table,
+                                        ValueRange{row, column})
+                  .getResult());
+        });
+    rewriter.replaceOp(op, generic.getResults());
+    return success();
+  }
+};
+
 struct ConvertMoEToLinalgPass
     : public moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalgPass> {
   void runOnOperation() override {
@@ -273,5 +320,6 @@ struct ConvertMoEToLinalgPass
 
 void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerAdd, LowerNorm<RMSNormOp>, LowerNorm<LayerNormOp>,
-               LowerRope>(patterns.getContext());
+               LowerRope, LowerRowGather<EmbedOp>,
+               LowerRowGather<GatherTokensOp>>(patterns.getContext());
 }

@@ -59,5 +59,19 @@ func.func @main() {
   %pos0 = arith.constant dense<[0]> : tensor<1xi32>
   %r0 = moe.rope %x, %pos0 head_dim 4 <theta = 10000.0, style = rotate_half> : (tensor<1x4xf32>, tensor<1xi32>) -> tensor<1x4xf32>
   call @print(%r0) : (tensor<1x4xf32>) -> ()
+
+  // Row gathers: token embedding (rows 2, 0 of the table) and the selection
+  // of rows (row 1 of a 2-row activation).
+  // CHECK: [9,   10,   11,   12]
+  // CHECK-NEXT: [1,   2,   3,   4]
+  %table = arith.constant dense<[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]]> : tensor<3x4xf32>
+  %tokens = arith.constant dense<[2, 0]> : tensor<2xi32>
+  %e = moe.embed %tokens, %table : (tensor<2xi32>, tensor<3x4xf32>) -> tensor<2x4xf32>
+  %eu = tensor.cast %e : tensor<2x4xf32> to tensor<*xf32>
+  call @printMemrefF32(%eu) : (tensor<*xf32>) -> ()
+  // CHECK: [5,   6,   7,   8]
+  %rows = arith.constant dense<[1]> : tensor<1xi32>
+  %g = moe.gather_tokens %table, %rows : (tensor<3x4xf32>, tensor<1xi32>) -> tensor<1x4xf32>
+  call @print(%g) : (tensor<1x4xf32>) -> ()
   return
 }

@@ -68,6 +68,32 @@ func.func @rope(%x: tensor<?x8xbf16>, %p: tensor<?xi32>) -> tensor<?x8xbf16> {
 
 // -----
 
+// Row gathers read whole rows at the indices.
+// CHECK-LABEL: func.func @gather
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8xbf16>, %[[R:.*]]: tensor<?xi32>)
+// CHECK: %[[N:.*]] = tensor.dim %[[R]], %c0
+// CHECK: %[[E:.*]] = tensor.empty(%[[N]]) : tensor<?x8xbf16>
+// CHECK: linalg.generic {{.*}} ins(%[[R]] : tensor<?xi32>) outs(%[[E]] : tensor<?x8xbf16>)
+// CHECK: arith.index_cast
+// CHECK: tensor.extract %[[X]]
+func.func @gather(%x: tensor<?x8xbf16>, %r: tensor<?xi32>) -> tensor<?x8xbf16> {
+  %y = moe.gather_tokens %x, %r : (tensor<?x8xbf16>, tensor<?xi32>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
+// A vocabulary-sharded table needs the rank's row offset: not lowered yet.
+// CHECK-LABEL: func.func @sharded_embed
+// CHECK: moe.embed
+func.func @sharded_embed(%t: tensor<?xi32>) -> tensor<?x8xbf16> {
+  %w = moe.weight "e" shard <splits = [2, 1]> : tensor<50x8xbf16>
+  %y = moe.embed %t, %w : (tensor<?xi32>, tensor<50x8xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
 // Ops without a lowering yet stay.
 // CHECK-LABEL: func.func @other
 // CHECK: moe.linear
