@@ -3,8 +3,8 @@
 // Lowers the elementwise and normalisation ops of moe to linalg.generic on
 // tensors, the form the host and GPU code generators start from. Arithmetic
 // runs in f32 and is rounded once to the activation type. Lowered so far:
-// moe.add, moe.rms_norm, moe.layer_norm, moe.rope, moe.gather_tokens and
-// moe.embed (unsharded table); other ops stay as they are.
+// moe.add, moe.rms_norm, moe.layer_norm, moe.rope, moe.gather_tokens,
+// moe.embed (unsharded table) and moe.combine; other ops stay as they are.
 //
 //===----------------------------------------------------------------------===//
 
@@ -307,6 +307,79 @@ struct LowerRowGather : OpRewritePattern<GatherOp> {
   }
 };
 
+/// result[t, d] = sum_j w[t, j] * rows[permutation[t * k + j], d], over a
+/// [tokens, d_model, top_k] domain with top_k reduced, accumulated in f32.
+struct LowerCombine : OpRewritePattern<CombineOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(CombineOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Lowering l{rewriter, loc};
+    auto type = cast<RankedTensorType>(op.getType());
+    Value weights = op.getRoutingWeights(), rows = op.getExpertOutputs(),
+          permutation = op.getPermutation();
+    int64_t topK = cast<RankedTensorType>(weights.getType()).getDimSize(1);
+    // f32 accumulator [tokens, d_model] of zeros.
+    SmallVector<Value> sizes;
+    if (type.isDynamicDim(0))
+      sizes.push_back(tensor::DimOp::create(rewriter, loc, weights, 0));
+    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          l.f32(), sizes);
+    Value zero =
+        arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0));
+    Value accumulator =
+        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    MLIRContext *ctx = rewriter.getContext();
+    auto d = [&](unsigned i) { return rewriter.getAffineDimExpr(i); };
+    auto parallel = utils::IteratorType::parallel;
+    auto sum = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{accumulator.getType()}, ValueRange{weights},
+        ValueRange{accumulator},
+        ArrayRef<AffineMap>{AffineMap::get(3, 0, {d(0), d(2)}, ctx),
+                            AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
+        ArrayRef<utils::IteratorType>{parallel, parallel,
+                                      utils::IteratorType::reduction},
+        [&](OpBuilder &b, Location loc, ValueRange args) {
+          Lowering inner{b, loc};
+          Value token = linalg::IndexOp::create(b, loc, 0);
+          Value column = linalg::IndexOp::create(b, loc, 1);
+          Value slot = linalg::IndexOp::create(b, loc, 2);
+          Value copy = arith::AddIOp::create(
+              b, loc,
+              arith::MulIOp::create(
+                  b, loc, token, arith::ConstantIndexOp::create(b, loc, topK)),
+              slot);
+          Value row = arith::IndexCastOp::create(
+              b, loc, b.getIndexType(),
+              tensor::ExtractOp::create(b, loc, permutation, ValueRange{copy}));
+          Value value = inner.toF32(
+              tensor::ExtractOp::create(b, loc, rows, ValueRange{row, column}));
+          Value weighted = arith::MulFOp::create(b, loc, args[0], value);
+          linalg::YieldOp::create(
+              b, loc, arith::AddFOp::create(b, loc, weighted, args[1]).getResult());
+        });
+    Type element = type.getElementType();
+    Value result = sum.getResult(0);
+    if (element != l.f32()) {
+      auto map = l.identity();
+      Value out = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          element, sizes);
+      result = linalg::GenericOp::create(
+                   rewriter, loc, TypeRange{type}, ValueRange{result},
+                   ValueRange{out}, ArrayRef<AffineMap>{map, map},
+                   ArrayRef<utils::IteratorType>{parallel, parallel},
+                   [&](OpBuilder &b, Location loc, ValueRange args) {
+                     Lowering inner{b, loc};
+                     linalg::YieldOp::create(
+                         b, loc, inner.fromF32(args[0], element));
+                   })
+                   .getResult(0);
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
 struct ConvertMoEToLinalgPass
     : public moe::impl::ConvertMoEToLinalgBase<ConvertMoEToLinalgPass> {
   void runOnOperation() override {
@@ -321,5 +394,6 @@ struct ConvertMoEToLinalgPass
 void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerAdd, LowerNorm<RMSNormOp>, LowerNorm<LayerNormOp>,
                LowerRope, LowerRowGather<EmbedOp>,
-               LowerRowGather<GatherTokensOp>>(patterns.getContext());
+               LowerRowGather<GatherTokensOp>, LowerCombine>(
+      patterns.getContext());
 }

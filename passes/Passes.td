@@ -192,7 +192,7 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
     moe.add, moe.rms_norm, moe.layer_norm and moe.rope become linalg.generic
     ops (row reductions for the norms), computing in f32 and rounding once
     to the activation type; moe.gather_tokens and moe.embed (unsharded
-    table) become row gathers. The host and GPU pipelines take it from there
+    table) become row gathers, moe.combine a gather with a weighted sum. The host and GPU pipelines take it from there
     (bufferization, loops or GPU mapping, LLVM). Other moe ops are left.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",

@@ -439,8 +439,8 @@ def MoE_DispatchOp : MoE_CostOp<"dispatch"> {
     Makes `top_k` copies of each token row and orders them by expert:
     `permuted` [tokens*top_k, d_model], `offsets` [experts+1] (the rows of
     expert e are offsets[e] ..< offsets[e+1]) and `permutation`
-    [tokens*top_k] (row r of `permuted` is copy permutation[r] % top_k of
-    token permutation[r] / top_k).
+    [tokens*top_k]: copy j of token t is row permutation[t * top_k + j] of
+    `permuted` (so that the combine is a gather).
 
     Example:
     ```mlir
@@ -492,8 +492,9 @@ def MoE_ExpertFFNOp
 def MoE_CombineOp : MoE_CostOp<"combine"> {
   let summary = "Weighted sum of expert outputs back in token order";
   let description = [{
-    `result[t] = sum_j routing_weights[t, j] * expert_outputs[r]` where row r
-    holds copy j of token t (`permutation[r] == t * top_k + j`).
+    `result[t] = sum_j routing_weights[t, j] *
+    expert_outputs[permutation[t * top_k + j]]`: the rows of the copies of
+    token t, as `moe.dispatch` placed them.
 
     Example:
     ```mlir

@@ -73,5 +73,13 @@ func.func @main() {
   %rows = arith.constant dense<[1]> : tensor<1xi32>
   %g = moe.gather_tokens %table, %rows : (tensor<3x4xf32>, tensor<1xi32>) -> tensor<1x4xf32>
   call @print(%g) : (tensor<1x4xf32>) -> ()
+
+  // The expert combine: token 0's copies are rows 2 and 0 (weights 0.75,
+  // 0.25): 0.75 [9..12] + 0.25 [1..4].
+  // CHECK: [7,   8,   9,   10]
+  %perm = arith.constant dense<[2, 0]> : tensor<2xi32>
+  %w = arith.constant dense<[[0.75, 0.25]]> : tensor<1x2xf32>
+  %c = moe.combine %table, %perm, %w : (tensor<3x4xf32>, tensor<2xi32>, tensor<1x2xf32>) -> tensor<1x4xf32>
+  call @print(%c) : (tensor<1x4xf32>) -> ()
   return
 }

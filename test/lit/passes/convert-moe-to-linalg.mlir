@@ -83,6 +83,23 @@ func.func @gather(%x: tensor<?x8xbf16>, %r: tensor<?xi32>) -> tensor<?x8xbf16> {
 
 // -----
 
+// The combine gathers each token's copies through the permutation and sums
+// them weighted, in f32 over a [tokens, d_model, top_k] domain.
+// CHECK-LABEL: func.func @combine
+// CHECK-SAME: (%[[Y:.*]]: tensor<?x8xbf16>, %[[P:.*]]: tensor<?xi32>, %[[W:.*]]: tensor<?x2xf32>)
+// CHECK: linalg.fill {{.*}} -> tensor<?x8xf32>
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]{{.*}} ins(%[[W]] : tensor<?x2xf32>)
+// CHECK: tensor.extract %[[P]]
+// CHECK: tensor.extract %[[Y]]
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-NOT: moe.combine
+func.func @combine(%y: tensor<?x8xbf16>, %p: tensor<?xi32>, %w: tensor<?x2xf32>) -> tensor<?x8xbf16> {
+  %c = moe.combine %y, %p, %w : (tensor<?x8xbf16>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x8xbf16>
+  return %c : tensor<?x8xbf16>
+}
+
+// -----
+
 // A vocabulary-sharded table needs the rank's row offset: not lowered yet.
 // CHECK-LABEL: func.func @sharded_embed
 // CHECK: moe.embed
