@@ -4,7 +4,8 @@
 // tensors, the form the host and GPU code generators start from. Arithmetic
 // runs in f32 and is rounded once to the activation type. Lowered so far:
 // moe.add, moe.rms_norm, moe.layer_norm, moe.rope, moe.gather_tokens,
-// moe.embed (unsharded table) and moe.combine; other ops stay as they are.
+// moe.embed (unsharded table), moe.combine, and the GEMMs moe.linear and
+// moe.lm_head (the host reference); other ops stay as they are.
 //
 //===----------------------------------------------------------------------===//
 
@@ -63,6 +64,27 @@ struct Lowering {
     if (type == f32())
       return value;
     return arith::TruncFOp::create(b, loc, type, value);
+  }
+
+  /// `value` (f32, shaped like `type`) rounded to `type`'s element type.
+  Value castRows(Value value, RankedTensorType type, ValueRange sizes) {
+    Type element = type.getElementType();
+    if (element == f32())
+      return value;
+    auto map = identity();
+    auto parallel = utils::IteratorType::parallel;
+    Value out =
+        tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
+    return linalg::GenericOp::create(
+               b, loc, TypeRange{type}, ValueRange{value}, ValueRange{out},
+               ArrayRef<AffineMap>{map, map},
+               ArrayRef<utils::IteratorType>{parallel, parallel},
+               [&](OpBuilder &nb, Location nl, ValueRange args) {
+                 Lowering inner{nb, nl};
+                 linalg::YieldOp::create(nb, nl,
+                                         inner.fromF32(args[0], element));
+               })
+        .getResult(0);
   }
 
   AffineMap rowMap() {
@@ -358,24 +380,55 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
           linalg::YieldOp::create(
               b, loc, arith::AddFOp::create(b, loc, weighted, args[1]).getResult());
         });
-    Type element = type.getElementType();
-    Value result = sum.getResult(0);
-    if (element != l.f32()) {
-      auto map = l.identity();
-      Value out = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
-                                          element, sizes);
-      result = linalg::GenericOp::create(
-                   rewriter, loc, TypeRange{type}, ValueRange{result},
-                   ValueRange{out}, ArrayRef<AffineMap>{map, map},
-                   ArrayRef<utils::IteratorType>{parallel, parallel},
-                   [&](OpBuilder &b, Location loc, ValueRange args) {
-                     Lowering inner{b, loc};
-                     linalg::YieldOp::create(
-                         b, loc, inner.fromF32(args[0], element));
-                   })
-                   .getResult(0);
-    }
+    Value result = l.castRows(sum.getResult(0), type, sizes);
     rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// y[t, o] = sum_i x[t, i] * w[o, i] (weights in [out, in] layout),
+/// accumulated in f32: moe.linear and moe.lm_head. The host reference; on
+/// the GPU these become cuBLAS calls.
+template <typename MatmulOp>
+struct LowerMatmul : OpRewritePattern<MatmulOp> {
+  using OpRewritePattern<MatmulOp>::OpRewritePattern;
+  LogicalResult matchAndRewrite(MatmulOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Lowering l{rewriter, loc};
+    auto type = cast<RankedTensorType>(op.getType());
+    Value input = op.getInput(), weight = op.getWeight();
+    SmallVector<Value> sizes;
+    if (type.isDynamicDim(0))
+      sizes.push_back(tensor::DimOp::create(rewriter, loc, input, 0));
+    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          l.f32(), sizes);
+    Value zero =
+        arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0));
+    Value accumulator =
+        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    MLIRContext *ctx = rewriter.getContext();
+    auto d = [&](unsigned i) { return rewriter.getAffineDimExpr(i); };
+    auto parallel = utils::IteratorType::parallel;
+    Value product =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{accumulator.getType()},
+            ValueRange{input, weight}, ValueRange{accumulator},
+            ArrayRef<AffineMap>{AffineMap::get(3, 0, {d(0), d(2)}, ctx),
+                                AffineMap::get(3, 0, {d(1), d(2)}, ctx),
+                                AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
+            ArrayRef<utils::IteratorType>{parallel, parallel,
+                                          utils::IteratorType::reduction},
+            [&](OpBuilder &b, Location loc, ValueRange args) {
+              Lowering inner{b, loc};
+              Value term = arith::MulFOp::create(b, loc, inner.toF32(args[0]),
+                                                 inner.toF32(args[1]));
+              linalg::YieldOp::create(
+                  b, loc, arith::AddFOp::create(b, loc, term, args[2])
+                              .getResult());
+            })
+            .getResult(0);
+    rewriter.replaceOp(op, l.castRows(product, type, sizes));
     return success();
   }
 };
@@ -394,6 +447,7 @@ struct ConvertMoEToLinalgPass
 void mlir::moe::populateMoEToLinalgPatterns(RewritePatternSet &patterns) {
   patterns.add<LowerAdd, LowerNorm<RMSNormOp>, LowerNorm<LayerNormOp>,
                LowerRope, LowerRowGather<EmbedOp>,
-               LowerRowGather<GatherTokensOp>, LowerCombine>(
+               LowerRowGather<GatherTokensOp>, LowerCombine,
+               LowerMatmul<LinearOp>, LowerMatmul<LMHeadOp>>(
       patterns.getContext());
 }

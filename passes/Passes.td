@@ -192,7 +192,9 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
     moe.add, moe.rms_norm, moe.layer_norm and moe.rope become linalg.generic
     ops (row reductions for the norms), computing in f32 and rounding once
     to the activation type; moe.gather_tokens and moe.embed (unsharded
-    table) become row gathers, moe.combine a gather with a weighted sum. The host and GPU pipelines take it from there
+    table) become row gathers, moe.combine a gather with a weighted sum, and
+    moe.linear / moe.lm_head f32-accumulated contractions (the host
+    reference; the GPU path will call cuBLAS). The host and GPU pipelines take it from there
     (bufferization, loops or GPU mapping, LLVM). Other moe ops are left.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",

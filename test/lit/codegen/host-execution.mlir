@@ -81,5 +81,16 @@ func.func @main() {
   %w = arith.constant dense<[[0.75, 0.25]]> : tensor<1x2xf32>
   %c = moe.combine %table, %perm, %w : (tensor<3x4xf32>, tensor<2xi32>, tensor<1x2xf32>) -> tensor<1x4xf32>
   call @print(%c) : (tensor<1x4xf32>) -> ()
+
+  // GEMMs with [out, in] weights: x [1, 4] times the table's rows.
+  // [1 2 3 4] . [1 2 3 4], [5 6 7 8], [9 10 11 12] = 30, 70, 110.
+  // CHECK: [30,   70,   110]
+  %lin = moe.linear %x, %table category mlp : (tensor<1x4xf32>, tensor<3x4xf32>) -> tensor<1x3xf32>
+  %linu = tensor.cast %lin : tensor<1x3xf32> to tensor<*xf32>
+  call @printMemrefF32(%linu) : (tensor<*xf32>) -> ()
+  // CHECK: [30,   70,   110]
+  %logits = moe.lm_head %x, %table : (tensor<1x4xf32>, tensor<3x4xf32>) -> tensor<1x3xf32>
+  %lu = tensor.cast %logits : tensor<1x3xf32> to tensor<*xf32>
+  call @printMemrefF32(%lu) : (tensor<*xf32>) -> ()
   return
 }

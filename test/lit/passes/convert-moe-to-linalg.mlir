@@ -111,10 +111,25 @@ func.func @sharded_embed(%t: tensor<?xi32>) -> tensor<?x8xbf16> {
 
 // -----
 
+// GEMMs with [out, in] weights: a contraction over the inner dimension,
+// accumulated in f32, rounded once.
+// CHECK-LABEL: func.func @linear
+// CHECK-SAME: (%[[X:.*]]: tensor<?x8xbf16>, %[[W:.*]]: tensor<16x8xbf16>)
+// CHECK: %[[Z:.*]] = linalg.fill {{.*}} -> tensor<?x16xf32>
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}], iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[W]] : tensor<?x8xbf16>, tensor<16x8xbf16>) outs(%[[Z]] : tensor<?x16xf32>)
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-NOT: moe.linear
+func.func @linear(%x: tensor<?x8xbf16>, %w: tensor<16x8xbf16>) -> tensor<?x16xbf16> {
+  %y = moe.linear %x, %w category mlp : (tensor<?x8xbf16>, tensor<16x8xbf16>) -> tensor<?x16xbf16>
+  return %y : tensor<?x16xbf16>
+}
+
+// -----
+
 // Ops without a lowering yet stay.
 // CHECK-LABEL: func.func @other
-// CHECK: moe.linear
-func.func @other(%x: tensor<?x8xbf16>, %w: tensor<8x8xbf16>) -> tensor<?x8xbf16> {
-  %y = moe.linear %x, %w category mlp : (tensor<?x8xbf16>, tensor<8x8xbf16>) -> tensor<?x8xbf16>
-  return %y : tensor<?x8xbf16>
+// CHECK: moe.router
+func.func @other(%x: tensor<?x8xbf16>, %w: tensor<4x8xbf16>) -> tensor<?x2xi32> {
+  %i, %p = moe.router %x, %w top_k 2 : (tensor<?x8xbf16>, tensor<4x8xbf16>) -> (tensor<?x2xi32>, tensor<?x2xf32>)
+  return %i : tensor<?x2xi32>
 }
