@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/MoEOps.h"
+#include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -28,92 +29,7 @@ using namespace mlir;
 using namespace mlir::moe;
 
 namespace {
-/// Builders shared by the patterns for [tokens, features] activations.
-struct Lowering {
-  OpBuilder &b;
-  Location loc;
-
-  Type f32() { return b.getF32Type(); }
-
-  /// An empty tensor shaped like `like` (dynamic sizes read from it).
-  Value emptyLike(Value like, Type element) {
-    auto type = cast<RankedTensorType>(like.getType());
-    SmallVector<Value> sizes;
-    for (int64_t i = 0; i < type.getRank(); ++i)
-      if (type.isDynamicDim(i))
-        sizes.push_back(tensor::DimOp::create(b, loc, like, i));
-    return tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
-  }
-
-  /// A [tokens] f32 tensor of zeros, for row reductions of `rows`.
-  Value zeroRows(Value rows) {
-    Value tokens = tensor::DimOp::create(b, loc, rows, 0);
-    Value empty = tensor::EmptyOp::create(
-        b, loc, ArrayRef<int64_t>{ShapedType::kDynamic}, f32(),
-        ValueRange{tokens});
-    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-    return linalg::FillOp::create(b, loc, zero, empty).getResult(0);
-  }
-
-  Value toF32(Value value) {
-    if (value.getType() == f32())
-      return value;
-    return arith::ExtFOp::create(b, loc, f32(), value);
-  }
-  Value fromF32(Value value, Type type) {
-    if (type == f32())
-      return value;
-    return arith::TruncFOp::create(b, loc, type, value);
-  }
-
-  /// `value` (f32, shaped like `type`) rounded to `type`'s element type.
-  Value castRows(Value value, RankedTensorType type, ValueRange sizes) {
-    Type element = type.getElementType();
-    if (element == f32())
-      return value;
-    auto map = identity();
-    auto parallel = utils::IteratorType::parallel;
-    Value out =
-        tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
-    return linalg::GenericOp::create(
-               b, loc, TypeRange{type}, ValueRange{value}, ValueRange{out},
-               ArrayRef<AffineMap>{map, map},
-               ArrayRef<utils::IteratorType>{parallel, parallel},
-               [&](OpBuilder &nb, Location nl, ValueRange args) {
-                 Lowering inner{nb, nl};
-                 linalg::YieldOp::create(nb, nl,
-                                         inner.fromF32(args[0], element));
-               })
-        .getResult(0);
-  }
-
-  AffineMap rowMap() {
-    return AffineMap::get(2, 0, {b.getAffineDimExpr(0)}, b.getContext());
-  }
-  AffineMap columnMap() {
-    return AffineMap::get(2, 0, {b.getAffineDimExpr(1)}, b.getContext());
-  }
-  AffineMap identity() { return b.getMultiDimIdentityMap(2); }
-
-  /// sum over features of f(x) per row: reduction into [tokens] f32.
-  Value rowSum(Value input,
-               function_ref<Value(OpBuilder &, Location, Value)> term) {
-    return linalg::GenericOp::create(
-               b, loc, TypeRange{zeroRows(input).getType()},
-               ValueRange{input}, ValueRange{zeroRows(input)},
-               ArrayRef<AffineMap>{identity(), rowMap()},
-               ArrayRef<utils::IteratorType>{utils::IteratorType::parallel,
-                                             utils::IteratorType::reduction},
-               [&](OpBuilder &nb, Location nl, ValueRange args) {
-                 Lowering inner{nb, nl};
-                 Value x = inner.toF32(args[0]);
-                 Value sum =
-                     arith::AddFOp::create(nb, nl, term(nb, nl, x), args[1]);
-                 linalg::YieldOp::create(nb, nl, sum);
-               })
-        .getResult(0);
-  }
-};
+using Lowering = LinalgBuilder;
 
 struct LowerAdd : OpRewritePattern<AddOp> {
   using OpRewritePattern::OpRewritePattern;
@@ -401,33 +317,7 @@ struct LowerMatmul : OpRewritePattern<MatmulOp> {
     SmallVector<Value> sizes;
     if (type.isDynamicDim(0))
       sizes.push_back(tensor::DimOp::create(rewriter, loc, input, 0));
-    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
-                                          l.f32(), sizes);
-    Value zero =
-        arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0));
-    Value accumulator =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
-    MLIRContext *ctx = rewriter.getContext();
-    auto d = [&](unsigned i) { return rewriter.getAffineDimExpr(i); };
-    auto parallel = utils::IteratorType::parallel;
-    Value product =
-        linalg::GenericOp::create(
-            rewriter, loc, TypeRange{accumulator.getType()},
-            ValueRange{input, weight}, ValueRange{accumulator},
-            ArrayRef<AffineMap>{AffineMap::get(3, 0, {d(0), d(2)}, ctx),
-                                AffineMap::get(3, 0, {d(1), d(2)}, ctx),
-                                AffineMap::get(3, 0, {d(0), d(1)}, ctx)},
-            ArrayRef<utils::IteratorType>{parallel, parallel,
-                                          utils::IteratorType::reduction},
-            [&](OpBuilder &b, Location loc, ValueRange args) {
-              Lowering inner{b, loc};
-              Value term = arith::MulFOp::create(b, loc, inner.toF32(args[0]),
-                                                 inner.toF32(args[1]));
-              linalg::YieldOp::create(
-                  b, loc, arith::AddFOp::create(b, loc, term, args[2])
-                              .getResult());
-            })
-            .getResult(0);
+    Value product = l.contract(input, weight, sizes);
     rewriter.replaceOp(op, l.castRows(product, type, sizes));
     return success();
   }
