@@ -328,6 +328,7 @@ struct ConvertMoEToLinalgPass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateMoEToLinalgPatterns(patterns);
+    populateMoEExpertsToLinalgPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
   }

@@ -8,6 +8,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Pass/Pass.h"
 
@@ -23,6 +24,9 @@ void populateDecomposeAttentionPatterns(RewritePatternSet &patterns);
 void populateDecomposeExpertsPatterns(RewritePatternSet &patterns);
 /// Patterns that lower moe elementwise and norm ops to linalg.generic.
 void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
+/// Patterns that lower the router, dispatch and grouped expert FFN to
+/// linalg and scf on tensors (the host reference).
+void populateMoEExpertsToLinalgPatterns(RewritePatternSet &patterns);
 
 #define GEN_PASS_DECL
 #include "passes/Passes.h.inc"

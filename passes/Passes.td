@@ -194,13 +194,17 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
     to the activation type; moe.gather_tokens and moe.embed (unsharded
     table) become row gathers, moe.combine a gather with a weighted sum, and
     moe.linear / moe.lm_head f32-accumulated contractions (the host
-    reference; the GPU path will call cuBLAS). The host and GPU pipelines take it from there
+    reference; the GPU path will call cuBLAS). The router (softmax, top-k by
+    masked arg-max, renormalisation), the token dispatch (a counting sort in
+    scf loops) and the grouped expert FFN (an scf loop over experts) lower
+    too, for experts not placed on ranks. The host and GPU pipelines take it from there
     (bufferization, loops or GPU mapping, LLVM). Other moe ops are left.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
-                           "::mlir::math::MathDialect"];
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 #endif // MOE_PASSES_TD

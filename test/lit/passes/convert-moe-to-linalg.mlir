@@ -126,10 +126,56 @@ func.func @linear(%x: tensor<?x8xbf16>, %w: tensor<16x8xbf16>) -> tensor<?x16xbf
 
 // -----
 
-// Ops without a lowering yet stay.
+// The router: scores, softmax statistics, top_k masked arg-max passes.
+// CHECK-LABEL: func.func @router
+// CHECK: linalg.generic {{.*}}"reduction"{{.*}} ins(%{{.*}}, %{{.*}} : tensor<?x8xbf16>, tensor<4x8xbf16>)
+// CHECK: arith.maximumf
+// CHECK: math.exp
+// CHECK: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<?xf32>, tensor<?xi32>)
+// CHECK: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<?xf32>, tensor<?xi32>)
+// CHECK: arith.divf
+// CHECK-NOT: moe.router
+func.func @router(%x: tensor<?x8xbf16>, %w: tensor<4x8xbf16>) -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %i, %p = moe.router %x, %w top_k 2 normalize : (tensor<?x8xbf16>, tensor<4x8xbf16>) -> (tensor<?x2xi32>, tensor<?x2xf32>)
+  return %i, %p : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// -----
+
+// The dispatch is a counting sort in scf loops, then a row gather.
+// CHECK-LABEL: func.func @dispatch
+// CHECK: scf.for
+// CHECK: tensor.insert
+// CHECK: scf.for
+// CHECK: linalg.generic
+// CHECK-NOT: moe.dispatch
+func.func @dispatch(%x: tensor<?x8xbf16>, %i: tensor<?x2xi32>) -> (tensor<?x8xbf16>, tensor<5xi32>, tensor<?xi32>) {
+  %xp, %off, %perm = moe.dispatch %x, %i experts 4 : (tensor<?x8xbf16>, tensor<?x2xi32>) -> (tensor<?x8xbf16>, tensor<5xi32>, tensor<?xi32>)
+  return %xp, %off, %perm : tensor<?x8xbf16>, tensor<5xi32>, tensor<?xi32>
+}
+
+// -----
+
+// The grouped expert FFN: a loop over experts over their slices of rows.
+// CHECK-LABEL: func.func @expert_ffn
+// CHECK: scf.for
+// CHECK: tensor.extract_slice
+// CHECK: math.exp
+// CHECK: tensor.insert_slice
+// CHECK-NOT: moe.expert_ffn
+func.func @expert_ffn(%x: tensor<?x8xbf16>, %off: tensor<5xi32>, %gu: tensor<4x32x8xbf16>, %dn: tensor<4x8x16xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 : (tensor<?x8xbf16>, tensor<5xi32>, tensor<4x32x8xbf16>, tensor<4x8x16xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}
+
+// -----
+
+// Experts placed on ranks need the rank: left for now, like the sampler.
 // CHECK-LABEL: func.func @other
-// CHECK: moe.router
-func.func @other(%x: tensor<?x8xbf16>, %w: tensor<4x8xbf16>) -> tensor<?x2xi32> {
-  %i, %p = moe.router %x, %w top_k 2 : (tensor<?x8xbf16>, tensor<4x8xbf16>) -> (tensor<?x2xi32>, tensor<?x2xf32>)
-  return %i : tensor<?x2xi32>
+// CHECK: moe.expert_ffn
+// CHECK: moe.sample
+func.func @other(%x: tensor<?x8xbf16>, %off: tensor<9xi32>, %gu: tensor<4x32x8xbf16>, %dn: tensor<4x8x16xbf16>, %l: tensor<?x16xf32>, %t: tensor<?xf32>, %k: tensor<?xi32>, %p: tensor<?xf32>, %s: tensor<?xi64>) -> (tensor<?x8xbf16>, tensor<?xi32>) {
+  %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 global_experts 8 : (tensor<?x8xbf16>, tensor<9xi32>, tensor<4x32x8xbf16>, tensor<4x8x16xbf16>) -> tensor<?x8xbf16>
+  %n = moe.sample %l, %t, %k, %p, %s : (tensor<?x16xf32>, tensor<?xf32>, tensor<?xi32>, tensor<?xf32>, tensor<?xi64>) -> tensor<?xi32>
+  return %y, %n : tensor<?x8xbf16>, tensor<?xi32>
 }
