@@ -253,14 +253,22 @@ LogicalResult RouterOp::verify() {
   return success();
 }
 
+/// What moe.experts and moe.expert_ffn share: the result typed as the
+/// input, consistent expert weights, and the expert count vs top_k.
+static LogicalResult checkExpertFFN(Operation *op, Value input, Value result,
+                                   Value gateUp, Value down, bool gated,
+                                   std::optional<uint64_t> globalExperts,
+                                   int64_t topK) {
+  if (failed(checkSameType(op, "result", result, "input", input)) ||
+      failed(checkExpertWeights(op, input, gateUp, down, gated)))
+    return failure();
+  return checkGlobalExperts(op, globalExperts, dim(down, 0), topK);
+}
+
 LogicalResult ExpertsOp::verify() {
-  if (failed(checkSameType(*this, "result", getResult(), "input", getInput())))
-    return failure();
-  if (failed(checkExpertWeights(*this, getInput(), getGateUp(), getDown(),
-                                getGated())))
-    return failure();
-  if (failed(checkGlobalExperts(*this, getGlobalExperts(), dim(getDown(), 0),
-                                dim(getIndices(), 1))))
+  if (failed(checkExpertFFN(*this, getInput(), getResult(), getGateUp(),
+                            getDown(), getGated(), getGlobalExperts(),
+                            dim(getIndices(), 1))))
     return failure();
   if (std::optional<uint64_t> group = getAllToAll()) {
     int64_t ranks = static_cast<int64_t>(*group);
@@ -414,13 +422,9 @@ LogicalResult DispatchOp::verify() {
 }
 
 LogicalResult ExpertFFNOp::verify() {
-  if (failed(checkSameType(*this, "result", getResult(), "input", getInput())))
-    return failure();
-  if (failed(checkExpertWeights(*this, getInput(), getGateUp(), getDown(),
-                                getGated())))
-    return failure();
-  if (failed(checkGlobalExperts(*this, getGlobalExperts(), dim(getDown(), 0),
-                                getTopK())))
+  if (failed(checkExpertFFN(*this, getInput(), getResult(), getGateUp(),
+                            getDown(), getGated(), getGlobalExperts(),
+                            getTopK())))
     return failure();
   return checkShape(*this, "offsets", getOffsets(),
                     {getNumModelExperts() + 1}, "experts+1");
