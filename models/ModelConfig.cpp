@@ -16,6 +16,9 @@
 #include <string>
 
 using namespace moec;
+
+/// Most layers a description may have.
+static constexpr int64_t kMaxLayers = 10000;
 using namespace moec::json;
 
 namespace {
@@ -144,7 +147,9 @@ ModelConfig readModel(const Json &root, Errors &errors) {
   config.description = reader.string("description", false).value_or("");
   config.vocabSize = reader.integer("vocab_size", true).value_or(0);
   config.dModel = reader.integer("d_model", true).value_or(0);
-  config.numLayers = reader.integer("num_layers", true).value_or(0);
+  // Deeper than any real model: a typo would otherwise build millions of ops.
+  config.numLayers =
+      reader.integer("num_layers", true, 1, kMaxLayers).value_or(0);
   config.maxContext = reader.integer("max_context", true).value_or(0);
   config.dtype = reader.oneOf("dtype", false, kDTypes).value_or(config.dtype);
   config.tieEmbeddings =
