@@ -17,8 +17,16 @@
 
 using namespace moec;
 
-/// Most layers a description may have.
+/// Upper bounds far above any real model. They keep every product the
+/// compiler forms (parameters and bytes summed over all layers) inside
+/// int64_t, and a typo from building millions of ops.
 static constexpr int64_t kMaxLayers = 10000;
+static constexpr int64_t kMaxWidth = int64_t(1) << 17;      // d_model
+static constexpr int64_t kMaxFFN = int64_t(1) << 18;        // ffn_dim
+static constexpr int64_t kMaxVocab = int64_t(1) << 24;      // vocab_size
+static constexpr int64_t kMaxContext = int64_t(1) << 24;    // max_context
+static constexpr int64_t kMaxHeads = 4096;                  // heads, head_dim
+static constexpr int64_t kMaxExperts = 1024;
 using namespace moec::json;
 
 namespace {
@@ -74,9 +82,12 @@ void readAttention(FieldReader &root, AttentionConfig &attention) {
   std::optional<FieldReader> reader = root.child("attention", true);
   if (!reader)
     return;
-  std::optional<int64_t> heads = reader->integer("num_heads", true);
-  std::optional<int64_t> kvHeads = reader->integer("num_kv_heads", true);
-  std::optional<int64_t> headDim = reader->integer("head_dim", true);
+  std::optional<int64_t> heads =
+      reader->integer("num_heads", true, 1, kMaxHeads);
+  std::optional<int64_t> kvHeads =
+      reader->integer("num_kv_heads", true, 1, kMaxHeads);
+  std::optional<int64_t> headDim =
+      reader->integer("head_dim", true, 1, kMaxHeads);
   attention.numHeads = heads.value_or(0);
   attention.numKVHeads = kvHeads.value_or(0);
   attention.headDim = headDim.value_or(0);
@@ -108,7 +119,7 @@ void readMLP(FieldReader &root, MLPConfig &mlp) {
     return;
   std::optional<bool> isMoE = reader->oneOf("type", true, kMLPTypes);
   mlp.isMoE = isMoE.value_or(false);
-  mlp.ffnDim = reader->integer("ffn_dim", true).value_or(0);
+  mlp.ffnDim = reader->integer("ffn_dim", true, 1, kMaxFFN).value_or(0);
   mlp.activation =
       reader->oneOf("activation", true, kActivations).value_or(mlp.activation);
   mlp.gated = reader->boolean("gated").value_or(mlp.gated);
@@ -120,7 +131,7 @@ void readMLP(FieldReader &root, MLPConfig &mlp) {
     // With an invalid type, still check the routing fields that are present.
     bool required = isMoE.has_value();
     std::optional<int64_t> experts =
-        reader->integer("num_experts", required, 2);
+        reader->integer("num_experts", required, 2, kMaxExperts);
     std::optional<int64_t> topK = reader->integer("top_k", required);
     reader->oneOf("router", false, kRouters);
     mlp.normalizeTopK =
@@ -145,12 +156,14 @@ ModelConfig readModel(const Json &root, Errors &errors) {
   FieldReader reader(root, "$", errors);
   config.name = reader.name("name", true).value_or("");
   config.description = reader.string("description", false).value_or("");
-  config.vocabSize = reader.integer("vocab_size", true).value_or(0);
-  config.dModel = reader.integer("d_model", true).value_or(0);
+  config.vocabSize =
+      reader.integer("vocab_size", true, 1, kMaxVocab).value_or(0);
+  config.dModel = reader.integer("d_model", true, 1, kMaxWidth).value_or(0);
   // Deeper than any real model: a typo would otherwise build millions of ops.
   config.numLayers =
       reader.integer("num_layers", true, 1, kMaxLayers).value_or(0);
-  config.maxContext = reader.integer("max_context", true).value_or(0);
+  config.maxContext =
+      reader.integer("max_context", true, 1, kMaxContext).value_or(0);
   config.dtype = reader.oneOf("dtype", false, kDTypes).value_or(config.dtype);
   config.tieEmbeddings =
       reader.boolean("tie_embeddings").value_or(config.tieEmbeddings);

@@ -178,12 +178,14 @@ TEST(ModelConfigTest, DenseModelHasOneExpert) {
 
 TEST(ModelConfigTest, LimitsAreInclusive) {
   Json doc = minimalMoE();
-  doc["vocab_size"] = int64_t(1) << 40;
+  doc["vocab_size"] = int64_t(1) << 24;
+  doc["num_layers"] = 10000;
   doc["attention"]["head_dim"] = 33; // odd is fine without rope
   doc["mlp"]["top_k"] = 4;           // top_k == num_experts
   doc["attention"]["num_kv_heads"] = 4;
   ModelConfig c = parseOk(doc);
-  EXPECT_EQ(c.vocabSize, int64_t(1) << 40);
+  EXPECT_EQ(c.vocabSize, int64_t(1) << 24);
+  EXPECT_EQ(c.numLayers, 10000);
   EXPECT_EQ(c.attention.headDim, 33);
 }
 
@@ -319,13 +321,13 @@ TEST(ModelConfigErrorTest, OutOfRange) {
   doc = minimalMoE();
   doc["attention"]["num_heads"] = -3;
   doc["num_layers"] = 0;
-  doc["vocab_size"] = (int64_t(1) << 40) + 1;
+  doc["vocab_size"] = (int64_t(1) << 24) + 1;
   doc["mlp"]["num_experts"] = 1;
   doc["mlp"]["top_k"] = 1;
   EXPECT_EQ(
       errorsOf(doc),
-      (Errors{"$.vocab_size: expected a positive integer (at most 2^40), "
-              "got 1099511627777",
+      (Errors{"$.vocab_size: expected a positive integer (at most 2^24), "
+              "got 16777217",
               "$.num_layers: expected a positive integer, got 0",
               "$.attention.num_heads: expected a positive integer, got -3",
               "$.mlp.num_experts: expected an integer >= 2, got 1"}));
@@ -333,7 +335,7 @@ TEST(ModelConfigErrorTest, OutOfRange) {
   // Beyond int64_t and beyond uint64_t (which JSON parsers read as a float).
   EXPECT_EQ(
       errorsOfText(R"({"name": "t", "d_model": 18446744073709551615})")[1],
-      "$.d_model: expected a positive integer (at most 2^40), got "
+      "$.d_model: expected a positive integer (at most 2^17), got "
       "18446744073709551615");
   EXPECT_EQ(
       errorsOfText(R"({"name": "t", "d_model": 99999999999999999999})")[1],
