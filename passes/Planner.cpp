@@ -228,9 +228,14 @@ void mlir::moe::printPlannerExplanation(const PlannerResult &result,
   for (const PlanCandidate &c : result.candidates)
     (c.feasible ? feasible : rejected).push_back(&c);
   const PlanCandidate &chosen = result.candidates[result.chosen];
-  llvm::stable_sort(feasible, [&](const PlanCandidate *a,
-                                  const PlanCandidate *b) {
-    return isBetter(*a, *b, request.objective);
+  // Ties keep the order in which candidates were tried (their addresses in
+  // `candidates`), so the listing is deterministic.
+  llvm::sort(feasible, [&](const PlanCandidate *a, const PlanCandidate *b) {
+    if (isBetter(*a, *b, request.objective))
+      return true;
+    if (isBetter(*b, *a, request.objective))
+      return false;
+    return a < b;
   });
   os << "  " << result.candidates.size() << " partitionings tried, "
      << feasible.size() << " fit; the best:\n";
