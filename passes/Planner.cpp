@@ -83,27 +83,36 @@ static void evaluate(ModuleOp graph, const moec::ClusterConfig &cluster,
     candidate.tokensPerSecond = plan.tokensPerSecond;
     return;
   }
-  // Throughput: every stage busy with its own batch of b sequences, so the
-  // KV cache must hold stages * b of them.
+  // Throughput with m batches of b sequences in flight through the
+  // pipeline (m <= stages, and the KV cache holds m * b sequences): each
+  // batch takes the step time to cross the stages and the busiest stage
+  // admits one batch per its time, so tokens/s = m b / max(step, m t_max).
+  // With m < stages the pipeline has bubbles.
   for (int64_t batch = 1; batch <= request.batch; batch *= 2) {
-    if (stages * batch > candidate.sequences)
+    int64_t inFlight = std::min<int64_t>(stages, candidate.sequences / batch);
+    if (inFlight < 1)
       break;
     PlanReport atBatch = batch == request.batch ? plan : measure(batch);
     if (atBatch.stepSeconds > request.latencyBound)
       break;
-    if (atBatch.tokensPerSecond > candidate.tokensPerSecond) {
+    double busiest = 0;
+    for (const StageReport &stage : atBatch.stages)
+      busiest = std::max(busiest, stage.cost->seconds);
+    double tokensPerSecond =
+        atBatch.replicas * inFlight * batch /
+        std::max(atBatch.stepSeconds, inFlight * busiest);
+    if (tokensPerSecond > candidate.tokensPerSecond) {
       candidate.feasible = true;
       candidate.batch = batch;
       candidate.stepSeconds = atBatch.stepSeconds;
-      candidate.tokensPerSecond = atBatch.tokensPerSecond;
+      candidate.tokensPerSecond = tokensPerSecond;
     }
   }
   if (!candidate.feasible)
     candidate.reason =
-        stages > candidate.sequences
-            ? "its KV cache cannot hold one sequence per stage"
-            : "even one sequence per stage takes longer than the latency "
-              "bound";
+        candidate.sequences < 1
+            ? "its KV cache cannot hold one sequence"
+            : "even one sequence takes longer than the latency bound";
 }
 
 /// Best first: the objective's figure, then fewer ranks per replica (less

@@ -5,7 +5,8 @@
 // picks the best for an objective with the roofline cost model:
 //   - latency: the shortest decode step at a given batch;
 //   - throughput: the most tokens/s whose decode step stays under a latency
-//     bound (the batch per stage grows in powers of two while it fits).
+//     bound (the batch grows in powers of two; with as many batches in
+//     flight as the stages and the KV cache allow, fewer leaving bubbles).
 // Explicit degrees narrow the search to plans that have them.
 //
 //===----------------------------------------------------------------------===//
