@@ -261,12 +261,7 @@ struct LowerCombine : OpRewritePattern<CombineOp> {
     SmallVector<Value> sizes;
     if (type.isDynamicDim(0))
       sizes.push_back(tensor::DimOp::create(rewriter, loc, weights, 0));
-    Value empty = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
-                                          l.f32(), sizes);
-    Value zero =
-        arith::ConstantOp::create(rewriter, loc, rewriter.getF32FloatAttr(0));
-    Value accumulator =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    Value accumulator = l.filled(type.getShape(), sizes, 0.0);
     MLIRContext *ctx = rewriter.getContext();
     auto d = [&](unsigned i) { return rewriter.getAffineDimExpr(i); };
     auto parallel = utils::IteratorType::parallel;

@@ -103,3 +103,11 @@ void mlir::moe::updateFunctionType(func::FuncOp func) {
                                  returnOp.getOperandTypes()));
 }
 
+
+int64_t mlir::moe::getKVBytesPerToken(func::FuncOp func) {
+  int64_t bytes = 0;
+  for (Type type : func.getArgumentTypes())
+    if (auto cache = dyn_cast<KVCacheType>(type))
+      bytes += cache.getBytesPerToken();
+  return bytes;
+}

@@ -45,6 +45,10 @@ int64_t getStage(func::FuncOp func);
 /// Ranks each stage runs on (the module's moe.tensor_parallel, default 1).
 int64_t getTensorParallel(ModuleOp module);
 
+/// KV-cache bytes per token one rank of `func`'s stage stores (its cache
+/// argument's layers and heads).
+int64_t getKVBytesPerToken(func::FuncOp func);
+
 /// "ranks 8-15" (or "rank 3") for stage `stage` of `tensorParallel` ranks.
 std::string describeRanks(int64_t stage, int64_t tensorParallel);
 

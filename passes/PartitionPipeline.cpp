@@ -15,7 +15,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
-#include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPARTITIONPIPELINE
@@ -129,11 +129,27 @@ LogicalResult MoEPartitionPipelinePass::partition(func::FuncOp forward) {
     opStage[&op] = stage;
   }
 
+  // Activations that cross stages, (value, from, to), each pair of stages
+  // once, in program order. Weights are cloned and KV caches are per stage.
+  llvm::SetVector<std::tuple<Value, int64_t, int64_t>> crossings;
+  for (Operation &op : body.without_terminator()) {
+    if (isa<WeightOp>(op))
+      continue;
+    int64_t to = opStage.lookup(&op);
+    for (Value operand : op.getOperands()) {
+      Operation *def = operand.getDefiningOp();
+      if (!def || isa<WeightOp>(def) || isa<KVCacheType>(operand.getType()))
+        continue;
+      int64_t from = opStage.lookup(def);
+      if (from != to)
+        crossings.insert({operand, from, to});
+    }
+  }
+
   // Build the stage functions.
   auto cacheType = cast<KVCacheType>(forward.getArgument(2).getType());
   OpBuilder builder(forward);
   auto returnOp = cast<func::ReturnOp>(body.getTerminator());
-  SmallVector<func::FuncOp> stageFuncs;
   for (int64_t s = 0; s < stages; ++s) {
     auto localCache = KVCacheType::get(
         &getContext(), counts[s], cacheType.getNumKvHeads(),
@@ -165,40 +181,11 @@ LogicalResult MoEPartitionPipelinePass::partition(func::FuncOp forward) {
     Value localCacheValue = entry->getArgument(2);
 
     // Values arriving from earlier stages, in program order.
-    llvm::MapVector<Value, int64_t> incoming;
-    for (Operation &op : body.without_terminator()) {
-      if (isa<WeightOp>(op) || opStage.lookup(&op) != s)
-        continue;
-      for (Value operand : op.getOperands()) {
-        Operation *def = operand.getDefiningOp();
-        if (!def || isa<WeightOp>(def) || isa<KVCacheType>(operand.getType()))
-          continue;
-        int64_t from = opStage.lookup(def);
-        if (from != s)
-          incoming.insert({operand, from});
-      }
-    }
-    for (auto [value, from] : incoming)
-      mapping.map(value, RecvOp::create(b, value.getLoc(), value.getType(),
-                                        from)
-                             .getResult());
-
-    // Values leaving for later stages, sent once per destination stage.
-    llvm::MapVector<std::pair<Value, int64_t>, bool> outgoing;
-    for (Operation &op : body.without_terminator()) {
-      if (isa<WeightOp>(op))
-        continue;
-      int64_t to = opStage.lookup(&op);
-      if (to <= s)
-        continue;
-      for (Value operand : op.getOperands()) {
-        Operation *def = operand.getDefiningOp();
-        if (def && !isa<WeightOp>(def) &&
-            !isa<KVCacheType>(operand.getType()) &&
-            opStage.lookup(def) == s)
-          outgoing.insert({{operand, to}, true});
-      }
-    }
+    for (auto [value, from, to] : crossings)
+      if (to == s)
+        mapping.map(value, RecvOp::create(b, value.getLoc(), value.getType(),
+                                          from)
+                               .getResult());
 
     for (Operation &op : body.without_terminator()) {
       if (isa<WeightOp>(op) || opStage.lookup(&op) != s)
@@ -218,15 +205,15 @@ LogicalResult MoEPartitionPipelinePass::partition(func::FuncOp forward) {
         localCacheValue = attention.getNewKvCache();
       }
     }
-    for (auto [key, unused] : outgoing)
-      SendOp::create(b, key.first.getLoc(), mapping.lookup(key.first),
-                     key.second);
+    // Values leaving for later stages, sent once per destination stage.
+    for (auto [value, from, to] : crossings)
+      if (from == s)
+        SendOp::create(b, value.getLoc(), mapping.lookup(value), to);
     SmallVector<Value> results;
     for (Value value : returned)
       results.push_back(mapping.lookup(value));
     results.push_back(localCacheValue);
     func::ReturnOp::create(b, returnOp.getLoc(), results);
-    stageFuncs.push_back(func);
   }
   forward.erase();
   return success();

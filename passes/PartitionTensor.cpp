@@ -15,7 +15,6 @@
 #include "passes/Passes.h"
 
 #include "mlir/IR/Builders.h"
-#include "llvm/ADT/MapVector.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEPARTITIONTENSOR

@@ -44,10 +44,7 @@ struct MoEPlanKVCachePass
                        "moe-plan-memory; run that first");
         return signalPassFailure();
       }
-      int64_t perToken = 0;
-      for (Type type : func.getArgumentTypes())
-        if (auto cache = dyn_cast<KVCacheType>(type))
-          perToken += cache.getBytesPerToken();
+      int64_t perToken = getKVBytesPerToken(func);
       int64_t blocks =
           perToken ? memory.getKvCache() / (perToken * blockSize) : 0;
       int64_t blocksPerSequence = (length + blockSize - 1) / blockSize;

@@ -127,10 +127,7 @@ void MoEPlanMemoryPass::runOnOperation() {
         weights += getTensorBytes(weight.getResult().getType());
     });
     int64_t activations = peakActivationBytes(func, maxTokens);
-    int64_t kvPerToken = 0;
-    for (Type type : func.getArgumentTypes())
-      if (auto cache = dyn_cast<KVCacheType>(type))
-        kvPerToken += cache.getBytesPerToken();
+    int64_t kvPerToken = getKVBytesPerToken(func);
     int64_t kvCache = usable - weights - activations - workspace;
     int64_t oneSequence = kvPerToken * context;
     if (kvCache < oneSequence) {

@@ -59,9 +59,7 @@ PlanReport mlir::moe::summarizePlan(ModuleOp module,
         plan.expertAllToAll = experts.getAllToAll().has_value();
       }
     });
-    for (Type argType : func.getArgumentTypes())
-      if (auto cache = dyn_cast<KVCacheType>(argType))
-        stage.kvBytesPerToken += cache.getBytesPerToken();
+    stage.kvBytesPerToken = getKVBytesPerToken(func);
     if (auto memory = func->getAttrOfType<MemoryPlanAttr>(kMemoryPlanAttr))
       stage.memory = memory;
     if (auto kv = func->getAttrOfType<KVPlanAttr>(kKVPlanAttr)) {
