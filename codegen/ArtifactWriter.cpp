@@ -6,6 +6,7 @@
 #include "passes/Partition.h"
 
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/Base64.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -68,8 +69,8 @@ static llvm::json::Array describeWeights(func::FuncOp func) {
 }
 
 FailureOr<std::string> mlir::moe::writeArtifact(
-    ModuleOp module, const ::moec::ModelConfig &config,
-    llvm::StringRef target) {
+    ModuleOp module, const ::moec::ModelConfig &config, llvm::StringRef target,
+    const HostCompilation *host) {
   SmallVector<func::FuncOp> funcs = getForwardFunctions(module);
   if (funcs.empty())
     return module.emitError("the module has no forward function to write");
@@ -120,6 +121,8 @@ FailureOr<std::string> mlir::moe::writeArtifact(
           {"blocks", kv.getBlocks()},
           {"sequence_length", kv.getSequenceLength()},
           {"sequences", kv.getSequences()}};
+    if (host)
+      entry["execution"] = llvm::json::Object(host->execution);
     stages.push_back(std::move(entry));
   }
 
@@ -151,6 +154,11 @@ FailureOr<std::string> mlir::moe::writeArtifact(
       {"stages", std::move(stages)},
       {"kernels", std::move(kernels)},
   };
+  if (host)
+    artifact["host_object"] = llvm::json::Object{
+        {"format", "elf-shared-object"},
+        {"size", static_cast<int64_t>(host->sharedObject.size())},
+        {"base64", llvm::encodeBase64(host->sharedObject)}};
   std::string text =
       llvm::formatv("{0:2}", llvm::json::Value(std::move(artifact))).str() +
       "\n";

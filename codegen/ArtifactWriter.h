@@ -10,6 +10,7 @@
 #ifndef MOEC_CODEGEN_ARTIFACTWRITER_H
 #define MOEC_CODEGEN_ARTIFACTWRITER_H
 
+#include "codegen/ExecutionPlan.h"
 #include "models/ModelConfig.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -24,11 +25,13 @@ inline constexpr int64_t kArtifactVersion = 1;
 uint64_t fnv1a64(llvm::StringRef bytes);
 
 /// Serialises `module` (partitioned or not, after the pipeline) into the
-/// artifact text for `target` ("host" or "cuda"). Fails with an error on the
-/// module if it holds no forward function.
+/// artifact text for `target` ("host" or "cuda"). With `host`, the artifact
+/// also carries its execution plan and shared object. Fails with an error on
+/// the module if it holds no forward function.
 FailureOr<std::string> writeArtifact(ModuleOp module,
                                      const ::moec::ModelConfig &config,
-                                     llvm::StringRef target);
+                                     llvm::StringRef target,
+                                     const HostCompilation *host = nullptr);
 
 } // namespace mlir::moe
 

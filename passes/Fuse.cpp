@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/MoEOps.h"
+#include "passes/Fusion.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -59,35 +60,32 @@ struct Group {
 };
 } // namespace
 
-/// Replaces the ops of `group` by one moe.fused op placed where its first op
-/// was.
-static void buildFusedOp(Group &group) {
-  llvm::SmallPtrSet<Operation *, 8> members(group.ops.begin(),
-                                            group.ops.end());
+FusedOp mlir::moe::fuseOps(ArrayRef<Operation *> ops) {
+  llvm::SmallPtrSet<Operation *, 8> members(ops.begin(), ops.end());
   llvm::SetVector<Value> inputs;
-  for (Operation *op : group.ops)
+  for (Operation *op : ops)
     for (Value operand : op->getOperands())
       if (!members.contains(operand.getDefiningOp()))
         inputs.insert(operand);
   SmallVector<Value> outputs;
-  for (Operation *op : group.ops)
+  for (Operation *op : ops)
     for (Value result : op->getResults())
       if (llvm::any_of(result.getUsers(), [&](Operation *user) {
             return !members.contains(user);
           }))
         outputs.push_back(result);
 
-  OpBuilder b(group.ops.front());
+  OpBuilder b(ops.front());
   SmallVector<Type> resultTypes;
   for (Value output : outputs)
     resultTypes.push_back(output.getType());
-  auto fused = FusedOp::create(b, group.ops.front()->getLoc(), resultTypes,
+  auto fused = FusedOp::create(b, ops.front()->getLoc(), resultTypes,
                                inputs.getArrayRef());
   Block *body = b.createBlock(&fused.getBody());
   IRMapping mapping;
   for (Value input : inputs)
     mapping.map(input, body->addArgument(input.getType(), input.getLoc()));
-  for (Operation *op : group.ops)
+  for (Operation *op : ops)
     b.clone(*op, mapping);
   SmallVector<Value> yielded;
   for (Value output : outputs)
@@ -98,8 +96,9 @@ static void buildFusedOp(Group &group) {
     output.replaceUsesWithIf(result, [&](OpOperand &use) {
       return !members.contains(use.getOwner());
     });
-  for (Operation *op : llvm::reverse(group.ops))
+  for (Operation *op : llvm::reverse(ops))
     op->erase();
+  return fused;
 }
 
 static void fuseBlock(Block &block) {
@@ -139,7 +138,7 @@ static void fuseBlock(Block &block) {
     groupOf[&op] = *chosen;
   }
   for (Group &group : groups)
-    buildFusedOp(group);
+    fuseOps(group.ops);
 }
 
 namespace {

@@ -207,4 +207,28 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def MoEHostEntryPoints : Pass<"moe-host-entry-points", "::mlir::ModuleOp"> {
+  let summary = "Give every lowered host kernel a packed entry point";
+  let description = [{
+    Runs on the LLVM dialect, after func-to-llvm made the C interface
+    wrapper `_mlir_ciface_K` of each kernel K (`llvm.emit_c_interface`). Adds
+    `llvm.func @moec_K(%args: !llvm.ptr)` that loads argument i's memref
+    descriptor pointer from `args[i]` and calls the wrapper, so that the
+    runtime calls every kernel the same way whatever its arguments.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
+def MoECopiesToLinalg : Pass<"moe-copies-to-linalg"> {
+  let summary = "Rewrite memref.copy as linalg.copy";
+  let description = [{
+    Bufferization copies between buffers with memref.copy, which the LLVM
+    lowering turns into a call of MLIR's runtime library (`memrefCopy`) when
+    a side is strided. The host kernels must depend on no MLIR library, so
+    the host pipeline rewrites every memref.copy into a linalg.copy, which
+    becomes plain loops.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 #endif // MOE_PASSES_TD

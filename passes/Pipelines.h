@@ -57,8 +57,15 @@ void addPartitionPasses(OpPassManager &pm, const PartitionOptions &options);
 void buildMoEPipeline(OpPassManager &pm, Stage stopAfter,
                       const PartitionOptions &options = {});
 
+/// Adds the host back end's passes: kernels as linalg on tensors (or loops
+/// on memrefs) -> bufferized in destination-passing style (results become
+/// trailing out-parameters, temporaries freed) -> loops -> the LLVM dialect
+/// with a packed entry point per kernel (moe-host-entry-points). Kernels
+/// must be public and marked `llvm.emit_c_interface`.
+void buildHostLoweringPipeline(OpPassManager &pm);
+
 /// Registers `moe-pipeline` (options: stop-after, the partition degrees and
-/// the cluster) with the pass registry.
+/// the cluster) and `moe-lower-host` with the pass registry.
 void registerMoEPipelines();
 
 } // namespace mlir::moe

@@ -11,6 +11,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/ArtifactWriter.h"
+#include "codegen/ExecutionPlan.h"
+#include "codegen/HostObject.h"
 #include "dialects/moe/MoEDialect.h"
 #include "models/ClusterConfig.h"
 #include "models/ModelConfig.h"
@@ -70,6 +72,12 @@ cl::opt<EmitKind> emit(
 cl::opt<std::string> target(
     "target", cl::desc("Target of the artifact: host or cuda"),
     cl::init("host"), cl::cat(moecCategory));
+cl::opt<std::string> dtype(
+    "dtype",
+    cl::desc("Element type of weights and activations, overriding the "
+             "model's: bf16, f16 or f32 (default: the model's; f32 for "
+             "--target=host, whose kernels are the f32 reference)"),
+    cl::value_desc("type"), cl::cat(moecCategory));
 cl::opt<ReportFormat> report(
     "report", cl::ValueOptional,
     cl::desc("Print parameters by category, active parameters, FLOPs per "
@@ -181,6 +189,18 @@ int main(int argc, char **argv) {
   }
   if (target != "host" && target != "cuda")
     return failWith({"--target must be host or cuda, got '" + target + "'"});
+  if (!dtype.empty()) {
+    if (dtype == "bf16")
+      config->dtype = moec::DType::BF16;
+    else if (dtype == "f16")
+      config->dtype = moec::DType::F16;
+    else if (dtype == "f32")
+      config->dtype = moec::DType::F32;
+    else
+      return failWith({"--dtype must be bf16, f16 or f32, got '" + dtype + "'"});
+  } else if (target == "host" && emit == EmitKind::Artifact) {
+    config->dtype = moec::DType::F32;
+  }
   bool partition = partitionRequested();
   moe::Stage stopAfter = emit == EmitKind::Moe          ? moe::Stage::Moe
                          : emit == EmitKind::Partitioned ? moe::Stage::Partitioned
@@ -195,6 +215,7 @@ int main(int argc, char **argv) {
 
   DialectRegistry registry;
   registry.insert<moe::MoEDialect, func::FuncDialect>();
+  moe::registerHostCodegenDialects(registry);
   MLIRContext mlirContext(registry);
   mlirContext.printOpOnDiagnostic(false);
   // Diagnostics name the model file, as the reader's errors do; IR
@@ -326,8 +347,19 @@ int main(int argc, char **argv) {
   if (!output)
     return failWith({error});
   if (emit == EmitKind::Artifact) {
-    FailureOr<std::string> artifact =
-        moe::writeArtifact(*module, *config, target);
+    std::optional<moe::HostCompilation> host;
+    if (target == "host") {
+      llvm::errs() << "moec: compiling the host kernels of " << config->name
+                   << "...\n";
+      FailureOr<moe::HostCompilation> compiled =
+          moe::compileForHost(*module, blockSize);
+      if (failed(compiled))
+        return failWith({"host code generation failed (see the diagnostics "
+                         "above)"});
+      host = std::move(*compiled);
+    }
+    FailureOr<std::string> artifact = moe::writeArtifact(
+        *module, *config, target, host ? &*host : nullptr);
     if (failed(artifact))
       return 1;
     output->os() << *artifact;

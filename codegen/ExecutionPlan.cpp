@@ -1,0 +1,463 @@
+//===- ExecutionPlan.cpp - The host execution plan ------------------------===//
+
+#include "codegen/ExecutionPlan.h"
+
+#include "codegen/HostObject.h"
+#include "codegen/KVCacheKernels.h"
+#include "dialects/moe/MoEOps.h"
+#include "passes/Fusion.h"
+#include "passes/Partition.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Matchers.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ADT/StringMap.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+static constexpr llvm::StringLiteral kKernelAttr = "moe.kernel";
+
+namespace {
+/// A size known at run time: `factor` times the run-time size `symbol`, or
+/// the constant `factor` when `symbol` is empty.
+struct SymDim {
+  std::string symbol;
+  int64_t factor = 1;
+
+  llvm::json::Value toJSON() const {
+    if (symbol.empty())
+      return factor;
+    return factor == 1 ? symbol : std::to_string(factor) + symbol;
+  }
+};
+using SymShape = SmallVector<SymDim>;
+
+/// A dynamic size of a kernel result in terms of the kernel's arguments:
+/// `constant`, or dimension `dim` of argument `arg` times num / den.
+struct DimFormula {
+  std::optional<int64_t> constant;
+  unsigned arg = 0, dim = 0;
+  int64_t num = 1, den = 1;
+};
+} // namespace
+
+static std::optional<DimFormula> traceDim(Value tensor, unsigned dim,
+                                          Block &entry);
+
+/// The formula of index value `value` in a lowered kernel, if it is a
+/// product/quotient of an argument's dimension and constants.
+static std::optional<DimFormula> traceIndex(Value value, Block &entry) {
+  llvm::APInt constant;
+  if (matchPattern(value, m_ConstantInt(&constant)))
+    return DimFormula{constant.getSExtValue()};
+  Operation *def = value.getDefiningOp();
+  if (!def)
+    return std::nullopt;
+  if (auto dimOp = dyn_cast<tensor::DimOp>(def)) {
+    std::optional<int64_t> index = dimOp.getConstantIndex();
+    if (!index)
+      return std::nullopt;
+    return traceDim(dimOp.getSource(), *index, entry);
+  }
+  if (auto cast = dyn_cast<arith::IndexCastOp>(def))
+    return traceIndex(cast.getIn(), entry);
+  auto scaled = [&](Value operand, Value factor,
+                    bool divide) -> std::optional<DimFormula> {
+    llvm::APInt c;
+    if (!matchPattern(factor, m_ConstantInt(&c)))
+      return std::nullopt;
+    std::optional<DimFormula> formula = traceIndex(operand, entry);
+    if (!formula)
+      return std::nullopt;
+    int64_t k = c.getSExtValue();
+    if (formula->constant)
+      formula->constant = divide ? *formula->constant / k
+                                 : *formula->constant * k;
+    else
+      (divide ? formula->den : formula->num) *= k;
+    return formula;
+  };
+  if (auto mul = dyn_cast<arith::MulIOp>(def)) {
+    if (auto formula = scaled(mul.getLhs(), mul.getRhs(), false))
+      return formula;
+    return scaled(mul.getRhs(), mul.getLhs(), false);
+  }
+  if (auto div = dyn_cast<arith::DivUIOp>(def))
+    return scaled(div.getLhs(), div.getRhs(), true);
+  if (auto div = dyn_cast<arith::DivSIOp>(def))
+    return scaled(div.getLhs(), div.getRhs(), true);
+  return std::nullopt;
+}
+
+/// The formula of dimension `dim` of `tensor` in a lowered kernel whose
+/// entry block is `entry`: followed through empty tensors, destinations and
+/// loop-carried values back to the kernel's arguments.
+static std::optional<DimFormula> traceDim(Value tensor, unsigned dim,
+                                          Block &entry) {
+  auto type = cast<ShapedType>(tensor.getType());
+  if (!type.isDynamicDim(dim))
+    return DimFormula{type.getDimSize(dim)};
+  if (auto arg = dyn_cast<BlockArgument>(tensor)) {
+    if (arg.getOwner() == &entry)
+      return DimFormula{std::nullopt, arg.getArgNumber(), dim};
+    if (auto loop = dyn_cast<scf::ForOp>(arg.getOwner()->getParentOp()))
+      if (OpOperand *init = loop.getTiedLoopInit(arg))
+        return traceDim(init->get(), dim, entry);
+    return std::nullopt;
+  }
+  Operation *def = tensor.getDefiningOp();
+  if (auto empty = dyn_cast<tensor::EmptyOp>(def))
+    return traceIndex(empty.getDynamicSize(dim), entry);
+  if (auto cast = dyn_cast<tensor::CastOp>(def))
+    return traceDim(cast.getSource(), dim, entry);
+  if (auto loop = dyn_cast<scf::ForOp>(def))
+    return traceDim(loop.getInits()[cast<OpResult>(tensor).getResultNumber()],
+                    dim, entry);
+  if (auto dps = dyn_cast<DestinationStyleOpInterface>(def))
+    return traceDim(dps.getTiedOpOperand(cast<OpResult>(tensor))->get(), dim,
+                    entry);
+  return std::nullopt;
+}
+
+/// "bf16", "f32", "i32", ...: MLIR's spelling of `type`.
+static std::string typeName(Type type) {
+  std::string name;
+  llvm::raw_string_ostream(name) << type;
+  return name;
+}
+
+/// Gives every compute op of `forward` that the plan would otherwise run
+/// outside a kernel (embedding, router, expert FFN, ...) a kernel of its
+/// own. GEMMs stay library calls; KV-cache ops get their own kernels later.
+static LogicalResult outlineLooseOps(ModuleOp module, func::FuncOp forward) {
+  SmallVector<Operation *> loose;
+  for (Operation &op : forward.getBody().front())
+    if (isa<CostOpInterface>(op) &&
+        !isa<WeightOp, LinearOp, LMHeadOp, KVCacheWriteOp, AttendOp>(op))
+      loose.push_back(&op);
+  for (Operation *op : loose)
+    fuseOps({op});
+  PassManager pm(module.getContext());
+  pm.addPass(createMoEOutlineKernels());
+  return pm.run(module);
+}
+
+namespace {
+/// Builds `$.stages[0].execution` from the forward function.
+class PlanBuilder {
+public:
+  PlanBuilder(ModuleOp module, int64_t blockSize,
+              const llvm::StringMap<SmallVector<SmallVector<DimFormula>>>
+                  &formulas)
+      : module(module), blockSize(blockSize), formulas(formulas) {}
+
+  FailureOr<llvm::json::Object> build(func::FuncOp forward);
+  /// The KV-cache kernels `build` added to the module.
+  SmallVector<StringRef> getKVKernels() const {
+    SmallVector<StringRef> names;
+    for (const auto &entry : kvKernels)
+      names.push_back(entry.getValue());
+    llvm::sort(names);
+    return names;
+  }
+
+private:
+  int64_t addBuffer(llvm::json::Object buffer, SymShape shape) {
+    llvm::json::Array dims;
+    for (const SymDim &dim : shape)
+      dims.push_back(dim.toJSON());
+    buffer["shape"] = std::move(dims);
+    buffer["id"] = static_cast<int64_t>(buffers.size());
+    buffers.push_back(std::move(buffer));
+    shapes.push_back(std::move(shape));
+    return buffers.size() - 1;
+  }
+  int64_t addInput(StringRef name, Type element, SymShape shape) {
+    int64_t id = addBuffer(llvm::json::Object{{"kind", "input"},
+                            {"name", name.str()},
+                            {"dtype", typeName(element)}},
+                           std::move(shape));
+    inputs[name] = id;
+    inputIds[name] = id;
+    return id;
+  }
+  /// A buffer for `value`, an activation of the given shape.
+  int64_t define(Value value, SymShape shape) {
+    auto type = cast<ShapedType>(value.getType());
+    int64_t id = addBuffer(
+        llvm::json::Object{{"kind", "activation"}, {"dtype", typeName(type.getElementType())}},
+        std::move(shape));
+    ids[value] = id;
+    return id;
+  }
+  /// The K or V cache of `layer`.
+  int64_t cache(char which, int64_t layer, KVCacheType type) {
+    auto key = std::make_pair(which, layer);
+    auto it = caches.find(key);
+    if (it != caches.end())
+      return it->second;
+    int64_t width = type.getNumKvHeads() * type.getHeadDim();
+    int64_t id = addBuffer(llvm::json::Object{{"kind", which == 'k' ? "k_cache" : "v_cache"},
+                            {"layer", layer},
+                            {"dtype", typeName(type.getElementType())}},
+                           {{"S"}, {"", width}});
+    caches[key] = id;
+    return id;
+  }
+  LogicalResult step(Operation *op);
+  /// The kernel over the KV cache that `op` (write or attend) calls.
+  StringRef kvKernel(Operation *op);
+
+  ModuleOp module;
+  int64_t blockSize;
+  const llvm::StringMap<SmallVector<SmallVector<DimFormula>>> &formulas;
+  llvm::json::Array buffers, steps;
+  llvm::json::Object inputs;
+  llvm::StringMap<int64_t> inputIds;
+  SmallVector<SymShape> shapes;
+  DenseMap<Value, int64_t> ids;
+  std::map<std::pair<char, int64_t>, int64_t> caches;
+  llvm::StringMap<std::string> kvKernels; // op signature -> kernel name
+  int64_t logits = -1;
+};
+} // namespace
+
+StringRef PlanBuilder::kvKernel(Operation *op) {
+  // Kernels are shared by every layer: the key leaves the layer out.
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << op->getName() << " ";
+  llvm::interleaveComma(op->getOperandTypes(), os);
+  if (auto attend = dyn_cast<AttendOp>(op))
+    os << " heads " << attend.getNumHeads();
+  auto [it, inserted] = kvKernels.try_emplace(key);
+  if (inserted) {
+    SymbolTable symbols(module);
+    std::string base = isa<AttendOp>(op) ? "kernel_attend"
+                                         : "kernel_kv_cache_write";
+    std::string name = base;
+    for (int i = 0; symbols.lookup(name); ++i)
+      name = base + "_" + std::to_string(i);
+    if (auto attend = dyn_cast<AttendOp>(op))
+      buildAttendKernel(module, attend, name, blockSize);
+    else
+      buildKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name);
+    it->second = name;
+  }
+  return it->second;
+}
+
+LogicalResult PlanBuilder::step(Operation *op) {
+  auto lookup = [&](Value value) -> std::optional<int64_t> {
+    auto it = ids.find(value);
+    if (it == ids.end())
+      return std::nullopt;
+    return it->second;
+  };
+  auto kernelStep = [&](StringRef kernel, ArrayRef<int64_t> args) {
+    llvm::json::Array list;
+    for (int64_t arg : args)
+      list.push_back(arg);
+    steps.push_back(llvm::json::Object{
+        {"kind", "kernel"}, {"kernel", kernel.str()}, {"args", std::move(list)}});
+  };
+
+  if (auto weight = dyn_cast<WeightOp>(op)) {
+    RankedTensorType type = weight.getResult().getType();
+    SymShape shape;
+    for (int64_t size : type.getShape())
+      shape.push_back({"", size});
+    ids[weight.getResult()] =
+        addBuffer(llvm::json::Object{{"kind", "weight"},
+                   {"name", weight.getName()},
+                   {"dtype", typeName(type.getElementType())}},
+                  shape);
+    return success();
+  }
+  if (isa<LinearOp, LMHeadOp>(op)) {
+    Value input = op->getOperand(0), weight = op->getOperand(1);
+    auto a = lookup(input), b = lookup(weight);
+    if (!a || !b)
+      return op->emitError("a GEMM operand has no buffer");
+    int64_t n = cast<ShapedType>(weight.getType()).getDimSize(0);
+    int64_t c = define(op->getResult(0), {shapes[*a][0], {"", n}});
+    steps.push_back(llvm::json::Object{
+        {"kind", "gemm"}, {"a", *a}, {"b", *b}, {"c", c}});
+    return success();
+  }
+  if (auto write = dyn_cast<KVCacheWriteOp>(op)) {
+    auto type = cast<KVCacheType>(write.getKvCache().getType());
+    auto keys = lookup(write.getKeys()), values = lookup(write.getValues());
+    if (!keys || !values)
+      return op->emitError("a KV-cache write operand has no buffer");
+    int64_t layer = write.getLayer();
+    kernelStep(kvKernel(op), {*keys, *values, inputIds["slot_mapping"],
+                              cache('k', layer, type),
+                              cache('v', layer, type)});
+    return success();
+  }
+  if (auto attend = dyn_cast<AttendOp>(op)) {
+    if (!attend.getCausal())
+      return op->emitError("the host target supports causal attention only");
+    auto type = cast<KVCacheType>(attend.getKvCache().getType());
+    auto q = lookup(attend.getQueries()),
+         positions = lookup(attend.getPositions());
+    if (!q || !positions)
+      return op->emitError("an attention operand has no buffer");
+    int64_t layer = attend.getLayer();
+    SymShape shape = shapes[*q];
+    int64_t out = define(attend.getResult(), shape);
+    kernelStep(kvKernel(op),
+               {*q, *positions, inputIds["token_seq"],
+                inputIds["block_tables"], cache('k', layer, type),
+                cache('v', layer, type), out});
+    return success();
+  }
+  if (auto call = dyn_cast<func::CallOp>(op)) {
+    auto it = formulas.find(call.getCallee());
+    if (it == formulas.end())
+      return op->emitError("no lowered kernel named ") << call.getCallee();
+    SmallVector<int64_t> args;
+    for (Value operand : call.getOperands()) {
+      auto id = lookup(operand);
+      if (!id)
+        return op->emitError("kernel operand has no buffer");
+      args.push_back(*id);
+    }
+    for (auto [result, dims] : llvm::zip(call.getResults(), it->second)) {
+      SymShape shape;
+      for (const DimFormula &formula : dims) {
+        if (formula.constant) {
+          shape.push_back({"", *formula.constant});
+          continue;
+        }
+        SymDim source = shapes[args[formula.arg]][formula.dim];
+        int64_t scaled = source.factor * formula.num;
+        if (scaled % formula.den)
+          return op->emitError("a result size of ")
+                 << call.getCallee() << " is not a whole multiple of "
+                 << source.symbol;
+        shape.push_back({source.symbol, scaled / formula.den});
+      }
+      args.push_back(define(result, shape));
+    }
+    kernelStep(call.getCallee(), args);
+    return success();
+  }
+  if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+    auto id = lookup(ret.getOperand(0));
+    if (!id)
+      return op->emitError("the logits have no buffer");
+    logits = *id;
+    return success();
+  }
+  return op->emitError("the host target cannot execute '")
+         << op->getName() << "' yet";
+}
+
+FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
+  FunctionType type = forward.getFunctionType();
+  auto i32 = IntegerType::get(forward.getContext(), 32);
+  auto tokenVector = RankedTensorType::get({ShapedType::kDynamic}, i32);
+  if (type.getNumInputs() != 4 || type.getInput(0) != tokenVector ||
+      type.getInput(1) != tokenVector || !isa<KVCacheType>(type.getInput(2)) ||
+      type.getInput(3) != tokenVector)
+    return forward.emitError("the host plan expects forward(tokens, "
+                             "positions, kv_cache, logit_rows)");
+  Block &body = forward.getBody().front();
+  ids[body.getArgument(0)] = addInput("tokens", i32, {{"T"}});
+  ids[body.getArgument(1)] = addInput("positions", i32, {{"T"}});
+  ids[body.getArgument(3)] = addInput("logit_rows", i32, {{"R"}});
+  addInput("slot_mapping", i32, {{"T"}});
+  addInput("token_seq", i32, {{"T"}});
+  addInput("block_tables", i32, {{"N"}, {"M"}});
+  for (Operation &op : body)
+    if (failed(step(&op)))
+      return failure();
+  auto cache = cast<KVCacheType>(type.getInput(2));
+  return llvm::json::Object{
+      {"block_size", blockSize},
+      {"kv_layers", cache.getNumLayers()},
+      {"kv_width", cache.getNumKvHeads() * cache.getHeadDim()},
+      {"kv_dtype", typeName(cache.getElementType())},
+      {"buffers", std::move(buffers)},
+      {"steps", std::move(steps)},
+      {"inputs", std::move(inputs)},
+      {"outputs", llvm::json::Object{{"logits", logits}}},
+  };
+}
+
+FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
+                                                     int64_t blockSize) {
+  SmallVector<func::FuncOp> stages = getForwardFunctions(module);
+  if (stages.size() != 1 || getTensorParallel(module) != 1)
+    return module.emitError("the host target runs one-rank plans so far; "
+                            "compile without partitioning");
+  func::FuncOp forward = stages.front();
+  if (failed(outlineLooseOps(module, forward)))
+    return failure();
+
+  // The kernels the forward function calls, lowered to linalg in a module
+  // of their own.
+  OwningOpRef<ModuleOp> kernels = ModuleOp::create(module.getLoc());
+  llvm::SetVector<StringRef> called;
+  forward.walk([&](func::CallOp call) { called.insert(call.getCallee()); });
+  OpBuilder b(kernels->getBodyRegion());
+  for (auto func : module.getOps<func::FuncOp>())
+    if (func->hasAttr(kKernelAttr) && called.contains(func.getName()))
+      b.clone(*func);
+  PassManager pm(module.getContext());
+  pm.addPass(createConvertMoEToLinalg());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  if (failed(pm.run(*kernels)))
+    return failure();
+  WalkResult unlowered = kernels->walk([](Operation *op) {
+    if (isa<MoEDialect>(op->getDialect())) {
+      op->emitError("the host target has no lowering for '")
+          << op->getName() << "' yet";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (unlowered.wasInterrupted())
+    return failure();
+
+  llvm::StringMap<SmallVector<SmallVector<DimFormula>>> formulas;
+  for (auto kernel : kernels->getOps<func::FuncOp>()) {
+    Block &entry = kernel.getBody().front();
+    auto &results = formulas[kernel.getName()];
+    for (Value result : entry.getTerminator()->getOperands()) {
+      auto type = cast<ShapedType>(result.getType());
+      SmallVector<DimFormula> dims;
+      for (unsigned d = 0; d < type.getRank(); ++d) {
+        std::optional<DimFormula> formula = traceDim(result, d, entry);
+        if (!formula)
+          return kernel.emitError("cannot derive the size of dimension ")
+                 << d << " of a result from the kernel's arguments";
+        dims.push_back(*formula);
+      }
+      results.push_back(std::move(dims));
+    }
+  }
+
+  PlanBuilder builder(module, blockSize, formulas);
+  FailureOr<llvm::json::Object> execution = builder.build(forward);
+  if (failed(execution))
+    return failure();
+  // The KV-cache kernels the builder added are already loops on memrefs.
+  b.setInsertionPointToEnd(kernels->getBody());
+  for (StringRef name : builder.getKVKernels())
+    b.clone(*module.lookupSymbol<func::FuncOp>(name));
+
+  FailureOr<std::string> object = compileHostSharedObject(*kernels);
+  if (failed(object))
+    return failure();
+  return HostCompilation{std::move(*execution), std::move(*object)};
+}

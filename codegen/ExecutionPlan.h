@@ -1,0 +1,43 @@
+//===- ExecutionPlan.h - The host execution plan ----------------*- C++ -*-===//
+//
+// Turns the forward function of a one-rank model, after moe-fuse and
+// moe-outline-kernels, into what the runtime executes: a list of buffers
+// (inputs, weights, activations, the KV cache of each layer) and a list of
+// steps (kernel calls with their buffer arguments, GEMM library calls), and
+// compiles the kernels the steps call into a host shared object.
+//
+// Buffer shapes are symbolic in the sizes only known at run time: "T"
+// tokens in the step, "R" logit rows, "S" KV-cache slots, "N" sequences
+// and "M" blocks per sequence; "2T" is twice T. The format is documented in
+// codegen/README.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_CODEGEN_EXECUTIONPLAN_H
+#define MOEC_CODEGEN_EXECUTIONPLAN_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/JSON.h"
+
+#include <string>
+
+namespace mlir::moe {
+
+/// What the host target adds to an artifact.
+struct HostCompilation {
+  /// `$.stages[0].execution`: buffers, steps, inputs and outputs.
+  llvm::json::Object execution;
+  /// The ELF shared object with the kernels' packed entry points.
+  std::string sharedObject;
+};
+
+/// Plans and compiles `module` (after moe-outline-kernels; one stage of one
+/// rank) for the host. Ops of the forward function left outside a kernel
+/// (embedding, router, expert FFN) get a kernel each; the KV-cache ops get
+/// the kernels of codegen/KVCacheKernels.h for blocks of `blockSize`
+/// tokens. Fails with an error on the module naming what is not supported.
+FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize);
+
+} // namespace mlir::moe
+
+#endif // MOEC_CODEGEN_EXECUTIONPLAN_H

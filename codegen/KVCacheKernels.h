@@ -1,0 +1,43 @@
+//===- KVCacheKernels.h - Kernels over the paged KV cache -------*- C++ -*-===//
+//
+// moe.kv_cache_write and moe.attend index the paged cache, whose blocks and
+// block tables exist only at run time. The code generator gives each its own
+// kernel function on memrefs, in destination-passing style, that takes the
+// cache of one layer and the block tables as arguments (so one kernel serves
+// every layer):
+//
+//   kernel_kv_cache_write(keys [T, C], values [T, C], slot_mapping [T] i32,
+//                         k_cache [S, C], v_cache [S, C])
+//     row t of keys/values goes to slot slot_mapping[t] (block * block_size +
+//     offset); a negative slot skips the token.
+//   kernel_attend(queries [T, H*D], positions [T] i32, token_seq [T] i32,
+//                 block_tables [N, M] i32, k_cache [S, C], v_cache [S, C],
+//                 out [T, H*D])
+//     token t of sequence token_seq[t] attends to the cached positions
+//     0..positions[t] of that sequence; position j lives in slot
+//     block_tables[seq][j / block_size] * block_size + j % block_size.
+//
+// C = kv_heads * head_dim. The bodies are plain loops (scf + memref),
+// accumulating in f32: the host reference.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_CODEGEN_KVCACHEKERNELS_H
+#define MOEC_CODEGEN_KVCACHEKERNELS_H
+
+#include "dialects/moe/MoEOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::moe {
+
+/// Builds the kernel of `op` at the end of `module`, named `name`.
+func::FuncOp buildKVCacheWriteKernel(ModuleOp module, KVCacheWriteOp op,
+                                     StringRef name);
+/// Builds the kernel of `op` at the end of `module`, named `name`, for
+/// blocks of `blockSize` tokens.
+func::FuncOp buildAttendKernel(ModuleOp module, AttendOp op, StringRef name,
+                               int64_t blockSize);
+
+} // namespace mlir::moe
+
+#endif // MOEC_CODEGEN_KVCACHEKERNELS_H
