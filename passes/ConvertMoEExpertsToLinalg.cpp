@@ -420,10 +420,51 @@ struct LowerExpertFFN : OpRewritePattern<ExpertFFNOp> {
     return success();
   }
 };
+/// The dense FFN: down · (act(gate · x) * (up · x)), or down · act(up · x),
+/// accumulated in f32 and rounded once.
+struct LowerFFN : OpRewritePattern<FFNOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(FFNOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    LinalgBuilder l{rewriter, loc};
+    Value input = op.getInput();
+    auto type = cast<RankedTensorType>(op.getType());
+    SmallVector<Value> rows;
+    if (type.isDynamicDim(0))
+      rows.push_back(tensor::DimOp::create(rewriter, loc, input, 0));
+    Value up = l.contract(input, op.getUp(), rows); // [n, I] f32
+    Value gate = op.getGate() ? l.contract(input, op.getGate(), rows) : Value();
+    auto hiddenType = cast<RankedTensorType>(up.getType());
+    Activation activation = op.getActivation();
+    SmallVector<Value> inputs = {up};
+    if (gate)
+      inputs.push_back(gate);
+    SmallVector<AffineMap> maps(inputs.size() + 1, l.identity());
+    Value activated =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{hiddenType}, inputs,
+            ValueRange{tensor::EmptyOp::create(rewriter, loc,
+                                               hiddenType.getShape(), l.f32(),
+                                               rows)},
+            maps, ArrayRef<utils::IteratorType>{parallel, parallel},
+            [&](OpBuilder &b, Location nl, ValueRange args) {
+              Value y = gate ? arith::MulFOp::create(
+                                   b, nl, activate(b, nl, activation, args[1]),
+                                   args[0])
+                             : activate(b, nl, activation, args[0]);
+              linalg::YieldOp::create(b, nl, y);
+            })
+            .getResult(0);
+    Value out = l.contract(activated, op.getDown(), rows);
+    rewriter.replaceOp(op, l.castRows(out, type, rows));
+    return success();
+  }
+};
 } // namespace
 
 void mlir::moe::populateMoEExpertsToLinalgPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<LowerRouter, LowerDispatch, LowerExpertFFN>(
+  patterns.add<LowerRouter, LowerDispatch, LowerExpertFFN, LowerFFN>(
       patterns.getContext());
 }

@@ -64,6 +64,43 @@ std::string show(const json &value) {
   return text;
 }
 
+/// Decodes standard base64 (with padding); false on any other character.
+bool decodeBase64(std::string_view text, std::string &bytes) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z')
+      return c - 'A';
+    if (c >= 'a' && c <= 'z')
+      return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+      return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  if (text.size() % 4 != 0)
+    return false;
+  bytes.clear();
+  bytes.reserve(text.size() / 4 * 3);
+  for (size_t i = 0; i < text.size(); i += 4) {
+    int v[4], padding = 0;
+    for (int j = 0; j < 4; ++j) {
+      char c = text[i + j];
+      if (c == '=' && i + 4 == text.size() && j >= 2) {
+        v[j] = 0;
+        ++padding;
+        continue;
+      }
+      if (padding || (v[j] = value(c)) < 0)
+        return false;
+    }
+    uint32_t word = (v[0] << 18) | (v[1] << 12) | (v[2] << 6) | v[3];
+    bytes.push_back(static_cast<char>(word >> 16));
+    if (padding < 2)
+      bytes.push_back(static_cast<char>((word >> 8) & 0xff));
+    if (padding < 1)
+      bytes.push_back(static_cast<char>(word & 0xff));
+  }
+  return true;
+}
+
 /// The first problem found; carries the whole message.
 struct ReadError {
   std::string message;
@@ -346,7 +383,153 @@ private:
                                   integer(kv, at, "sequences", false)};
     }
     stage.program = string(entry, path, "program");
+    if (entry.contains("execution"))
+      stage.execution = readExecution(object(entry, path, "execution"),
+                                      path + ".execution");
     out.stageInfos.push_back(std::move(stage));
+  }
+
+  PlanDim readDim(const json &value, const std::string &path) {
+    const char *expected =
+        "a non-negative integer or a size such as \"T\" or \"2T\" "
+        "(T, R, S, N or M)";
+    if (isCount(value, false))
+      return {0, value.get<int64_t>()};
+    if (!value.is_string())
+      fail(path, std::string("expected ") + expected + ", got " + show(value));
+    std::string text = value.get<std::string>();
+    if (text.empty() || std::string("TRSNM").find(text.back()) ==
+                            std::string::npos)
+      fail(path, std::string("expected ") + expected + ", got " + show(value));
+    int64_t factor = 1;
+    if (text.size() > 1) {
+      std::string digits = text.substr(0, text.size() - 1);
+      if (digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string::npos)
+        fail(path,
+             std::string("expected ") + expected + ", got " + show(value));
+      factor = std::stoll(digits);
+    }
+    return {text.back(), factor};
+  }
+
+  ExecutionInfo readExecution(const json &plan, const std::string &path) {
+    ExecutionInfo info;
+    info.blockSize = integer(plan, path, "block_size", true);
+    info.kvLayers = integer(plan, path, "kv_layers", false);
+    info.kvWidth = integer(plan, path, "kv_width", true);
+    std::string kvDtype = string(plan, path, "kv_dtype");
+    if (!parseArtifactDType(kvDtype, info.kvDtype))
+      fail(path + ".kv_dtype", "expected a dtype, got " + show(json(kvDtype)));
+    const json &buffers = array(plan, path, "buffers");
+    for (size_t i = 0; i < buffers.size(); ++i) {
+      std::string at = path + ".buffers[" + std::to_string(i) + "]";
+      const json &entry = buffers[i];
+      if (!entry.is_object())
+        fail(at, "expected an object");
+      expect(integer(entry, at, "id", false), static_cast<int64_t>(i),
+             at + ".id", "");
+      BufferInfo buffer;
+      std::string kind = string(entry, at, "kind");
+      if (kind == "input")
+        buffer.kind = BufferInfo::Kind::Input;
+      else if (kind == "weight")
+        buffer.kind = BufferInfo::Kind::Weight;
+      else if (kind == "activation")
+        buffer.kind = BufferInfo::Kind::Activation;
+      else if (kind == "k_cache")
+        buffer.kind = BufferInfo::Kind::KCache;
+      else if (kind == "v_cache")
+        buffer.kind = BufferInfo::Kind::VCache;
+      else
+        fail(at + ".kind", "expected \"input\", \"weight\", "
+                           "\"activation\", \"k_cache\" or \"v_cache\", "
+                           "got " + show(json(kind)));
+      if (buffer.kind == BufferInfo::Kind::Input ||
+          buffer.kind == BufferInfo::Kind::Weight)
+        buffer.name = string(entry, at, "name");
+      if (buffer.kind == BufferInfo::Kind::KCache ||
+          buffer.kind == BufferInfo::Kind::VCache) {
+        buffer.layer = integer(entry, at, "layer", false);
+        if (buffer.layer >= info.kvLayers)
+          fail(at + ".layer", "expected a layer below kv_layers (" +
+                                  std::to_string(info.kvLayers) + "), got " +
+                                  std::to_string(buffer.layer));
+      }
+      std::string dtype = string(entry, at, "dtype");
+      if (!parseArtifactDType(dtype, buffer.dtype))
+        fail(at + ".dtype", "expected a dtype, got " + show(json(dtype)));
+      const json &shape = array(entry, at, "shape");
+      for (size_t d = 0; d < shape.size(); ++d)
+        buffer.shape.push_back(
+            readDim(shape[d], at + ".shape[" + std::to_string(d) + "]"));
+      info.buffers.push_back(std::move(buffer));
+    }
+    auto bufferId = [&](const json &object, const std::string &at,
+                        const char *key) {
+      int64_t id = integer(object, at, key, false);
+      if (id >= static_cast<int64_t>(info.buffers.size()))
+        fail(at + "." + key, "expected a buffer id below " +
+                                 std::to_string(info.buffers.size()) +
+                                 ", got " + std::to_string(id));
+      return id;
+    };
+    const json &steps = array(plan, path, "steps");
+    for (size_t i = 0; i < steps.size(); ++i) {
+      std::string at = path + ".steps[" + std::to_string(i) + "]";
+      const json &entry = steps[i];
+      if (!entry.is_object())
+        fail(at, "expected an object");
+      StepInfo step;
+      std::string kind = string(entry, at, "kind");
+      if (kind == "kernel") {
+        step.kind = StepInfo::Kind::Kernel;
+        step.kernel = string(entry, at, "kernel");
+        step.args = integers(entry, at, "args", false);
+        for (size_t a = 0; a < step.args.size(); ++a)
+          if (step.args[a] >= static_cast<int64_t>(info.buffers.size()))
+            fail(at + ".args[" + std::to_string(a) + "]",
+                 "expected a buffer id below " +
+                     std::to_string(info.buffers.size()) + ", got " +
+                     std::to_string(step.args[a]));
+      } else if (kind == "gemm") {
+        step.kind = StepInfo::Kind::Gemm;
+        step.a = bufferId(entry, at, "a");
+        step.b = bufferId(entry, at, "b");
+        step.c = bufferId(entry, at, "c");
+        for (int64_t id : {step.a, step.b, step.c})
+          if (info.buffers[id].shape.size() != 2)
+            fail(at, "GEMM buffer " + std::to_string(id) +
+                         " is not two-dimensional");
+      } else {
+        fail(at + ".kind",
+             "expected \"kernel\" or \"gemm\", got " + show(json(kind)));
+      }
+      info.steps.push_back(std::move(step));
+    }
+    const json &inputs = object(plan, path, "inputs");
+    std::string at = path + ".inputs";
+    info.tokens = bufferId(inputs, at, "tokens");
+    info.positions = bufferId(inputs, at, "positions");
+    info.logitRows = bufferId(inputs, at, "logit_rows");
+    info.slotMapping = bufferId(inputs, at, "slot_mapping");
+    info.tokenSeq = bufferId(inputs, at, "token_seq");
+    info.blockTables = bufferId(inputs, at, "block_tables");
+    info.logits = bufferId(object(plan, path, "outputs"), path + ".outputs",
+                           "logits");
+    return info;
+  }
+
+  void readHostObject(const json &root) {
+    const json &object = this->object(root, "$", "host_object");
+    if (string(object, "$.host_object", "format") != "elf-shared-object")
+      fail("$.host_object.format", "expected \"elf-shared-object\"");
+    int64_t size = integer(object, "$.host_object", "size", true);
+    std::string text = string(object, "$.host_object", "base64");
+    if (!decodeBase64(text, out.hostObjectBytes))
+      fail("$.host_object.base64", "expected base64 text");
+    expect(static_cast<int64_t>(out.hostObjectBytes.size()), size,
+           "$.host_object", "a decoded size of ");
   }
 
   std::string name;
@@ -394,6 +577,8 @@ void ArtifactReader::read(std::string_view text) {
   for (size_t s = 0; s < stages.size(); ++s)
     readStage(stages[s], "$.stages[" + std::to_string(s) + "]",
               static_cast<int64_t>(s));
+  if (root.contains("host_object"))
+    readHostObject(root);
   const json &kernels = array(root, "$", "kernels");
   for (size_t k = 0; k < kernels.size(); ++k) {
     std::string at = "$.kernels[" + std::to_string(k) + "]";
@@ -464,7 +649,7 @@ std::string Artifact::checkLaunch(const std::string &runtimeTarget,
 }
 
 const StageInfo &Artifact::stageOfRank(int64_t rank) const {
-  static const StageInfo kNoStage{-1, 0, 0, 0, 0, {}, {}, {}, {}};
+  static const StageInfo kNoStage{-1, 0, 0, 0, 0, {}, {}, {}, {}, {}};
   if (rank < 0 || rank >= planInfo.ranks || planInfo.tensorParallel < 1)
     return kNoStage;
   size_t index = static_cast<size_t>(rank / planInfo.tensorParallel);

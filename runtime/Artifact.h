@@ -108,6 +108,56 @@ struct KVCacheInfo {
   int64_t sequences = 0;
 };
 
+/// One dimension of a plan buffer: `factor` times the run-time size
+/// `symbol` ('T' tokens of the step, 'R' logit rows, 'S' KV-cache slots,
+/// 'N' sequences, 'M' blocks per sequence), or the constant `factor` when
+/// `symbol` is 0.
+struct PlanDim {
+  char symbol = 0;
+  int64_t factor = 0;
+};
+
+/// One buffer of an execution plan (`$.stages[s].execution.buffers[i]`).
+struct BufferInfo {
+  enum class Kind { Input, Weight, Activation, KCache, VCache };
+  Kind kind = Kind::Activation;
+  /// The input's or weight's name; empty otherwise.
+  std::string name;
+  /// The layer of a K/V cache buffer; -1 otherwise.
+  int64_t layer = -1;
+  DType dtype = DType::F32;
+  std::vector<PlanDim> shape;
+};
+
+/// One step of an execution plan (`$.stages[s].execution.steps[i]`).
+struct StepInfo {
+  enum class Kind { Kernel, Gemm };
+  Kind kind = Kind::Kernel;
+  /// Kernel: its name and its buffer arguments, inputs then outputs.
+  std::string kernel;
+  std::vector<int64_t> args;
+  /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed.
+  int64_t a = -1, b = -1, c = -1;
+};
+
+/// `$.stages[s].execution`: what the runtime runs for one step of the
+/// stage (codegen/README.md). Buffer ids index `buffers`.
+struct ExecutionInfo {
+  int64_t blockSize = 0;
+  int64_t kvLayers = 0;
+  /// Elements per cached token and layer (kv_heads * head_dim).
+  int64_t kvWidth = 0;
+  DType kvDtype = DType::F32;
+  std::vector<BufferInfo> buffers;
+  std::vector<StepInfo> steps;
+  /// The input buffers the runtime fills: tokens, positions, logit_rows,
+  /// slot_mapping, token_seq, block_tables.
+  int64_t tokens = -1, positions = -1, logitRows = -1, slotMapping = -1,
+          tokenSeq = -1, blockTables = -1;
+  /// The output: logits [R, vocab] f32.
+  int64_t logits = -1;
+};
+
 /// One pipeline stage; it runs on ranks [firstRank, firstRank + ranks).
 struct StageInfo {
   int64_t stage = 0;
@@ -119,8 +169,10 @@ struct StageInfo {
   std::vector<WeightInfo> weights;
   std::optional<MemoryInfo> memory;
   std::optional<KVCacheInfo> kvCache;
-  /// The stage's compiled program (MLIR text for now).
+  /// The stage's compiled program (MLIR text).
   std::string program;
+  /// What the runtime executes (present for the host target).
+  std::optional<ExecutionInfo> execution;
 
   /// Bytes of one rank's part of every weight (checked by parsing not to
   /// overflow).
@@ -161,6 +213,8 @@ public:
   const std::vector<StageInfo> &stages() const { return stageInfos; }
   /// The compiled kernels.
   const std::vector<KernelInfo> &kernels() const { return kernelInfos; }
+  /// The host kernels' shared object (ELF bytes); empty for cuda.
+  const std::string &hostObject() const { return hostObjectBytes; }
   /// The stored checksum, "fnv1a64:<16 hex digits>".
   const std::string &checksum() const { return checksumText; }
 
@@ -191,6 +245,7 @@ private:
   PlanInfo planInfo;
   std::vector<StageInfo> stageInfos;
   std::vector<KernelInfo> kernelInfos;
+  std::string hostObjectBytes;
 };
 
 } // namespace moert

@@ -1,8 +1,9 @@
 //===- moe-run.cpp - Run compiled moec artifacts --------------------------===//
 //
 // The serving front end. It reads the artifact moec writes (runtime/
-// Artifact.h) and has no MLIR dependency. So far it can describe an artifact
-// and check a checkpoint against it; generate, bench and serve follow.
+// Artifact.h) and has no MLIR dependency. It describes an artifact, checks a
+// checkpoint against it and generates tokens with a host artifact; bench and
+// serve follow.
 //
 // Exit status: 0 on success, 1 for an error, 2 for a bad command line. Every
 // error is one line `moe-run: error: <message>` on stderr.
@@ -10,15 +11,21 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Artifact.h"
+#include "runtime/Generator.h"
+#include "runtime/HostExecutor.h"
 #include "runtime/Safetensors.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -38,12 +45,23 @@ const char *kUsage =
     "                          load every weight of rank R (default: every\n"
     "                          rank) from CHECKPOINT (a .safetensors file, an\n"
     "                          index .json or a folder) as the plan shards it\n"
+    "  generate (--prompt=IDS | --prompt-file=FILE) [--max-new-tokens=N]\n"
+    "           [--temperature=T] [--top-k=K] [--top-p=P] [--seed=S]\n"
+    "           [--weights-seed=W] [--kv-blocks=B] [--stop-token=ID]\n"
+    "                          run a host artifact on the prompt token ids\n"
+    "                          (comma or space separated) and stream the\n"
+    "                          generated ids to stdout as they are sampled;\n"
+    "                          time to first token and per output token go to\n"
+    "                          stderr. Greedy unless --temperature > 0. The\n"
+    "                          weights are random from --weights-seed\n"
+    "                          (default 0). --kv-blocks defaults to one\n"
+    "                          max-context sequence.\n"
     "\n"
     "options:\n"
     "  --help     print this help\n"
     "  --version  print the runtime version\n";
 
-const char *kCommands = "inspect, check-weights";
+const char *kCommands = "inspect, check-weights, generate";
 
 /// A failure with the exit status it ends the program with.
 struct Failure {
@@ -237,6 +255,139 @@ int checkWeights(const std::string &path,
   return 0;
 }
 
+//===----------------------------------------------------------------------===//
+// generate
+//===----------------------------------------------------------------------===//
+
+/// The value of `--name=VALUE` as an integer in [min, max].
+int64_t parseInteger(const std::string &option, const std::string &text,
+                     int64_t min, int64_t max) {
+  char *end = nullptr;
+  errno = 0;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno == ERANGE || value < min ||
+      value > max)
+    usageError("bad " + option + " value '" + text + "': expected an integer "
+               "in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return value;
+}
+
+double parseNumber(const std::string &option, const std::string &text) {
+  char *end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0')
+    usageError("bad " + option + " value '" + text + "': expected a number");
+  return value;
+}
+
+/// Token ids separated by commas or white space.
+std::vector<int32_t> parseTokenIds(const std::string &text,
+                                   const std::string &source) {
+  std::vector<int32_t> ids;
+  std::string item;
+  std::istringstream in(text);
+  auto flush = [&] {
+    if (!item.empty())
+      ids.push_back(static_cast<int32_t>(
+          parseInteger("token id in " + source, item, 0, INT32_MAX)));
+    item.clear();
+  };
+  for (char c; in.get(c);) {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c)))
+      flush();
+    else
+      item += c;
+  }
+  flush();
+  return ids;
+}
+
+int generateCommand(const std::string &path,
+                    const std::vector<std::string> &args) {
+  std::vector<int32_t> prompt;
+  bool havePrompt = false;
+  GenerateOptions options;
+  uint64_t weightsSeed = 0;
+  int64_t kvBlocks = 0;
+  for (const std::string &arg : args) {
+    size_t eq = arg.find('=');
+    std::string name = arg.substr(0, eq);
+    if (eq == std::string::npos)
+      usageError("generate options take a value: " + arg + "=...");
+    std::string value = arg.substr(eq + 1);
+    if (name == "--prompt") {
+      prompt = parseTokenIds(value, "--prompt");
+      havePrompt = true;
+    } else if (name == "--prompt-file") {
+      std::ifstream file(value);
+      if (!file)
+        throw Failure{"cannot read prompt file '" + value + "': " +
+                      std::strerror(errno)};
+      std::stringstream text;
+      text << file.rdbuf();
+      prompt = parseTokenIds(text.str(), "'" + value + "'");
+      havePrompt = true;
+    } else if (name == "--max-new-tokens") {
+      options.maxNewTokens = parseInteger(name, value, 0, 1 << 24);
+    } else if (name == "--temperature") {
+      options.sampling.temperature = parseNumber(name, value);
+    } else if (name == "--top-k") {
+      options.sampling.topK = parseInteger(name, value, 0, INT32_MAX);
+    } else if (name == "--top-p") {
+      options.sampling.topP = parseNumber(name, value);
+    } else if (name == "--seed") {
+      options.sampling.seed = parseInteger(name, value, 0, INT64_MAX);
+    } else if (name == "--weights-seed") {
+      weightsSeed = parseInteger(name, value, 0, INT64_MAX);
+    } else if (name == "--kv-blocks") {
+      kvBlocks = parseInteger(name, value, 1, INT32_MAX);
+    } else if (name == "--stop-token") {
+      options.stopToken = parseInteger(name, value, 0, INT32_MAX);
+    } else {
+      usageError("unknown option '" + name + "' for generate");
+    }
+  }
+  if (!havePrompt)
+    usageError("generate needs --prompt=IDS or --prompt-file=FILE");
+  std::unique_ptr<Artifact> artifact = openArtifact(path);
+  std::string error;
+  if (kvBlocks == 0) {
+    const StageInfo &stage = artifact->stageOfRank(0);
+    int64_t blockSize = stage.execution ? stage.execution->blockSize : 1;
+    kvBlocks = (artifact->model().maxContext + blockSize - 1) / blockSize;
+  }
+  std::unique_ptr<HostExecutor> executor =
+      HostExecutor::create(*artifact, 0, kvBlocks, error);
+  if (!executor)
+    throw Failure{error};
+  executor->initRandomWeights(weightsSeed);
+  std::vector<int32_t> output;
+  GenerateStats stats;
+  bool first = true;
+  auto stream = [&](int32_t token) {
+    std::printf(first ? "%d" : " %d", token);
+    std::fflush(stdout);
+    first = false;
+  };
+  if (!generate(*executor, prompt, options, artifact->model().maxContext,
+                stream, output, stats, error)) {
+    if (!first)
+      std::printf("\n");
+    throw Failure{error};
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "moe-run: %s in, %s out; time to first token %.3f ms, time "
+               "per output token %.3f ms (median of %lld decode steps)\n",
+               plural(stats.promptTokens, "token").c_str(),
+               plural(stats.outputTokens, "token").c_str(),
+               stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3,
+               static_cast<long long>(std::max<int64_t>(
+                   0, stats.outputTokens - 1)));
+  return 0;
+}
+
 int run(int argc, char **argv) {
   std::vector<std::string> positional(argv + 1, argv + argc);
   if (positional.size() < 2)
@@ -248,6 +399,8 @@ int run(int argc, char **argv) {
     return inspect(path, args);
   if (command == "check-weights")
     return checkWeights(path, args);
+  if (command == "generate")
+    return generateCommand(path, args);
   usageError("unknown command '" + command +
              "' (commands: " + std::string(kCommands) + ")");
 }

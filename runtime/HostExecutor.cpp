@@ -1,0 +1,287 @@
+//===- HostExecutor.cpp - Running an artifact's plan on the CPU -----------===//
+
+#include "runtime/HostExecutor.h"
+
+#include <cmath>
+#include <cstring>
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef MOEC_HAVE_OPENBLAS
+#include <cblas.h>
+#endif
+
+using namespace moert;
+
+namespace {
+/// splitmix64: a small, well-mixed generator; the same on every machine.
+uint64_t splitmix64(uint64_t &state) {
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+bool endsWith(const std::string &text, const std::string &suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// c [m, n] = a [m, k] * b [n, k]^T, f32.
+void gemm(const float *a, const float *b, float *c, int64_t m, int64_t n,
+          int64_t k) {
+#ifdef MOEC_HAVE_OPENBLAS
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b,
+              k, 0.0f, c, n);
+#else
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float sum = 0;
+      for (int64_t l = 0; l < k; ++l)
+        sum += a[i * k + l] * b[j * k + l];
+      c[i * n + j] = sum;
+    }
+#endif
+}
+} // namespace
+
+HostExecutor::~HostExecutor() {
+  if (library)
+    dlclose(library);
+  if (memfd >= 0)
+    close(memfd);
+}
+
+std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
+                                                   int64_t rank,
+                                                   int64_t numBlocks,
+                                                   std::string &error) {
+  std::string launch = artifact.checkLaunch("host", rank, 1);
+  if (!launch.empty()) {
+    error = launch;
+    return nullptr;
+  }
+  const StageInfo &stage = artifact.stageOfRank(rank);
+  if (!stage.execution || artifact.hostObject().empty()) {
+    error = "the artifact has no host execution plan (compile it with "
+            "moec --target=host --emit=artifact)";
+    return nullptr;
+  }
+  if (numBlocks < 1) {
+    error = "the KV cache needs at least one block, got " +
+            std::to_string(numBlocks);
+    return nullptr;
+  }
+  std::unique_ptr<HostExecutor> executor(new HostExecutor());
+  executor->plan = *stage.execution;
+  executor->blocks = numBlocks;
+  executor->vocab = artifact.model().vocabSize;
+  const ExecutionInfo &plan = executor->plan;
+  for (const BufferInfo &buffer : plan.buffers)
+    if (buffer.dtype != DType::F32 && buffer.dtype != DType::I32) {
+      error = std::string("the host runtime runs f32 plans; this one has a ") +
+              artifactDTypeName(buffer.dtype) + " buffer";
+      return nullptr;
+    }
+
+  // dlopen needs a file: an anonymous in-memory one holds the object.
+  int fd = memfd_create("moec-host-kernels", MFD_CLOEXEC);
+  const std::string &object = artifact.hostObject();
+  if (fd < 0 || write(fd, object.data(), object.size()) !=
+                    static_cast<ssize_t>(object.size())) {
+    error = std::string("cannot stage the host kernels: ") +
+            std::strerror(errno);
+    if (fd >= 0)
+      close(fd);
+    return nullptr;
+  }
+  executor->memfd = fd;
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  executor->library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!executor->library) {
+    error = std::string("cannot load the host kernels: ") + dlerror();
+    return nullptr;
+  }
+  for (const StepInfo &step : plan.steps) {
+    if (step.kind != StepInfo::Kind::Kernel ||
+        executor->entries.count(step.kernel))
+      continue;
+    std::string symbol = "moec_" + step.kernel;
+    void *entry = dlsym(executor->library, symbol.c_str());
+    if (!entry) {
+      error = "the host kernels lack '" + symbol + "'";
+      return nullptr;
+    }
+    executor->entries[step.kernel] = reinterpret_cast<void (*)(void **)>(entry);
+  }
+
+  executor->storage.resize(plan.buffers.size());
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    const BufferInfo &buffer = plan.buffers[id];
+    if (buffer.kind == BufferInfo::Kind::Weight) {
+      int64_t elements = 1;
+      for (const PlanDim &dim : buffer.shape)
+        elements *= dim.factor;
+      executor->weights[buffer.name].assign(elements, 0.0f);
+    } else if (buffer.kind == BufferInfo::Kind::KCache ||
+               buffer.kind == BufferInfo::Kind::VCache) {
+      executor->storage[id].assign(
+          numBlocks * plan.blockSize * plan.kvWidth * sizeof(float), 0);
+    }
+  }
+  return executor;
+}
+
+void HostExecutor::initRandomWeights(uint64_t seed) {
+  for (const BufferInfo &buffer : plan.buffers) {
+    if (buffer.kind != BufferInfo::Kind::Weight)
+      continue;
+    std::vector<float> &values = weights[buffer.name];
+    if (endsWith(buffer.name, "norm.weight")) {
+      std::fill(values.begin(), values.end(), 1.0f);
+      continue;
+    }
+    if (endsWith(buffer.name, ".bias")) {
+      std::fill(values.begin(), values.end(), 0.0f);
+      continue;
+    }
+    int64_t fanIn = buffer.shape.empty() ? 1 : buffer.shape.back().factor;
+    double bound = 1.0 / std::sqrt(static_cast<double>(fanIn));
+    uint64_t state = seed ^ fnv1a64(buffer.name);
+    for (float &value : values) {
+      double unit = (splitmix64(state) >> 11) * 0x1.0p-53; // [0, 1)
+      value = static_cast<float>((2.0 * unit - 1.0) * bound);
+    }
+  }
+}
+
+const std::vector<float> *HostExecutor::weight(const std::string &name) const {
+  auto it = weights.find(name);
+  return it == weights.end() ? nullptr : &it->second;
+}
+
+std::string HostExecutor::checkInputs(const StepInputs &in) const {
+  size_t tokens = in.tokens.size();
+  if (tokens == 0)
+    return "a step needs at least one token";
+  if (in.positions.size() != tokens || in.slotMapping.size() != tokens ||
+      in.tokenSeq.size() != tokens)
+    return "tokens, positions, slot mapping and sequence ids must have one "
+           "entry per token";
+  if (in.sequences < 1 || in.blocksPerSeq < 1 ||
+      static_cast<int64_t>(in.blockTables.size()) !=
+          in.sequences * in.blocksPerSeq)
+    return "the block tables must be sequences x blocks-per-sequence";
+  for (int32_t block : in.blockTables)
+    if (block < 0 || block >= blocks)
+      return "block " + std::to_string(block) + " is outside the cache's " +
+             std::to_string(blocks) + " blocks";
+  int64_t slots = blocks * plan.blockSize;
+  for (size_t t = 0; t < tokens; ++t) {
+    if (in.tokens[t] < 0 || in.tokens[t] >= vocab)
+      return "token id " + std::to_string(in.tokens[t]) +
+             " is outside the vocabulary [0, " + std::to_string(vocab) + ")";
+    if (in.tokenSeq[t] < 0 || in.tokenSeq[t] >= in.sequences)
+      return "token " + std::to_string(t) + " names sequence " +
+             std::to_string(in.tokenSeq[t]) + " of " +
+             std::to_string(in.sequences);
+    if (in.positions[t] < 0 ||
+        in.positions[t] / plan.blockSize >= in.blocksPerSeq)
+      return "position " + std::to_string(in.positions[t]) +
+             " is outside its sequence's blocks";
+    if (in.slotMapping[t] >= slots)
+      return "slot " + std::to_string(in.slotMapping[t]) +
+             " is outside the cache";
+  }
+  if (in.logitRows.empty())
+    return "a step must ask for at least one row of logits";
+  for (int32_t row : in.logitRows)
+    if (row < 0 || static_cast<size_t>(row) >= tokens)
+      return "logit row " + std::to_string(row) + " is not a token of the step";
+  return "";
+}
+
+bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
+                           std::string &error) {
+  error = checkInputs(in);
+  if (!error.empty())
+    return false;
+  auto size = [&](char symbol) -> int64_t {
+    switch (symbol) {
+    case 'T':
+      return in.tokens.size();
+    case 'R':
+      return in.logitRows.size();
+    case 'S':
+      return blocks * plan.blockSize;
+    case 'N':
+      return in.sequences;
+    case 'M':
+      return in.blocksPerSeq;
+    default:
+      return 1;
+    }
+  };
+  std::vector<std::vector<int64_t>> sizes(plan.buffers.size());
+  std::vector<char *> data(plan.buffers.size());
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    const BufferInfo &buffer = plan.buffers[id];
+    int64_t elements = 1;
+    for (const PlanDim &dim : buffer.shape) {
+      sizes[id].push_back(dim.symbol ? dim.factor * size(dim.symbol)
+                                     : dim.factor);
+      elements *= sizes[id].back();
+    }
+    if (buffer.kind == BufferInfo::Kind::Weight) {
+      data[id] = reinterpret_cast<char *>(weights[buffer.name].data());
+      continue;
+    }
+    if (buffer.kind == BufferInfo::Kind::Activation ||
+        buffer.kind == BufferInfo::Kind::Input)
+      storage[id].resize(elements * 4);
+    data[id] = storage[id].data();
+  }
+  auto fill = [&](int64_t id, const std::vector<int32_t> &values) {
+    std::memcpy(data[id], values.data(), values.size() * sizeof(int32_t));
+  };
+  fill(plan.tokens, in.tokens);
+  fill(plan.positions, in.positions);
+  fill(plan.slotMapping, in.slotMapping);
+  fill(plan.tokenSeq, in.tokenSeq);
+  fill(plan.blockTables, in.blockTables);
+  fill(plan.logitRows, in.logitRows);
+
+  // One memref descriptor per buffer: {allocated, aligned, offset,
+  // sizes..., strides...}.
+  std::vector<std::vector<int64_t>> descriptors(plan.buffers.size());
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    const std::vector<int64_t> &shape = sizes[id];
+    std::vector<int64_t> &d = descriptors[id];
+    d.assign(3 + 2 * shape.size(), 0);
+    d[0] = d[1] = reinterpret_cast<int64_t>(data[id]);
+    int64_t stride = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+      d[3 + i] = shape[i];
+      d[3 + shape.size() + i] = stride;
+      stride *= shape[i];
+    }
+  }
+  std::vector<void *> args;
+  for (const StepInfo &step : plan.steps) {
+    if (step.kind == StepInfo::Kind::Gemm) {
+      const std::vector<int64_t> &a = sizes[step.a], &b = sizes[step.b];
+      gemm(reinterpret_cast<float *>(data[step.a]),
+           reinterpret_cast<float *>(data[step.b]),
+           reinterpret_cast<float *>(data[step.c]), a[0], b[0], a[1]);
+      continue;
+    }
+    args.clear();
+    for (int64_t id : step.args)
+      args.push_back(descriptors[id].data());
+    entries[step.kernel](args.data());
+  }
+  const float *out = reinterpret_cast<const float *>(data[plan.logits]);
+  logits.assign(out, out + in.logitRows.size() * vocab);
+  return true;
+}

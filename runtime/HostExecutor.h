@@ -1,0 +1,91 @@
+//===- HostExecutor.h - Running an artifact's plan on the CPU ---*- C++ -*-===//
+//
+// The host device: loads the artifact's kernel shared object (from memory,
+// through a memfd, with dlopen), binds the weights, owns the paged KV cache
+// of every layer and runs the execution plan of one forward step: kernel
+// calls through their packed entry points (codegen/HostObject.h) and GEMMs
+// through OpenBLAS (plain loops when the runtime was built without it).
+//
+// No exception leaves this API: failures return false (or null) with a
+// one-line message.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_HOSTEXECUTOR_H
+#define MOEC_RUNTIME_HOSTEXECUTOR_H
+
+#include "runtime/Artifact.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moert {
+
+/// The inputs of one forward step over a batch of sequences (see the KV
+/// kernels in codegen/KVCacheKernels.h for the meaning of each).
+struct StepInputs {
+  /// Per token: its id, its position in its sequence, the cache slot its
+  /// K/V go to (block * block_size + offset) and its sequence's row in
+  /// `blockTables`.
+  std::vector<int32_t> tokens, positions, slotMapping, tokenSeq;
+  /// [sequences, blocksPerSeq] row-major block ids.
+  std::vector<int32_t> blockTables;
+  int64_t sequences = 0, blocksPerSeq = 0;
+  /// The tokens whose logits are wanted (indices into `tokens`).
+  std::vector<int32_t> logitRows;
+};
+
+/// Runs one rank's execution plan on the CPU.
+class HostExecutor {
+public:
+  ~HostExecutor();
+
+  /// Prepares rank `rank` of `artifact` (which must stay alive) with a KV
+  /// cache of `numBlocks` blocks per layer. Null with `error` set when the
+  /// artifact has no host plan or its shared object cannot be loaded.
+  static std::unique_ptr<HostExecutor>
+  create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
+         std::string &error);
+
+  /// Fills every weight with deterministic values from `seed`: uniform in
+  /// ±1/sqrt(fan-in) for matrices and embeddings, 1 for norm scales, 0 for
+  /// biases; the same seed gives the same weights on every machine.
+  void initRandomWeights(uint64_t seed);
+  /// The weight `name` as the plan holds it (f32, row-major); null if the
+  /// plan has no such weight.
+  const std::vector<float> *weight(const std::string &name) const;
+
+  /// Runs one step; `logits` gets [logitRows.size(), vocab] f32. False with
+  /// `error` set for inputs that are inconsistent or out of range (nothing
+  /// is written to the cache then).
+  bool forward(const StepInputs &inputs, std::vector<float> &logits,
+               std::string &error);
+
+  /// Tokens per KV-cache block and blocks per layer.
+  int64_t blockSize() const { return plan.blockSize; }
+  int64_t numBlocks() const { return blocks; }
+  int64_t vocabSize() const { return vocab; }
+
+private:
+  HostExecutor() = default;
+  std::string checkInputs(const StepInputs &inputs) const;
+
+  ExecutionInfo plan;
+  int64_t blocks = 0;
+  int64_t vocab = 0;
+  void *library = nullptr;
+  int memfd = -1;
+  /// Packed kernel entry points, by kernel name.
+  std::map<std::string, void (*)(void **)> entries;
+  /// Per buffer: its storage (weights and caches persist, activations are
+  /// resized each step).
+  std::vector<std::vector<char>> storage;
+  std::map<std::string, std::vector<float>> weights;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_HOSTEXECUTOR_H

@@ -1,0 +1,298 @@
+//===- HostExecutionTest.cpp - Host artifacts against the reference -------===//
+//
+// The small models compiled by moec for the host (at build time) run in the
+// runtime's HostExecutor and are compared with the independent reference of
+// the model math (ReferenceModel.h): logits of every prompt position, greedy
+// tokens, a batch of two sequences with scattered KV blocks, and the errors
+// of bad requests (after which the executor must still work).
+//
+//===----------------------------------------------------------------------===//
+
+#include "ReferenceModel.h"
+
+#include "runtime/Generator.h"
+#include "runtime/HostExecutor.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+using namespace moert;
+
+namespace {
+
+std::string artifactPath(const std::string &model) {
+  return std::string(MOEC_HOST_ARTIFACTS_DIR) + "/" + model + ".host.moeart";
+}
+
+moec::ModelConfig loadConfig(const std::string &model) {
+  std::vector<std::string> errors;
+  auto config = moec::loadModelConfig(
+      std::string(MOEC_MODELS_DIR) + "/" + model + ".json", errors);
+  EXPECT_TRUE(config) << (errors.empty() ? "" : errors.front());
+  return config ? *config : moec::ModelConfig{};
+}
+
+/// One model's artifact, executor (random weights, seed 7) and config.
+struct Loaded {
+  std::unique_ptr<Artifact> artifact;
+  std::unique_ptr<HostExecutor> executor;
+  moec::ModelConfig config;
+
+  moec::reference::WeightFn weights() const {
+    return [this](const std::string &name) {
+      const std::vector<float> *w = executor->weight(name);
+      if (!w)
+        throw std::invalid_argument("no weight " + name);
+      return *w;
+    };
+  }
+};
+
+Loaded load(const std::string &model, int64_t blocks = 32) {
+  Loaded loaded;
+  std::string error;
+  loaded.artifact = Artifact::open(artifactPath(model), error);
+  EXPECT_TRUE(loaded.artifact) << error;
+  if (!loaded.artifact)
+    return loaded;
+  loaded.executor = HostExecutor::create(*loaded.artifact, 0, blocks, error);
+  EXPECT_TRUE(loaded.executor) << error;
+  if (loaded.executor)
+    loaded.executor->initRandomWeights(7);
+  loaded.config = loadConfig(model);
+  return loaded;
+}
+
+/// Inputs of one step that puts `tokens` of one sequence at positions
+/// 0..n-1 in the blocks `table`, asking for every row's logits.
+StepInputs prefill(const std::vector<int32_t> &tokens,
+                   const std::vector<int32_t> &table, int64_t blockSize) {
+  StepInputs in;
+  in.sequences = 1;
+  in.blocksPerSeq = table.size();
+  in.blockTables = table;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    in.tokens.push_back(tokens[i]);
+    in.positions.push_back(i);
+    in.slotMapping.push_back(table[i / blockSize] * blockSize + i % blockSize);
+    in.tokenSeq.push_back(0);
+    in.logitRows.push_back(i);
+  }
+  return in;
+}
+
+/// max |a - b| / max |b|.
+double relativeError(const std::vector<float> &a, const std::vector<float> &b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+std::vector<int32_t> somePrompt(int64_t vocab, size_t length) {
+  std::vector<int32_t> prompt;
+  for (size_t i = 0; i < length; ++i)
+    prompt.push_back(static_cast<int32_t>((i * 37 + 11) % vocab));
+  return prompt;
+}
+
+class HostModels : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(HostModels, PrefillLogitsMatchTheReference) {
+  Loaded m = load(GetParam());
+  ASSERT_TRUE(m.executor);
+  // 21 tokens span two blocks of 16 (the second one partly filled).
+  std::vector<int32_t> prompt = somePrompt(m.config.vocabSize, 21);
+  std::vector<float> logits;
+  std::string error;
+  ASSERT_TRUE(m.executor->forward(prefill(prompt, {5, 2}, 16), logits, error))
+      << error;
+  std::vector<float> expected =
+      moec::reference::forward(m.config, m.weights(), prompt);
+  ASSERT_EQ(logits.size(), expected.size());
+  double err = relativeError(logits, expected);
+  RecordProperty("max_relative_error", std::to_string(err));
+  EXPECT_LT(err, 1e-4) << GetParam();
+}
+
+TEST_P(HostModels, GreedyTokensMatchTheReference) {
+  Loaded m = load(GetParam());
+  ASSERT_TRUE(m.executor);
+  std::vector<int32_t> prompt = somePrompt(m.config.vocabSize, 6);
+  GenerateOptions options;
+  options.maxNewTokens = 12;
+  std::vector<int32_t> output, streamed;
+  GenerateStats stats;
+  std::string error;
+  ASSERT_TRUE(generate(*m.executor, prompt, options, m.config.maxContext,
+                       [&](int32_t t) { streamed.push_back(t); }, output,
+                       stats, error))
+      << error;
+  EXPECT_EQ(output, moec::reference::greedyGenerate(m.config, m.weights(),
+                                                    prompt, 12));
+  EXPECT_EQ(streamed, output);
+  EXPECT_EQ(stats.outputTokens, 12);
+  EXPECT_GT(stats.timeToFirstToken, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
+                         ::testing::Values("tiny-moe", "tiny-gqa",
+                                           "tiny-draft"),
+                         [](const auto &info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+// Two sequences of different lengths in one step, their blocks interleaved
+// in the pool: each gets the logits it gets alone.
+TEST(HostExecution, MixedBatchMatchesEachSequenceAlone) {
+  Loaded m = load("tiny-moe");
+  ASSERT_TRUE(m.executor);
+  std::vector<int32_t> a = somePrompt(m.config.vocabSize, 19);
+  std::vector<int32_t> b = {3, 1, 4, 1, 5};
+  StepInputs in;
+  in.sequences = 2;
+  in.blocksPerSeq = 2;
+  in.blockTables = {4, 1, 3, 0}; // a: blocks 4, 1; b: blocks 3, 0
+  auto add = [&](const std::vector<int32_t> &tokens, int32_t seq) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      int32_t block = in.blockTables[seq * 2 + i / 16];
+      in.tokens.push_back(tokens[i]);
+      in.positions.push_back(i);
+      in.slotMapping.push_back(block * 16 + i % 16);
+      in.tokenSeq.push_back(seq);
+    }
+  };
+  add(a, 0);
+  add(b, 1);
+  in.logitRows = {static_cast<int32_t>(a.size()) - 1,
+                  static_cast<int32_t>(a.size() + b.size()) - 1};
+  std::vector<float> logits;
+  std::string error;
+  ASSERT_TRUE(m.executor->forward(in, logits, error)) << error;
+  int64_t vocab = m.config.vocabSize;
+  std::vector<float> refA =
+      moec::reference::forward(m.config, m.weights(), a);
+  std::vector<float> refB =
+      moec::reference::forward(m.config, m.weights(), b);
+  std::vector<float> lastA(refA.end() - vocab, refA.end());
+  std::vector<float> lastB(refB.end() - vocab, refB.end());
+  EXPECT_LT(relativeError({logits.begin(), logits.begin() + vocab}, lastA),
+            1e-4);
+  EXPECT_LT(relativeError({logits.begin() + vocab, logits.end()}, lastB),
+            1e-4);
+}
+
+// A decode step after a prefill reads the cache the prefill wrote.
+TEST(HostExecution, DecodeStepReadsTheCache) {
+  Loaded m = load("tiny-gqa");
+  ASSERT_TRUE(m.executor);
+  std::vector<int32_t> prompt = somePrompt(m.config.vocabSize, 16);
+  std::vector<float> logits;
+  std::string error;
+  std::vector<int32_t> table = {7, 9};
+  ASSERT_TRUE(m.executor->forward(prefill(prompt, table, 16), logits, error));
+  StepInputs next;
+  next.sequences = 1;
+  next.blocksPerSeq = 2;
+  next.blockTables = table;
+  next.tokens = {42};
+  next.positions = {16};
+  next.slotMapping = {9 * 16};
+  next.tokenSeq = {0};
+  next.logitRows = {0};
+  ASSERT_TRUE(m.executor->forward(next, logits, error)) << error;
+  prompt.push_back(42);
+  std::vector<float> ref = moec::reference::forward(m.config, m.weights(),
+                                                    prompt);
+  EXPECT_LT(relativeError(logits, {ref.end() - m.config.vocabSize, ref.end()}),
+            1e-4);
+}
+
+TEST(HostExecution, BadRequestsAreRefusedAndTheExecutorStillWorks) {
+  Loaded m = load("tiny-moe", 4);
+  ASSERT_TRUE(m.executor);
+  std::vector<float> logits;
+  std::string error;
+  StepInputs good = prefill({1, 2, 3}, {0}, 16);
+
+  StepInputs badToken = good;
+  badToken.tokens[1] = 512;
+  EXPECT_FALSE(m.executor->forward(badToken, logits, error));
+  EXPECT_EQ(error, "token id 512 is outside the vocabulary [0, 512)");
+
+  StepInputs badBlock = good;
+  badBlock.blockTables = {4};
+  EXPECT_FALSE(m.executor->forward(badBlock, logits, error));
+  EXPECT_EQ(error, "block 4 is outside the cache's 4 blocks");
+
+  StepInputs badRow = good;
+  badRow.logitRows = {3};
+  EXPECT_FALSE(m.executor->forward(badRow, logits, error));
+  EXPECT_EQ(error, "logit row 3 is not a token of the step");
+
+  StepInputs empty;
+  EXPECT_FALSE(m.executor->forward(empty, logits, error));
+  EXPECT_EQ(error, "a step needs at least one token");
+
+  GenerateOptions options;
+  std::vector<int32_t> output;
+  GenerateStats stats;
+  EXPECT_FALSE(generate(*m.executor, {}, options, 256, nullptr, output, stats,
+                        error));
+  EXPECT_EQ(error, "the prompt is empty");
+  options.maxNewTokens = 250;
+  EXPECT_FALSE(generate(*m.executor, {1, 2, 3, 4, 5, 6, 7}, options, 256,
+                        nullptr, output, stats, error));
+  EXPECT_EQ(error,
+            "prompt (7) + new tokens (250) exceed the model's context of 256");
+  options.maxNewTokens = 100; // 4 blocks of 16 hold 64 tokens
+  EXPECT_FALSE(generate(*m.executor, {1, 2, 3}, options, 256, nullptr, output,
+                        stats, error));
+  EXPECT_NE(error.find("the KV cache is too small"), std::string::npos)
+      << error;
+  options.sampling.topP = 1.5f;
+  options.maxNewTokens = 4;
+  EXPECT_FALSE(generate(*m.executor, {1, 2, 3}, options, 256, nullptr, output,
+                        stats, error));
+
+  // Nothing above broke the executor.
+  ASSERT_TRUE(m.executor->forward(good, logits, error)) << error;
+  std::vector<float> ref =
+      moec::reference::forward(m.config, m.weights(), {1, 2, 3});
+  EXPECT_LT(relativeError(logits, ref), 1e-4);
+}
+
+TEST(HostExecution, ArtifactsWithoutAHostPlanAreRefused) {
+  std::ifstream file(artifactPath("tiny-moe"));
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string error;
+  std::unique_ptr<Artifact> artifact =
+      Artifact::parse(text.str(), error, "tiny-moe");
+  ASSERT_TRUE(artifact) << error;
+  EXPECT_FALSE(HostExecutor::create(*artifact, 0, 0, error));
+  EXPECT_EQ(error, "the KV cache needs at least one block, got 0");
+  EXPECT_FALSE(HostExecutor::create(*artifact, 1, 4, error));
+  EXPECT_EQ(error, "rank 1 is out of range for a plan of 1 rank");
+}
+
+TEST(HostExecution, RandomWeightsAreDeterministic) {
+  Loaded a = load("tiny-draft"), b = load("tiny-draft");
+  ASSERT_TRUE(a.executor && b.executor);
+  const char *name = "model.layers.0.mlp.up_proj.weight";
+  ASSERT_TRUE(a.executor->weight(name));
+  EXPECT_EQ(*a.executor->weight(name), *b.executor->weight(name));
+  b.executor->initRandomWeights(8);
+  EXPECT_NE(*a.executor->weight(name), *b.executor->weight(name));
+  EXPECT_EQ(a.executor->weight("model.norm.weight")->front(), 1.0f);
+}
+
+} // namespace
