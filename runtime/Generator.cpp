@@ -17,7 +17,7 @@ double seconds(std::chrono::steady_clock::time_point since) {
 }
 } // namespace
 
-bool moert::generate(HostExecutor &executor, const std::vector<int32_t> &prompt,
+bool moert::generate(ModelRunner &executor, const std::vector<int32_t> &prompt,
                      const GenerateOptions &options, int64_t maxContext,
                      const std::function<void(int32_t)> &onToken,
                      std::vector<int32_t> &output, GenerateStats &stats,

@@ -10,7 +10,7 @@
 #ifndef MOEC_RUNTIME_GENERATOR_H
 #define MOEC_RUNTIME_GENERATOR_H
 
-#include "runtime/HostExecutor.h"
+#include "runtime/ModelRunner.h"
 #include "runtime/Sampler.h"
 
 #include <functional>
@@ -39,7 +39,7 @@ struct GenerateStats {
 /// `onToken` with each as soon as it is sampled. False with `error` set for
 /// a bad request (empty prompt, token out of range, more tokens than the
 /// cache or the model's context holds); the executor stays usable.
-bool generate(HostExecutor &executor, const std::vector<int32_t> &prompt,
+bool generate(ModelRunner &executor, const std::vector<int32_t> &prompt,
               const GenerateOptions &options, int64_t maxContext,
               const std::function<void(int32_t)> &onToken,
               std::vector<int32_t> &output, GenerateStats &stats,

@@ -15,6 +15,7 @@
 #define MOEC_RUNTIME_HOSTEXECUTOR_H
 
 #include "runtime/Artifact.h"
+#include "runtime/ModelRunner.h"
 
 #include <cstdint>
 #include <map>
@@ -24,24 +25,10 @@
 
 namespace moert {
 
-/// The inputs of one forward step over a batch of sequences (see the KV
-/// kernels in codegen/KVCacheKernels.h for the meaning of each).
-struct StepInputs {
-  /// Per token: its id, its position in its sequence, the cache slot its
-  /// K/V go to (block * block_size + offset) and its sequence's row in
-  /// `blockTables`.
-  std::vector<int32_t> tokens, positions, slotMapping, tokenSeq;
-  /// [sequences, blocksPerSeq] row-major block ids.
-  std::vector<int32_t> blockTables;
-  int64_t sequences = 0, blocksPerSeq = 0;
-  /// The tokens whose logits are wanted (indices into `tokens`).
-  std::vector<int32_t> logitRows;
-};
-
 /// Runs one rank's execution plan on the CPU.
-class HostExecutor {
+class HostExecutor : public ModelRunner {
 public:
-  ~HostExecutor();
+  ~HostExecutor() override;
 
   /// Prepares rank `rank` of `artifact` (which must stay alive) with a KV
   /// cache of `numBlocks` blocks per layer. Null with `error` set when the
@@ -62,12 +49,12 @@ public:
   /// `error` set for inputs that are inconsistent or out of range (nothing
   /// is written to the cache then).
   bool forward(const StepInputs &inputs, std::vector<float> &logits,
-               std::string &error);
+               std::string &error) override;
 
   /// Tokens per KV-cache block and blocks per layer.
-  int64_t blockSize() const { return plan.blockSize; }
-  int64_t numBlocks() const { return blocks; }
-  int64_t vocabSize() const { return vocab; }
+  int64_t blockSize() const override { return plan.blockSize; }
+  int64_t numBlocks() const override { return blocks; }
+  int64_t vocabSize() const override { return vocab; }
 
 private:
   HostExecutor() = default;

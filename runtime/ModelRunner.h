@@ -1,0 +1,52 @@
+//===- ModelRunner.h - What serving needs from a device ---------*- C++ -*-===//
+//
+// The interface between the serving loops (generate, the scheduler,
+// speculative decoding) and a device that runs one rank's execution plan:
+// the host executor today, the CUDA executor and multi-rank drivers later.
+// Tests implement it with small fake models.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_MODELRUNNER_H
+#define MOEC_RUNTIME_MODELRUNNER_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moert {
+
+/// The inputs of one forward step over a batch of sequences.
+struct StepInputs {
+  /// Per token: its id, its position in its sequence, the cache slot its
+  /// K/V go to (block * blockSize + offset; negative: not cached) and its
+  /// sequence's row in `blockTables`.
+  std::vector<int32_t> tokens, positions, slotMapping, tokenSeq;
+  /// [sequences, blocksPerSeq] row-major block ids; a token attends to the
+  /// cached positions 0..its position of its sequence.
+  std::vector<int32_t> blockTables;
+  int64_t sequences = 0, blocksPerSeq = 0;
+  /// The tokens whose logits are wanted (indices into `tokens`).
+  std::vector<int32_t> logitRows;
+};
+
+/// Runs forward steps of one model over a paged KV cache it owns.
+class ModelRunner {
+public:
+  virtual ~ModelRunner() = default;
+
+  /// Runs one step; `logits` gets [logitRows.size(), vocabSize()] f32. False
+  /// with `error` set for inconsistent or out-of-range inputs; the cache is
+  /// then unchanged and the runner stays usable.
+  virtual bool forward(const StepInputs &inputs, std::vector<float> &logits,
+                       std::string &error) = 0;
+  /// Tokens per KV-cache block.
+  virtual int64_t blockSize() const = 0;
+  /// Blocks in the KV cache.
+  virtual int64_t numBlocks() const = 0;
+  virtual int64_t vocabSize() const = 0;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_MODELRUNNER_H
