@@ -197,8 +197,11 @@ def ConvertMoEToLinalg : Pass<"convert-moe-to-linalg"> {
     reference; the GPU path will call cuBLAS). The router (softmax, top-k by
     masked arg-max, renormalisation), the token dispatch (a counting sort in
     scf loops) and the grouped expert FFN (an scf loop over experts) lower
-    too, for experts not placed on ranks. The host and GPU pipelines take it from there
-    (bufferization, loops or GPU mapping, LLVM). Other moe ops are left.
+    too, for experts not placed on ranks, and so does the dense FFN (two
+    contractions, the activation, one contraction). The host back end
+    (moe-lower-host) and the GPU pipeline take it from there (bufferization,
+    loops or GPU mapping, LLVM). The KV-cache ops get their own kernels from
+    the code generator (codegen/KVCacheKernels.h); other moe ops are left.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",

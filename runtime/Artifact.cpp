@@ -191,10 +191,17 @@ private:
     auto version = root.find("version");
     if (version == root.end())
       fail("$.version", "missing required field (expected a positive integer)");
-    if (version->is_number_unsigned() && version->get<uint64_t>() > 1)
+    if (version->is_number_unsigned() &&
+        version->get<uint64_t>() > static_cast<uint64_t>(kArtifactVersion))
       throw ReadError{"'" + name + "' is artifact version " + show(*version) +
                       "; this moe-run reads version " +
                       std::to_string(kArtifactVersion) + ": rebuild moe-run"};
+    if (version->is_number_unsigned() && version->get<uint64_t>() >= 1 &&
+        version->get<uint64_t>() < static_cast<uint64_t>(kArtifactVersion))
+      throw ReadError{"'" + name + "' is artifact version " + show(*version) +
+                      "; this moe-run reads version " +
+                      std::to_string(kArtifactVersion) +
+                      ": compile it again with moec"};
     if (!version->is_number_integer() || *version != kArtifactVersion)
       fail("$.version", "expected a positive integer, got " + show(*version));
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: install dependencies, build, and compile the shipped models:
 # the GPT-4-class model's report and its 128-GPU plan, the one-GPU benchmark
-# model's report, the moe IR of a small model, and a small model's artifact,
-# read back by moe-run.
+# model's report, the moe IR of a small model, a small model's 4-rank
+# artifact read back by moe-run, and a small model compiled for the host
+# generating tokens.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/install-deps.sh"
@@ -17,3 +18,5 @@ set -x
 "$bin/moec" "$root/models/tiny-moe.json" --tensor-parallel=2 --pipeline-parallel=2 \
   --expert-parallel=2 --cluster=h100-80gb:1x4 --emit=artifact -o "$root/build/tiny-moe.moeart"
 "$bin/moe-run" "$root/build/tiny-moe.moeart" inspect
+"$bin/moec" "$root/models/tiny-moe.json" --target=host --emit=artifact -o "$root/build/tiny-moe.host.moeart"
+"$bin/moe-run" "$root/build/tiny-moe.host.moeart" generate --prompt=1,2,3,4,5 --max-new-tokens=16

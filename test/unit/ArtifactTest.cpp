@@ -66,7 +66,7 @@ json validArtifact() {
         {"usable", 5000}}},
       {"program", "func.func @forward_stage1() {\n  return\n}"}};
   return {{"format", "moec-artifact"},
-          {"version", 1},
+          {"version", 2},
           {"target", "host"},
           {"model",
            {{"name", "tiny-moe"},
@@ -207,15 +207,18 @@ TEST(Artifact, RejectsWhatIsNotAnArtifact) {
 
 TEST(Artifact, RejectsOtherVersions) {
   json artifact = validArtifact();
-  artifact["version"] = 2;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 2; this moe-run "
-                               "reads version 1: rebuild moe-run");
+  artifact["version"] = 3;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 3; this moe-run "
+                               "reads version 2: rebuild moe-run");
+  artifact["version"] = 1;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 1; this moe-run "
+                               "reads version 2: compile it again with moec");
   artifact["version"] = 0;
   EXPECT_EQ(errorOf(artifact),
             "'a.json': $.version: expected a positive integer, got 0");
-  artifact["version"] = "1";
+  artifact["version"] = "2";
   EXPECT_EQ(errorOf(artifact),
-            "'a.json': $.version: expected a positive integer, got \"1\"");
+            "'a.json': $.version: expected a positive integer, got \"2\"");
 }
 
 TEST(Artifact, DetectsCorruption) {
@@ -471,3 +474,109 @@ TEST(Artifact, RankSpecsLoadTheirShards) {
 }
 
 } // namespace
+
+namespace {
+/// A small valid execution plan: one kernel and one GEMM.
+json validExecution() {
+  auto buffer = [](int id, const char *kind, const char *dtype, json shape) {
+    return json{{"id", id}, {"kind", kind}, {"dtype", dtype},
+                {"shape", shape}};
+  };
+  json tokens = buffer(0, "input", "i32", {"T"});
+  tokens["name"] = "tokens";
+  json weight = buffer(1, "weight", "f32", {8, 16});
+  weight["name"] = "w";
+  json cache = buffer(3, "k_cache", "f32", {"S", 16});
+  cache["layer"] = 1;
+  return {{"block_size", 16},
+          {"kv_layers", 2},
+          {"kv_width", 16},
+          {"kv_dtype", "f32"},
+          {"buffers",
+           {tokens, weight, buffer(2, "activation", "f32", {"2T", 16}), cache,
+            buffer(4, "activation", "f32", {"2T", 8})}},
+          {"steps",
+           {{{"kind", "kernel"}, {"kernel", "k0"}, {"args", {0, 3, 2}}},
+            {{"kind", "gemm"}, {"a", 2}, {"b", 1}, {"c", 4}}}},
+          {"inputs",
+           {{"tokens", 0},
+            {"positions", 0},
+            {"logit_rows", 0},
+            {"slot_mapping", 0},
+            {"token_seq", 0},
+            {"block_tables", 0}}},
+          {"outputs", {{"logits", 4}}}};
+}
+} // namespace
+
+TEST(Artifact, ReadsTheExecutionPlanAndHostObject) {
+  json artifact = validArtifact();
+  artifact["stages"][0]["execution"] = validExecution();
+  artifact["host_object"] = {
+      {"format", "elf-shared-object"}, {"size", 5}, {"base64", "f0VMRgI="}};
+  std::string error;
+  std::unique_ptr<Artifact> parsed =
+      Artifact::parse(serialize(artifact), error, "a.json");
+  ASSERT_TRUE(parsed) << error;
+  EXPECT_EQ(parsed->hostObject(), std::string("\x7f" "ELF\x02"));
+  ASSERT_TRUE(parsed->stages()[0].execution);
+  EXPECT_FALSE(parsed->stages()[1].execution);
+  const ExecutionInfo &plan = *parsed->stages()[0].execution;
+  EXPECT_EQ(plan.blockSize, 16);
+  ASSERT_EQ(plan.buffers.size(), 5u);
+  EXPECT_EQ(plan.buffers[2].shape[0].symbol, 'T');
+  EXPECT_EQ(plan.buffers[2].shape[0].factor, 2);
+  EXPECT_EQ(plan.buffers[2].shape[1].symbol, 0);
+  EXPECT_EQ(plan.buffers[2].shape[1].factor, 16);
+  EXPECT_EQ(plan.buffers[3].kind, BufferInfo::Kind::KCache);
+  EXPECT_EQ(plan.buffers[3].layer, 1);
+  EXPECT_EQ(plan.buffers[1].name, "w");
+  ASSERT_EQ(plan.steps.size(), 2u);
+  EXPECT_EQ(plan.steps[0].kernel, "k0");
+  EXPECT_EQ(plan.steps[0].args, (std::vector<int64_t>{0, 3, 2}));
+  EXPECT_EQ(plan.steps[1].kind, StepInfo::Kind::Gemm);
+  EXPECT_EQ(plan.logits, 4);
+}
+
+TEST(Artifact, RejectsBadExecutionPlans) {
+  auto errorWith = [](auto edit) {
+    json artifact = validArtifact();
+    artifact["stages"][0]["execution"] = validExecution();
+    edit(artifact["stages"][0]["execution"]);
+    return errorOf(artifact);
+  };
+  const std::string at = "'a.json': $.stages[0].execution";
+  EXPECT_EQ(errorWith([](json &p) { p["buffers"][2]["shape"][0] = "2X"; }),
+            at + ".buffers[2].shape[0]: expected a non-negative integer or a "
+                 "size such as \"T\" or \"2T\" (T, R, S, N or M), got \"2X\"");
+  EXPECT_EQ(errorWith([](json &p) { p["buffers"][2]["kind"] = "scratch"; }),
+            at + ".buffers[2].kind: expected \"input\", \"weight\", "
+                 "\"activation\", \"k_cache\" or \"v_cache\", got \"scratch\"");
+  EXPECT_EQ(errorWith([](json &p) { p["buffers"][3]["layer"] = 2; }),
+            at + ".buffers[3].layer: expected a layer below kv_layers (2), "
+                 "got 2");
+  EXPECT_EQ(errorWith([](json &p) { p["buffers"][1]["id"] = 7; }),
+            at + ".buffers[1].id: expected 1, got 7");
+  EXPECT_EQ(errorWith([](json &p) { p["steps"][0]["args"][1] = 5; }),
+            at + ".steps[0].args[1]: expected a buffer id below 5, got 5");
+  EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["b"] = 0; }),
+            at + ".steps[1]: GEMM buffer 0 is not two-dimensional");
+  EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["kind"] = "conv"; }),
+            at + ".steps[1].kind: expected \"kernel\" or \"gemm\", got "
+                 "\"conv\"");
+  EXPECT_EQ(errorWith([](json &p) { p["inputs"].erase("token_seq"); }),
+            at + ".inputs.token_seq: missing required field (expected a "
+                 "non-negative integer)");
+}
+
+TEST(Artifact, RejectsABadHostObject) {
+  json artifact = validArtifact();
+  artifact["host_object"] = {
+      {"format", "elf-shared-object"}, {"size", 5}, {"base64", "f0VMR*I="}};
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.host_object.base64: expected base64 text");
+  artifact["host_object"]["base64"] = "f0VMRgI=";
+  artifact["host_object"]["size"] = 6;
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.host_object: expected a decoded size of 6, got 5");
+}

@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/HostObject.h"
 #include "dialects/moe/MoEDialect.h"
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
@@ -32,6 +33,8 @@ int main(int argc, char **argv) {
                   mlir::memref::MemRefDialect, mlir::vector::VectorDialect,
                   mlir::gpu::GPUDialect, mlir::NVVM::NVVMDialect,
                   mlir::LLVM::LLVMDialect>();
+  // Bufferization models and LLVM conversion interfaces of the host back end.
+  mlir::moe::registerHostCodegenDialects(registry);
   mlir::registerTransformsPasses();
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEPipelines();

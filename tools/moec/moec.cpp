@@ -17,6 +17,7 @@
 #include "models/ClusterConfig.h"
 #include "models/ModelConfig.h"
 #include "passes/ModelReport.h"
+#include "passes/Partition.h"
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
 #include "passes/PlanReport.h"
@@ -348,7 +349,13 @@ int main(int argc, char **argv) {
     return failWith({error});
   if (emit == EmitKind::Artifact) {
     std::optional<moe::HostCompilation> host;
-    if (target == "host") {
+    bool oneRank = moe::getForwardFunctions(*module).size() == 1 &&
+                   moe::getTensorParallel(*module) == 1;
+    if (target == "host" && !oneRank) {
+      llvm::errs() << "moec: warning: the host target executes one-rank plans "
+                      "so far; this partitioned artifact has no execution "
+                      "plan (moe-run can inspect it, not run it)\n";
+    } else if (target == "host") {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =

@@ -179,3 +179,20 @@ func.func @other(%x: tensor<?x8xbf16>, %off: tensor<9xi32>, %gu: tensor<4x32x8xb
   %n = moe.sample %l, %t, %k, %p, %s : (tensor<?x16xf32>, tensor<?xf32>, tensor<?xi32>, tensor<?xf32>, tensor<?xi64>) -> tensor<?xi32>
   return %y, %n : tensor<?x8xbf16>, tensor<?xi32>
 }
+
+// -----
+
+// The dense FFN: gate and up contractions in f32, act(gate) * up, the down
+// contraction, one rounding.
+// CHECK-LABEL: func.func @ffn
+// CHECK-COUNT-2: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel"]
+// CHECK: math.exp
+// CHECK: arith.mulf
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "parallel", "reduction"]
+// CHECK: arith.truncf {{.*}} : f32 to bf16
+// CHECK-NOT: moe.ffn
+func.func @ffn(%x: tensor<?x8xbf16>, %up: tensor<16x8xbf16>, %down: tensor<8x16xbf16>, %gate: tensor<16x8xbf16>) -> tensor<?x8xbf16> {
+  %y = moe.ffn %x up %up down %down gate %gate activation silu : (tensor<?x8xbf16>, tensor<16x8xbf16>, tensor<8x16xbf16>, tensor<16x8xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}

@@ -1,0 +1,33 @@
+"""Prints the host execution plan of a moec artifact, one line per step:
+kernel calls with their argument buffers (kind[shape]) and GEMMs with the
+shapes of a, b and c; then the host object's format and ELF magic."""
+import base64
+import json
+import sys
+
+doc = json.load(open(sys.argv[1], encoding="utf-8"))
+plan = doc["stages"][0]["execution"]
+buffers = plan["buffers"]
+
+
+def show(i):
+    b = buffers[i]
+    name = b.get("name", "")
+    kind = b["kind"] + ("(" + name + ")" if b["kind"] == "input" else "")
+    kind += "(%d)" % b["layer"] if "layer" in b else ""
+    return "%s:%s[%s]" % (kind, b["dtype"], ",".join(str(d) for d in b["shape"]))
+
+
+print("block_size", plan["block_size"], "kv_layers", plan["kv_layers"],
+      "kv_width", plan["kv_width"], "kv_dtype", plan["kv_dtype"])
+print("inputs", " ".join("%s=%d" % kv for kv in sorted(plan["inputs"].items())))
+for step in plan["steps"]:
+    if step["kind"] == "gemm":
+        print("gemm", show(step["a"]), show(step["b"]), "->", show(step["c"]))
+    else:
+        print("kernel", step["kernel"], " ".join(show(a) for a in step["args"]))
+print("logits", show(plan["outputs"]["logits"]))
+host = doc["host_object"]
+data = base64.b64decode(host["base64"])
+print("host_object", host["format"], "ELF" if data[:4] == b"\x7fELF" else "?",
+      "size ok" if len(data) == host["size"] else "size BAD")
