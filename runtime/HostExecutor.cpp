@@ -116,6 +116,9 @@ std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
     executor->entries[step.kernel] = reinterpret_cast<void (*)(void **)>(entry);
   }
 
+  executor->specs = artifact.weightsForRank(rank);
+  executor->rankInStage = artifact.rankInStage(rank);
+  executor->groupSize = artifact.groupSize(rank);
   executor->storage.resize(plan.buffers.size());
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
@@ -154,6 +157,81 @@ void HostExecutor::initRandomWeights(uint64_t seed) {
       value = static_cast<float>((2.0 * unit - 1.0) * bound);
     }
   }
+}
+
+/// IEEE half to float.
+static float halfToFloat(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1f,
+           mantissa = h & 0x3ff, bits;
+  if (exponent == 0x1f) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {
+    bits = sign;
+  } else { // subnormal: renormalise
+    exponent = 113;
+    while (!(mantissa & 0x400)) {
+      mantissa <<= 1;
+      --exponent;
+    }
+    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
+  }
+  float value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
+
+bool HostExecutor::loadWeights(
+    const std::string &checkpoint, std::string &error,
+    const std::function<void(int64_t, int64_t)> &progress) {
+  std::unique_ptr<WeightLoader> loader = WeightLoader::open(checkpoint, error);
+  if (!loader)
+    return false;
+  int64_t total = 0, done = 0;
+  for (const WeightSpec &spec : specs)
+    total += WeightLoader::partBytes(spec);
+  std::vector<char> scratch;
+  for (WeightSpec spec : specs) {
+    std::vector<float> &values = weights[spec.name];
+    // The checkpoint's own element type, widened below.
+    if (const TensorInfo *tensor = loader->find(spec.name)) {
+      if (tensor->dtype != DType::BF16 && tensor->dtype != DType::F16 &&
+          tensor->dtype != DType::F32) {
+        error = "weight '" + spec.name + "' is " + dtypeName(tensor->dtype) +
+                " in the checkpoint; the host runtime reads BF16, F16 and F32";
+        return false;
+      }
+      spec.dtype = tensor->dtype;
+    }
+    int64_t bytes = WeightLoader::partBytes(spec);
+    if (bytes < 0 ||
+        bytes / dtypeSize(spec.dtype) != static_cast<int64_t>(values.size())) {
+      error = "weight '" + spec.name + "': its shard does not match the plan";
+      return false;
+    }
+    scratch.resize(bytes);
+    if (!loader->load(spec, rankInStage, groupSize, scratch.data(), error))
+      return false;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (spec.dtype == DType::F32) {
+        std::memcpy(&values[i], scratch.data() + 4 * i, 4);
+      } else {
+        uint16_t half;
+        std::memcpy(&half, scratch.data() + 2 * i, 2);
+        if (spec.dtype == DType::F16) {
+          values[i] = halfToFloat(half);
+        } else {
+          uint32_t bits = static_cast<uint32_t>(half) << 16;
+          std::memcpy(&values[i], &bits, 4);
+        }
+      }
+    }
+    done += bytes;
+    if (progress)
+      progress(done, total);
+  }
+  return true;
 }
 
 const std::vector<float> *HostExecutor::weight(const std::string &name) const {

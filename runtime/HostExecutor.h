@@ -18,6 +18,7 @@
 #include "runtime/ModelRunner.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,6 +42,13 @@ public:
   /// ±1/sqrt(fan-in) for matrices and embeddings, 1 for norm scales, 0 for
   /// biases; the same seed gives the same weights on every machine.
   void initRandomWeights(uint64_t seed);
+  /// Loads this rank's part of every weight from safetensors `checkpoint`
+  /// (a file, an index .json or a folder), widening bf16 and f16 to the
+  /// plan's f32. `progress(bytesDone, bytesTotal)` is called after each
+  /// tensor. False with `error` naming the tensor on a missing or mismatched
+  /// weight; weights loaded before it keep their new values.
+  bool loadWeights(const std::string &checkpoint, std::string &error,
+                   const std::function<void(int64_t, int64_t)> &progress = {});
   /// The weight `name` as the plan holds it (f32, row-major); null if the
   /// plan has no such weight.
   const std::vector<float> *weight(const std::string &name) const;
@@ -71,6 +79,9 @@ private:
   /// resized each step).
   std::vector<std::vector<char>> storage;
   std::map<std::string, std::vector<float>> weights;
+  /// How this rank's weights are cut from a checkpoint.
+  std::vector<WeightSpec> specs;
+  int64_t rankInStage = 0, groupSize = 1;
 };
 
 } // namespace moert

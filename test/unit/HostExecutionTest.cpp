@@ -14,9 +14,12 @@
 #include "runtime/HostExecutor.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -296,3 +299,101 @@ TEST(HostExecution, RandomWeightsAreDeterministic) {
 }
 
 } // namespace
+
+namespace {
+/// Writes `tensors` (name -> shape, f32 values) as a safetensors file, in
+/// f32 or (rounded to nearest even) bf16.
+void writeSafetensors(const std::string &path,
+                      const std::map<std::string, std::pair<std::vector<int64_t>,
+                                                            std::vector<float>>>
+                          &tensors,
+                      bool bf16) {
+  nlohmann::json header = nlohmann::json::object();
+  std::string data;
+  for (const auto &[name, tensor] : tensors) {
+    size_t begin = data.size();
+    for (float value : tensor.second) {
+      uint32_t bits;
+      std::memcpy(&bits, &value, 4);
+      if (bf16) {
+        uint16_t half = static_cast<uint16_t>(
+            (bits + 0x7fff + ((bits >> 16) & 1)) >> 16);
+        data.append(reinterpret_cast<const char *>(&half), 2);
+      } else {
+        data.append(reinterpret_cast<const char *>(&bits), 4);
+      }
+    }
+    header[name] = {{"dtype", bf16 ? "BF16" : "F32"},
+                    {"shape", tensor.first},
+                    {"data_offsets", {begin, data.size()}}};
+  }
+  std::string text = header.dump();
+  uint64_t size = text.size();
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char *>(&size), 8);
+  out << text << data;
+}
+
+float roundToBF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  bits = ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) << 16;
+  std::memcpy(&value, &bits, 4);
+  return value;
+}
+} // namespace
+
+// Weights saved to safetensors (f32, then bf16) and loaded back give the
+// same logits (bf16: the same as weights rounded to bf16); a checkpoint
+// missing a weight or with a wrong shape is refused, naming the tensor.
+TEST(HostExecution, LoadsSafetensorsCheckpoints) {
+  Loaded m = load("tiny-moe");
+  ASSERT_TRUE(m.executor);
+  std::map<std::string, std::pair<std::vector<int64_t>, std::vector<float>>>
+      tensors;
+  for (const WeightInfo &w : m.artifact->stages()[0].weights)
+    tensors[w.name] = {w.shape, *m.executor->weight(w.name)};
+  std::string dir = ::testing::TempDir();
+  writeSafetensors(dir + "/f32.safetensors", tensors, false);
+  writeSafetensors(dir + "/bf16.safetensors", tensors, true);
+
+  Loaded other = load("tiny-moe");
+  other.executor->initRandomWeights(99);
+  std::string error;
+  int64_t calls = 0, lastDone = 0, lastTotal = 0;
+  ASSERT_TRUE(other.executor->loadWeights(
+      dir + "/f32.safetensors", error, [&](int64_t done, int64_t total) {
+        ++calls;
+        lastDone = done;
+        lastTotal = total;
+      }))
+      << error;
+  EXPECT_EQ(calls, static_cast<int64_t>(tensors.size()));
+  EXPECT_EQ(lastDone, lastTotal);
+  std::vector<float> expected, got;
+  StepInputs in = prefill({5, 6, 7, 8}, {0}, 16);
+  ASSERT_TRUE(m.executor->forward(in, expected, error));
+  ASSERT_TRUE(other.executor->forward(in, got, error));
+  EXPECT_EQ(got, expected);
+
+  ASSERT_TRUE(other.executor->loadWeights(dir + "/bf16.safetensors", error))
+      << error;
+  const char *name = "model.layers.1.self_attn.q_proj.weight";
+  const std::vector<float> &original = *m.executor->weight(name);
+  const std::vector<float> &loaded = *other.executor->weight(name);
+  ASSERT_EQ(original.size(), loaded.size());
+  for (size_t i = 0; i < original.size(); ++i)
+    ASSERT_EQ(loaded[i], roundToBF16(original[i])) << i;
+
+  auto missing = tensors;
+  missing.erase("lm_head.weight");
+  writeSafetensors(dir + "/missing.safetensors", missing, false);
+  EXPECT_FALSE(other.executor->loadWeights(dir + "/missing.safetensors", error));
+  EXPECT_NE(error.find("'lm_head.weight'"), std::string::npos) << error;
+
+  auto wrong = tensors;
+  wrong["model.norm.weight"].first = {64, 2};
+  writeSafetensors(dir + "/wrong.safetensors", wrong, false);
+  EXPECT_FALSE(other.executor->loadWeights(dir + "/wrong.safetensors", error));
+  EXPECT_NE(error.find("model.norm.weight"), std::string::npos) << error;
+}

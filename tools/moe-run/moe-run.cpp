@@ -47,15 +47,17 @@ const char *kUsage =
     "                          index .json or a folder) as the plan shards it\n"
     "  generate (--prompt=IDS | --prompt-file=FILE) [--max-new-tokens=N]\n"
     "           [--temperature=T] [--top-k=K] [--top-p=P] [--seed=S]\n"
-    "           [--weights-seed=W] [--kv-blocks=B] [--stop-token=ID]\n"
+    "           [--weights=CHECKPOINT | --weights-seed=W] [--kv-blocks=B]\n"
+    "           [--stop-token=ID]\n"
     "                          run a host artifact on the prompt token ids\n"
     "                          (comma or space separated) and stream the\n"
     "                          generated ids to stdout as they are sampled;\n"
     "                          time to first token and per output token go to\n"
     "                          stderr. Greedy unless --temperature > 0. The\n"
-    "                          weights are random from --weights-seed\n"
-    "                          (default 0). --kv-blocks defaults to one\n"
-    "                          max-context sequence.\n"
+    "                          weights come from a safetensors CHECKPOINT, or\n"
+    "                          are random from --weights-seed (default 0).\n"
+    "                          --kv-blocks defaults to one max-context\n"
+    "                          sequence.\n"
     "\n"
     "options:\n"
     "  --help     print this help\n"
@@ -308,6 +310,7 @@ int generateCommand(const std::string &path,
   bool havePrompt = false;
   GenerateOptions options;
   uint64_t weightsSeed = 0;
+  std::string checkpoint;
   int64_t kvBlocks = 0;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
@@ -337,6 +340,8 @@ int generateCommand(const std::string &path,
       options.sampling.topP = parseNumber(name, value);
     } else if (name == "--seed") {
       options.sampling.seed = parseInteger(name, value, 0, INT64_MAX);
+    } else if (name == "--weights") {
+      checkpoint = value;
     } else if (name == "--weights-seed") {
       weightsSeed = parseInteger(name, value, 0, INT64_MAX);
     } else if (name == "--kv-blocks") {
@@ -360,7 +365,24 @@ int generateCommand(const std::string &path,
       HostExecutor::create(*artifact, 0, kvBlocks, error);
   if (!executor)
     throw Failure{error};
-  executor->initRandomWeights(weightsSeed);
+  if (checkpoint.empty()) {
+    executor->initRandomWeights(weightsSeed);
+  } else {
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point start = Clock::now(), last = start;
+    auto progress = [&](int64_t done, int64_t total) {
+      if (Clock::now() - last < std::chrono::milliseconds(500))
+        return;
+      last = Clock::now();
+      std::fprintf(stderr, "moe-run: loading weights: %s of %s\n",
+                   formatBytes(done).c_str(), formatBytes(total).c_str());
+    };
+    if (!executor->loadWeights(checkpoint, error, progress))
+      throw Failure{error};
+    std::fprintf(stderr, "moe-run: loaded the weights from %s in %.2f s\n",
+                 checkpoint.c_str(),
+                 std::chrono::duration<double>(Clock::now() - start).count());
+  }
   std::vector<int32_t> output;
   GenerateStats stats;
   bool first = true;
