@@ -87,7 +87,8 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
         rewriter, loc, permutedType, dispatch.getPermuted(),
         dispatch.getOffsets(), op.getGateUp(), op.getDown(),
         op.getActivationAttr(), op.getGatedAttr(),
-        rewriter.getI64IntegerAttr(topK), op.getGlobalExpertsAttr());
+        rewriter.getI64IntegerAttr(topK), op.getGlobalExpertsAttr(),
+        op.getExpertGroup());
     rewriter.replaceOpWithNewOp<CombineOp>(op, inputType, expertOutputs,
                                            dispatch.getPermutation(),
                                            op.getRoutingWeights());

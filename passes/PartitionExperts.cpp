@@ -99,8 +99,16 @@ void MoEPartitionExpertsPass::runOnOperation() {
     return signalPassFailure();
 
   for (ExpertsOp op : experts) {
-    if (ep > 1)
+    if (ep > 1) {
       op.setGlobalExperts(op.getDown().getType().getDimSize(0) * ep);
+      // Ranks r of the stage hold expert group r / etp (the weights' part
+      // index along the expert dimension).
+      OpBuilder b(op);
+      auto expertGroup = GroupRankOp::create(
+          b, op.getLoc(), RankedTensorType::get({1}, b.getI32Type()), group,
+          etp);
+      op.getExpertGroupMutable().assign(expertGroup);
+    }
     if (allToAll)
       op.setAllToAll(group);
     else

@@ -58,6 +58,7 @@ LogicalResult MoEPartitionTensorPass::partition(func::FuncOp func) {
   // Decide every weight's shard and check every split before changing
   // anything.
   ShardPlan plan;
+  SmallVector<EmbedOp> embeds;
   SmallVector<AttentionOp> attentions;
   SmallVector<Value> reduced;
   WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
@@ -94,6 +95,7 @@ LogicalResult MoEPartitionTensorPass::partition(func::FuncOp func) {
         return notDivisible(op, "vocabulary", vocab, t);
       if (failed(plan.add(embed.getTable(), {t, 1})))
         return WalkResult::interrupt();
+      embeds.push_back(embed);
       reduced.push_back(embed.getResult());
     } else if (auto head = dyn_cast<LMHeadOp>(op)) {
       int64_t vocab = head.getWeight().getType().getDimSize(0);
@@ -119,6 +121,13 @@ LogicalResult MoEPartitionTensorPass::partition(func::FuncOp func) {
     if (auto arg = dyn_cast<BlockArgument>(attention.getKvCache()))
       arg.setType(local);
     attention.getNewKvCache().setType(local);
+  }
+  // Each rank looks up the tokens of its part of the vocabulary.
+  for (EmbedOp embed : embeds) {
+    OpBuilder b(embed);
+    auto part = GroupRankOp::create(
+        b, embed.getLoc(), RankedTensorType::get({1}, b.getI32Type()), t, 1);
+    embed.getPartMutable().assign(part);
   }
   for (Value value : reduced)
     insertAllReduceAfter(value, t);

@@ -90,6 +90,21 @@ static LogicalResult checkStage(Operation *op, int64_t stage) {
   return op->emitOpError() << "stage must not be negative, got " << stage;
 }
 
+LogicalResult GroupRankOp::verify() {
+  int64_t size = getGroupSize(), divisor = getDivisor();
+  if (size < 1)
+    return emitOpError() << "group_size must be at least 1, got " << size;
+  if (divisor < 1 || size % divisor != 0)
+    return emitOpError() << "divisor must be a positive divisor of "
+                            "group_size ("
+                         << size << "), got " << divisor;
+  auto type = cast<RankedTensorType>(getResult().getType());
+  if (type.getRank() != 1 || type.getDimSize(0) != 1 ||
+      !type.getElementType().isInteger(32))
+    return emitOpError() << "result must be tensor<1xi32>, got " << type;
+  return success();
+}
+
 LogicalResult SendOp::verify() { return checkStage(*this, getStage()); }
 int64_t SendOp::getFlops(const CostContext &) { return 0; }
 int64_t SendOp::getBytesRead(const CostContext &ctx) {

@@ -86,4 +86,28 @@ def MoE_RecvOp : MoE_CommOp<"recv"> {
   let assemblyFormat = "`from` `stage` $stage attr-dict `:` type($result)";
 }
 
+def MoE_GroupRankOp : MoE_Op<"group_rank", [Pure]> {
+  let summary = "This rank's index in its stage's tensor group";
+  let description = [{
+    The index of the executing rank among the `group_size` ranks of its
+    stage, divided by `divisor` (default 1): which part of a sharded weight
+    it holds. A vocabulary-parallel `moe.embed` reads it as its `part`;
+    experts spread over groups of `divisor` ranks read it as their
+    `expert_group`. The runtime supplies the value; one program serves every
+    rank of the stage.
+
+    Example:
+    ```mlir
+    %g = moe.group_rank group_size 8 divisor 2 : tensor<1xi32>
+    ```
+  }];
+  let arguments = (ins I64Attr:$group_size,
+                       DefaultValuedAttr<I64Attr, "1">:$divisor);
+  let results = (outs TensorOf<[I32]>:$result);
+  let assemblyFormat = [{
+    `group_size` $group_size (`divisor` $divisor^)? attr-dict `:` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_COMM_OPS_TD

@@ -164,6 +164,8 @@ LogicalResult EmbedOp::verify() {
   if (getResult().getType().getElementType() !=
       getTable().getType().getElementType())
     return emitOpError("result element type must match the table's");
+  if (getPart())
+    return checkShape(*this, "part", getPart(), {1}, "one index");
   return success();
 }
 
@@ -265,10 +267,21 @@ static LogicalResult checkExpertFFN(Operation *op, Value input, Value result,
   return checkGlobalExperts(op, globalExperts, dim(down, 0), topK);
 }
 
+/// `expert_group` is a [1] tensor and only comes with `global_experts`.
+static LogicalResult checkExpertGroup(Operation *op, Value group,
+                                      std::optional<uint64_t> globalExperts) {
+  if (!group)
+    return success();
+  if (!globalExperts)
+    return op->emitOpError("expert_group needs global_experts");
+  return checkShape(op, "expert_group", group, {1}, "one index");
+}
+
 LogicalResult ExpertsOp::verify() {
   if (failed(checkExpertFFN(*this, getInput(), getResult(), getGateUp(),
                             getDown(), getGated(), getGlobalExperts(),
-                            dim(getIndices(), 1))))
+                            dim(getIndices(), 1))) ||
+      failed(checkExpertGroup(*this, getExpertGroup(), getGlobalExperts())))
     return failure();
   if (std::optional<uint64_t> group = getAllToAll()) {
     int64_t ranks = static_cast<int64_t>(*group);
@@ -424,7 +437,8 @@ LogicalResult DispatchOp::verify() {
 LogicalResult ExpertFFNOp::verify() {
   if (failed(checkExpertFFN(*this, getInput(), getResult(), getGateUp(),
                             getDown(), getGated(), getGlobalExperts(),
-                            getTopK())))
+                            getTopK())) ||
+      failed(checkExpertGroup(*this, getExpertGroup(), getGlobalExperts())))
     return failure();
   return checkShape(*this, "offsets", getOffsets(),
                     {getNumModelExperts() + 1}, "experts+1");

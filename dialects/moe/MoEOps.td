@@ -83,15 +83,23 @@ def MoE_EmbedOp
     Row `tokens[i]` of `table` [vocab, d_model] for every token. Token ids
     outside the vocabulary are a runtime error reported by the runtime.
 
+    With `part` (vocabulary-parallel, a `moe.group_rank`), `table` holds
+    rows [p * rows, (p + 1) * rows) of the whole table, p = part[0]: tokens
+    outside them give rows of zeros, and the all-reduce that follows sums
+    the parts.
+
     Example:
     ```mlir
     %h = moe.embed %tokens, %table : (tensor<?xi32>, tensor<32000x4096xbf16>) -> tensor<?x4096xbf16>
+    %p = moe.embed %tokens, %shard part %g : (tensor<?xi32>, tensor<4000x4096xbf16>, tensor<1xi32>) -> tensor<?x4096xbf16>
     ```
   }];
-  let arguments = (ins MoE_TokenVector:$tokens, MoE_Weight:$table);
+  let arguments = (ins MoE_TokenVector:$tokens, MoE_Weight:$table,
+                       Optional<TensorOf<[I32]>>:$part);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
-    $tokens `,` $table attr-dict `:` functional-type(operands, results)
+    $tokens `,` $table (`part` $part^)? attr-dict `:`
+    functional-type(operands, results)
   }];
 }
 
@@ -226,7 +234,9 @@ def MoE_ExpertsOp : MoE_CostOp<"experts",
     `global_experts` is the model's expert count, the weights hold
     `experts` = their leading dimension, the rank's part of the
     `global_experts / experts` parts (see `#moe.shard`) says which, and the
-    result is this rank's share of the sum (an all-reduce follows).
+    result is this rank's share of the sum (an all-reduce follows). Code
+    generation needs `expert_group` (a `moe.group_rank`): the rank holds
+    experts [g * experts, (g + 1) * experts), g = expert_group[0].
 
     With `all_to_all` G, the op is itself a collective over the G ranks of
     the stage, each holding global_experts / G whole experts: every rank
@@ -245,12 +255,14 @@ def MoE_ExpertsOp : MoE_CostOp<"experts",
                        MoE_Weight:$gate_up, MoE_Weight:$down,
                        MoE_Activation:$activation, UnitAttr:$gated,
                        OptionalAttr<I64Attr>:$global_experts,
-                       OptionalAttr<I64Attr>:$all_to_all);
+                       OptionalAttr<I64Attr>:$all_to_all,
+                       Optional<TensorOf<[I32]>>:$expert_group);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $input `,` $indices `,` $routing_weights `,` $gate_up `,` $down
     `activation` $activation (`gated` $gated^)?
     (`global_experts` $global_experts^)? (`all_to_all` $all_to_all^)?
+    (`expert_group` $expert_group^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{
@@ -465,8 +477,10 @@ def MoE_ExpertFFNOp
   let description = [{
     Applies expert e's FFN (as in `moe.experts`) to rows offsets[e] ..<
     offsets[e+1] of `input` (offsets has one entry per expert of the model,
-    plus one; a rank holding some experts computes only their rows). `top_k` is the number of rows each token
-    contributes (for cost estimates). `global_experts` as in `moe.experts`.
+    plus one; a rank holding some experts computes only their rows, the
+    others are zero). `top_k` is the number of rows each token contributes
+    (for cost estimates). `global_experts` and `expert_group` as in
+    `moe.experts`.
 
     Example:
     ```mlir
@@ -476,11 +490,13 @@ def MoE_ExpertFFNOp
   let arguments = (ins MoE_Activations:$input, TensorRankOf<[I32], [1]>:$offsets,
                        MoE_Weight:$gate_up, MoE_Weight:$down,
                        MoE_Activation:$activation, UnitAttr:$gated,
-                       I64Attr:$top_k, OptionalAttr<I64Attr>:$global_experts);
+                       I64Attr:$top_k, OptionalAttr<I64Attr>:$global_experts,
+                       Optional<TensorOf<[I32]>>:$expert_group);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $input `,` $offsets `,` $gate_up `,` $down `activation` $activation
     (`gated` $gated^)? `top_k` $top_k (`global_experts` $global_experts^)?
+    (`expert_group` $expert_group^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let extraClassDeclaration = [{

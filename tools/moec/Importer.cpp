@@ -115,7 +115,7 @@ public:
         route.getRoutingWeights(), gateUp, down,
         ActivationAttr::get(b.getContext(), activation),
         m.gated ? b.getUnitAttr() : UnitAttr(), /*global_experts=*/nullptr,
-        /*all_to_all=*/nullptr);
+        /*all_to_all=*/nullptr, /*expert_group=*/Value());
   }
 
 private:
@@ -165,7 +165,7 @@ OwningOpRef<ModuleOp> mlir::moe::importModel(const ::moec::ModelConfig &config,
   Value table = model.weight("model.embed_tokens.weight",
                              {config.vocabSize, config.dModel});
   Value hidden = EmbedOp::create(b, model.activations(config.dModel), tokens,
-                                 table);
+                                 table, /*part=*/Value());
   for (int64_t layer = 0; layer < config.numLayers; ++layer) {
     std::string prefix = "model.layers." + std::to_string(layer);
     Value normed = model.norm(hidden, prefix + ".input_layernorm");

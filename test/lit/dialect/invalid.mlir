@@ -952,3 +952,56 @@ func.func @all_to_all_experts(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: te
   %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 16 all_to_all 4 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>) -> tensor<?x64xbf16>
   return
 }
+
+// -----
+
+func.func @group_rank_divisor() {
+  // expected-error @+1 {{'moe.group_rank' op divisor must be a positive divisor of group_size (4), got 3}}
+  %g = moe.group_rank group_size 4 divisor 3 : tensor<1xi32>
+  return
+}
+
+// -----
+
+func.func @group_rank_size() {
+  // expected-error @+1 {{'moe.group_rank' op group_size must be at least 1, got 0}}
+  %g = moe.group_rank group_size 0 : tensor<1xi32>
+  return
+}
+
+// -----
+
+func.func @group_rank_type() {
+  // expected-error @+1 {{'moe.group_rank' op result must be tensor<1xi32>, got 'tensor<2xi32>'}}
+  %g = moe.group_rank group_size 4 : tensor<2xi32>
+  return
+}
+
+// -----
+
+func.func @embed_part(%t: tensor<?xi32>, %p: tensor<2xi32>) {
+  %e = moe.weight "e" : tensor<32x64xbf16>
+  // expected-error @+1 {{'moe.embed' op part must have shape [1] (one index), got 'tensor<2xi32>'}}
+  %h = moe.embed %t, %e part %p : (tensor<?xi32>, tensor<32x64xbf16>, tensor<2xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_group_without_global(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>, %g: tensor<1xi32>) {
+  %gu = moe.weight "gu" : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<2x64x128xbf16>
+  // expected-error @+1 {{'moe.experts' op expert_group needs global_experts}}
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated expert_group %g : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>, tensor<1xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_group_shape(%x: tensor<?x64xbf16>, %off: tensor<5xi32>, %g: tensor<3xi32>) {
+  %gu = moe.weight "gu" : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" : tensor<2x64x128xbf16>
+  // expected-error @+1 {{'moe.expert_ffn' op expert_group must have shape [1] (one index), got 'tensor<3xi32>'}}
+  %y = moe.expert_ffn %x, %off, %gu, %dn activation silu gated top_k 2 global_experts 4 expert_group %g : (tensor<?x64xbf16>, tensor<5xi32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>, tensor<3xi32>) -> tensor<?x64xbf16>
+  return
+}

@@ -116,6 +116,16 @@ func.func @partitioned(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x
   %dn = moe.weight "dn" shard <splits = [2, 1, 2]> : tensor<4x64x32xbf16>
   // CHECK: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 8 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>) -> tensor<?x64xbf16>
   %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 8 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>) -> tensor<?x64xbf16>
+  // CHECK: %[[G:.*]] = moe.group_rank group_size 4 divisor 2 : tensor<1xi32>
+  %g2 = moe.group_rank group_size 4 divisor 2 : tensor<1xi32>
+  // CHECK: moe.experts {{.*}} global_experts 8 expert_group %[[G]] : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>, tensor<1xi32>) -> tensor<?x64xbf16>
+  %y2 = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 8 expert_group %g2 : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<4x64x64xbf16>, tensor<4x64x32xbf16>, tensor<1xi32>) -> tensor<?x64xbf16>
+  // CHECK: %[[V:.*]] = moe.group_rank group_size 4 : tensor<1xi32>
+  %v = moe.group_rank group_size 4 : tensor<1xi32>
+  %t = arith.constant dense<[1, 2]> : tensor<2xi32>
+  %e = moe.weight "model.embed_tokens.weight" shard <splits = [4, 1]> : tensor<25x64xbf16>
+  // CHECK: moe.embed %{{.*}}, %{{.*}} part %[[V]] : (tensor<2xi32>, tensor<25x64xbf16>, tensor<1xi32>) -> tensor<2x64xbf16>
+  %h = moe.embed %t, %e part %v : (tensor<2xi32>, tensor<25x64xbf16>, tensor<1xi32>) -> tensor<2x64xbf16>
   // CHECK: %[[S:.*]] = moe.all_reduce %[[Y]] group_size 4 : tensor<?x64xbf16>
   %s = moe.all_reduce %y group_size 4 : tensor<?x64xbf16>
   // CHECK: moe.send %[[S]] to stage 3 : tensor<?x64xbf16>

@@ -24,14 +24,18 @@
 // tiny-gqa: 8 ungated GELU experts over 4 ranks, 2 whole experts each.
 // CHECK: moe.weight "model.layers.0.mlp.experts.up_proj" shard <splits = [4, 1, 1]> : tensor<2x256x128xbf16>
 // CHECK: moe.weight "model.layers.0.mlp.experts.down_proj" shard <splits = [4, 1, 1]> : tensor<2x128x256xbf16>
-// CHECK: %[[Y:.*]] = moe.experts {{.*}} activation gelu global_experts 8 :
+// Rank r holds expert group r (the value comes from the runtime).
+// CHECK: %[[G:.*]] = moe.group_rank group_size 4 : tensor<1xi32>
+// CHECK: %[[Y:.*]] = moe.experts {{.*}} activation gelu global_experts 8 expert_group %[[G]] :
 // CHECK-NEXT: moe.all_reduce %[[Y]] group_size 4
 
 // tiny-moe: 4 gated experts, 2 groups of 2 ranks: a group holds 2 experts,
 // each cut in 2 (gate and up halves cut separately).
 // MIXED: moe.weight "model.layers.0.mlp.experts.gate_up_proj" shard <splits = [2, 2, 1], chunks = [1, 2, 1]> : tensor<2x128x128xbf16>
 // MIXED: moe.weight "model.layers.0.mlp.experts.down_proj" shard <splits = [2, 1, 2]> : tensor<2x128x64xbf16>
-// MIXED: moe.experts {{.*}} activation silu gated global_experts 4 :
+// Ranks 0, 1 hold expert group 0; ranks 2, 3 group 1.
+// MIXED: %[[G:.*]] = moe.group_rank group_size 4 divisor 2 : tensor<1xi32>
+// MIXED: moe.experts {{.*}} activation silu gated global_experts 4 expert_group %[[G]] :
 // MIXED-NEXT: moe.all_reduce
 
 // All experts on every rank, each cut in 2: no global_experts.
@@ -45,7 +49,7 @@
 
 // Whole experts, tokens exchanged inside the experts op: no all-reduce after
 // it; moe-decompose leaves it whole.
-// A2A: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 4 all_to_all 2 :
+// A2A: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 4 all_to_all 2 expert_group %{{.*}} :
 // A2A-NOT: moe.all_reduce %[[Y]]
 // A2A: moe.add %{{.*}}, %[[Y]]
 // A2AETP: error: moe-partition-experts: all-to-all needs whole experts on each rank (expert-tensor-parallel=1), got 2

@@ -19,7 +19,9 @@
 // CHECK-LABEL: func.func @forward
 // CHECK-SAME: !moe.kv_cache<num_layers = 2, num_kv_heads = 1, head_dim = 32
 // CHECK: moe.weight "model.embed_tokens.weight" shard <splits = [4, 1]> : tensor<128x128xbf16>
-// CHECK: %[[E:.*]] = moe.embed
+// Each rank looks up its part of the vocabulary; the parts are summed.
+// CHECK: %[[P:.*]] = moe.group_rank group_size 4 : tensor<1xi32>
+// CHECK-NEXT: %[[E:.*]] = moe.embed %{{.*}}, %{{.*}} part %[[P]]
 // CHECK-NEXT: moe.all_reduce %[[E]] group_size 4 : tensor<?x128xbf16>
 // CHECK: moe.weight "model.layers.0.self_attn.q_proj.weight" shard <splits = [4, 1]> : tensor<32x128xbf16>
 // The one KV head is replicated: no shard, full size.
