@@ -121,8 +121,8 @@ FailureOr<std::string> mlir::moe::writeArtifact(
           {"blocks", kv.getBlocks()},
           {"sequence_length", kv.getSequenceLength()},
           {"sequences", kv.getSequences()}};
-    if (host)
-      entry["execution"] = llvm::json::Object(host->execution);
+    if (host && static_cast<size_t>(stage) < host->executions.size())
+      entry["execution"] = llvm::json::Object(host->executions[stage]);
     stages.push_back(std::move(entry));
   }
 

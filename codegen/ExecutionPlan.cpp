@@ -135,12 +135,14 @@ static std::string typeName(Type type) {
 /// Gives every compute op of `forward` that the plan would otherwise run
 /// outside a kernel (embedding, router, expert FFN, ...) a kernel of its
 /// own. GEMMs stay library calls; KV-cache ops get their own kernels later.
-static LogicalResult outlineLooseOps(ModuleOp module, func::FuncOp forward) {
+static LogicalResult outlineLooseOps(ModuleOp module,
+                                     ArrayRef<func::FuncOp> stages) {
   SmallVector<Operation *> loose;
-  for (Operation &op : forward.getBody().front())
-    if (isa<CostOpInterface>(op) &&
-        !isa<WeightOp, LinearOp, LMHeadOp, KVCacheWriteOp, AttendOp>(op))
-      loose.push_back(&op);
+  for (func::FuncOp stage : stages)
+    for (Operation &op : stage.getBody().front())
+      if (isa<CostOpInterface>(op) && !isa<CommOpInterface>(op) &&
+          !isa<WeightOp, LinearOp, LMHeadOp, KVCacheWriteOp, AttendOp>(op))
+        loose.push_back(&op);
   for (Operation *op : loose)
     fuseOps({op});
   PassManager pm(module.getContext());
@@ -154,18 +156,12 @@ class PlanBuilder {
 public:
   PlanBuilder(ModuleOp module, int64_t blockSize,
               const llvm::StringMap<SmallVector<SmallVector<DimFormula>>>
-                  &formulas)
-      : module(module), blockSize(blockSize), formulas(formulas) {}
+                  &formulas,
+              llvm::StringMap<std::string> &kvKernels)
+      : module(module), blockSize(blockSize), formulas(formulas),
+        kvKernels(kvKernels) {}
 
   FailureOr<llvm::json::Object> build(func::FuncOp forward);
-  /// The KV-cache kernels `build` added to the module.
-  SmallVector<StringRef> getKVKernels() const {
-    SmallVector<StringRef> names;
-    for (const auto &entry : kvKernels)
-      names.push_back(entry.getValue());
-    llvm::sort(names);
-    return names;
-  }
 
 private:
   int64_t addBuffer(llvm::json::Object buffer, SymShape shape) {
@@ -223,7 +219,8 @@ private:
   SmallVector<SymShape> shapes;
   DenseMap<Value, int64_t> ids;
   std::map<std::pair<char, int64_t>, int64_t> caches;
-  llvm::StringMap<std::string> kvKernels; // op signature -> kernel name
+  /// Op signature -> kernel name, shared by the stages' builders.
+  llvm::StringMap<std::string> &kvKernels;
   int64_t logits = -1;
 };
 } // namespace
@@ -319,6 +316,54 @@ LogicalResult PlanBuilder::step(Operation *op) {
                 cache('v', layer, type), out});
     return success();
   }
+  if (auto rank = dyn_cast<GroupRankOp>(op)) {
+    ids[rank.getResult()] = addBuffer(
+        llvm::json::Object{{"kind", "group_rank"},
+                           {"divisor", static_cast<int64_t>(rank.getDivisor())},
+                           {"dtype", "i32"}},
+        {{"", 1}});
+    return success();
+  }
+  if (isa<AllReduceOp, AllGatherOp, SendOp>(op)) {
+    auto a = lookup(op->getOperand(0));
+    if (!a)
+      return op->emitError("a collective's operand has no buffer");
+    llvm::json::Object step;
+    if (auto send = dyn_cast<SendOp>(op)) {
+      step = llvm::json::Object{{"kind", "send"},
+              {"a", *a},
+              {"stage", static_cast<int64_t>(send.getStage())}};
+    } else if (isa<AllReduceOp>(op)) {
+      step = llvm::json::Object{{"kind", "all_reduce"},
+              {"a", *a},
+              {"c", define(op->getResult(0), shapes[*a])}};
+    } else {
+      auto gather = cast<AllGatherOp>(op);
+      int64_t dim = gather.getDim(), group = gather.getGroupSize();
+      SymShape shape = shapes[*a];
+      if (dim >= static_cast<int64_t>(shape.size()))
+        return op->emitError("all_gather dimension out of range");
+      shape[dim].factor *= group;
+      step = llvm::json::Object{{"kind", "all_gather"},
+              {"a", *a},
+              {"dim", dim},
+              {"c", define(gather.getResult(), shape)}};
+    }
+    steps.push_back(std::move(step));
+    return success();
+  }
+  if (auto recv = dyn_cast<RecvOp>(op)) {
+    auto type = cast<RankedTensorType>(recv.getType());
+    if (type.getRank() != 2 || !type.isDynamicDim(0))
+      return op->emitError("the host plan receives [tokens, features] "
+                           "activations only");
+    int64_t c = define(recv.getResult(), {{"T"}, {"", type.getDimSize(1)}});
+    steps.push_back(llvm::json::Object{
+        {"kind", "recv"},
+        {"c", c},
+        {"stage", static_cast<int64_t>(recv.getStage())}});
+    return success();
+  }
   if (auto call = dyn_cast<func::CallOp>(op)) {
     auto it = formulas.find(call.getCallee());
     if (it == formulas.end())
@@ -351,12 +396,22 @@ LogicalResult PlanBuilder::step(Operation *op) {
     return success();
   }
   if (auto ret = dyn_cast<func::ReturnOp>(op)) {
-    auto id = lookup(ret.getOperand(0));
-    if (!id)
-      return op->emitError("the logits have no buffer");
-    logits = *id;
+    // The last stage returns the logits (and the cache); the others only
+    // the cache.
+    for (Value value : ret.getOperands()) {
+      if (isa<KVCacheType>(value.getType()))
+        continue;
+      auto id = lookup(value);
+      if (!id)
+        return op->emitError("the logits have no buffer");
+      logits = *id;
+    }
     return success();
   }
+  if (auto experts = dyn_cast<ExpertsOp>(op); experts && experts.getAllToAll())
+    return op->emitError("the host target cannot execute experts exchanged "
+                         "by all-to-all yet; compile without "
+                         "--expert-all-to-all");
   return op->emitError("the host target cannot execute '")
          << op->getName() << "' yet";
 }
@@ -381,6 +436,9 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
     if (failed(step(&op)))
       return failure();
   auto cache = cast<KVCacheType>(type.getInput(2));
+  llvm::json::Object outputs;
+  if (logits >= 0)
+    outputs["logits"] = logits;
   return llvm::json::Object{
       {"block_size", blockSize},
       {"kv_layers", cache.getNumLayers()},
@@ -389,25 +447,23 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
       {"buffers", std::move(buffers)},
       {"steps", std::move(steps)},
       {"inputs", std::move(inputs)},
-      {"outputs", llvm::json::Object{{"logits", logits}}},
+      {"outputs", std::move(outputs)},
   };
 }
 
 FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
                                                      int64_t blockSize) {
   SmallVector<func::FuncOp> stages = getForwardFunctions(module);
-  if (stages.size() != 1 || getTensorParallel(module) != 1)
-    return module.emitError("the host target runs one-rank plans so far; "
-                            "compile without partitioning");
-  func::FuncOp forward = stages.front();
-  if (failed(outlineLooseOps(module, forward)))
+  if (stages.empty())
+    return module.emitError("the module has no forward function");
+  if (failed(outlineLooseOps(module, stages)))
     return failure();
 
-  // The kernels the forward function calls, lowered to linalg in a module
-  // of their own.
+  // The kernels the stages call, lowered to linalg in a module of their own.
   OwningOpRef<ModuleOp> kernels = ModuleOp::create(module.getLoc());
   llvm::SetVector<StringRef> called;
-  forward.walk([&](func::CallOp call) { called.insert(call.getCallee()); });
+  for (func::FuncOp stage : stages)
+    stage.walk([&](func::CallOp call) { called.insert(call.getCallee()); });
   OpBuilder b(kernels->getBodyRegion());
   for (auto func : module.getOps<func::FuncOp>())
     if (func->hasAttr(kKernelAttr) && called.contains(func.getName()))
@@ -447,17 +503,27 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
     }
   }
 
-  PlanBuilder builder(module, blockSize, formulas);
-  FailureOr<llvm::json::Object> execution = builder.build(forward);
-  if (failed(execution))
-    return failure();
-  // The KV-cache kernels the builder added are already loops on memrefs.
+  HostCompilation result;
+  llvm::StringMap<std::string> kvKernels;
+  for (func::FuncOp stage : stages) {
+    PlanBuilder builder(module, blockSize, formulas, kvKernels);
+    FailureOr<llvm::json::Object> execution = builder.build(stage);
+    if (failed(execution))
+      return failure();
+    result.executions.push_back(std::move(*execution));
+  }
+  // The KV-cache kernels the builders added are already loops on memrefs.
+  SmallVector<StringRef> kvNames;
+  for (const auto &entry : kvKernels)
+    kvNames.push_back(entry.getValue());
+  llvm::sort(kvNames);
   b.setInsertionPointToEnd(kernels->getBody());
-  for (StringRef name : builder.getKVKernels())
+  for (StringRef name : kvNames)
     b.clone(*module.lookupSymbol<func::FuncOp>(name));
 
   FailureOr<std::string> object = compileHostSharedObject(*kernels);
   if (failed(object))
     return failure();
-  return HostCompilation{std::move(*execution), std::move(*object)};
+  result.sharedObject = std::move(*object);
+  return result;
 }

@@ -20,22 +20,27 @@
 #include "llvm/Support/JSON.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir::moe {
 
 /// What the host target adds to an artifact.
 struct HostCompilation {
-  /// `$.stages[0].execution`: buffers, steps, inputs and outputs.
-  llvm::json::Object execution;
+  /// `$.stages[s].execution` of each stage: buffers, steps, inputs and
+  /// outputs.
+  std::vector<llvm::json::Object> executions;
   /// The ELF shared object with the kernels' packed entry points.
   std::string sharedObject;
 };
 
-/// Plans and compiles `module` (after moe-outline-kernels; one stage of one
-/// rank) for the host. Ops of the forward function left outside a kernel
+/// Plans and compiles `module` (after moe-outline-kernels; partitioned or
+/// not) for the host. Ops of the stage functions left outside a kernel
 /// (embedding, router, expert FFN) get a kernel each; the KV-cache ops get
 /// the kernels of codegen/KVCacheKernels.h for blocks of `blockSize`
-/// tokens. Fails with an error on the module naming what is not supported.
+/// tokens; collectives and pipeline transfers become steps the runtime's
+/// communicator carries out. One shared object serves every stage. Fails
+/// with an error on the module naming what is not supported (experts
+/// exchanged by all-to-all).
 FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize);
 
 } // namespace mlir::moe

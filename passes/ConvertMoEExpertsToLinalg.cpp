@@ -326,8 +326,8 @@ struct LowerExpertFFN : OpRewritePattern<ExpertFFNOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(ExpertFFNOp op,
                                 PatternRewriter &rewriter) const override {
-    if (op.getGlobalExperts())
-      return rewriter.notifyMatchFailure(op, "experts placed on ranks");
+    if (op.getGlobalExperts() && !op.getExpertGroup())
+      return rewriter.notifyMatchFailure(op, "placed experts, no group");
     Location loc = op.getLoc();
     auto &b = rewriter;
     Value input = op.getInput(), offsets = op.getOffsets();
@@ -343,13 +343,25 @@ struct LowerExpertFFN : OpRewritePattern<ExpertFFNOp> {
     LinalgBuilder l{b, loc};
     Value zero = index(b, loc, 0), one = index(b, loc, 1);
     Value result = l.emptyLike(input, element);
+    // Placed experts: this rank holds experts [g * experts, (g + 1) *
+    // experts); the rows of the others stay zero (the all-reduce that
+    // follows adds the other ranks' rows).
+    Value first = zero;
+    if (Value group = op.getExpertGroup()) {
+      Value g = toIndex(b, loc, tensor::ExtractOp::create(b, loc, group, zero));
+      first = arith::MulIOp::create(b, loc, g, index(b, loc, experts));
+      Value zeroValue =
+          arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+      result = linalg::FillOp::create(b, loc, zeroValue, result).getResult(0);
+    }
     auto perExpert = scf::ForOp::create(
         b, loc, zero, index(b, loc, experts), one, ValueRange{result},
         [&](OpBuilder &b1, Location l1, Value e, ValueRange acc) {
           LinalgBuilder inner{b1, l1};
-          Value start =
-              toIndex(b1, l1, tensor::ExtractOp::create(b1, l1, offsets, e));
-          Value next = arith::AddIOp::create(b1, l1, e, one);
+          Value global = arith::AddIOp::create(b1, l1, first, e);
+          Value start = toIndex(
+              b1, l1, tensor::ExtractOp::create(b1, l1, offsets, global));
+          Value next = arith::AddIOp::create(b1, l1, global, one);
           Value end =
               toIndex(b1, l1, tensor::ExtractOp::create(b1, l1, offsets, next));
           Value count = arith::SubIOp::create(b1, l1, end, start);

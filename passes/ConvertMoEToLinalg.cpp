@@ -207,15 +207,17 @@ struct LowerRowGather : OpRewritePattern<GatherOp> {
 
   static Value source(EmbedOp op) { return op.getTable(); }
   static Value indices(EmbedOp op) { return op.getTokens(); }
+  static Value part(EmbedOp op) { return op.getPart(); }
   static Value source(GatherTokensOp op) { return op.getInput(); }
   static Value indices(GatherTokensOp op) { return op.getRows(); }
+  static Value part(GatherTokensOp) { return {}; }
 
   LogicalResult matchAndRewrite(GatherOp op,
                                 PatternRewriter &rewriter) const override {
-    Value table = source(op), rows = indices(op);
+    Value table = source(op), rows = indices(op), shard = part(op);
     if (auto weight = table.template getDefiningOp<WeightOp>())
-      if (weight.getShardAttr())
-        return rewriter.notifyMatchFailure(op, "sharded table");
+      if (weight.getShardAttr() && !shard)
+        return rewriter.notifyMatchFailure(op, "sharded table, no part");
     Location loc = op.getLoc();
     Lowering l{rewriter, loc};
     auto type = cast<RankedTensorType>(op.getType());
@@ -234,11 +236,38 @@ struct LowerRowGather : OpRewritePattern<GatherOp> {
           Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(),
                                                  args[0]);
           Value column = linalg::IndexOp::create(b, loc, 1);
-          linalg::YieldOp::create(
+          if (!shard) {
+            linalg::YieldOp::create(
+                b, loc,
+                tensor::ExtractOp::create(b, loc, table,
+                                          ValueRange{row, column})
+                    .getResult());
+            return;
+          }
+          // Part p holds rows [p * n, (p + 1) * n); other rows are zero.
+          auto index = [&](int64_t v) -> Value {
+            return arith::ConstantIndexOp::create(b, loc, v);
+          };
+          int64_t n = cast<ShapedType>(table.getType()).getDimSize(0);
+          Value p = arith::IndexCastOp::create(
+              b, loc, b.getIndexType(),
+              tensor::ExtractOp::create(b, loc, shard, ValueRange{index(0)}));
+          Value local = arith::SubIOp::create(
+              b, loc, row, arith::MulIOp::create(b, loc, p, index(n)));
+          Value inRange = arith::AndIOp::create(
               b, loc,
-              tensor::ExtractOp::create(b, loc, table,
-                                        ValueRange{row, column})
-                  .getResult());
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, local,
+                                    index(0)),
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, local,
+                                    index(n)));
+          Value safe = arith::SelectOp::create(b, loc, inRange, local, index(0));
+          Value value = tensor::ExtractOp::create(b, loc, table,
+                                                  ValueRange{safe, column});
+          Value zero = arith::ConstantOp::create(
+              b, loc, b.getZeroAttr(type.getElementType()));
+          linalg::YieldOp::create(
+              b, loc, arith::SelectOp::create(b, loc, inRange, value, zero)
+                          .getResult());
         });
     rewriter.replaceOp(op, generic.getResults());
     return success();

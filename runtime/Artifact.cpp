@@ -448,10 +448,14 @@ private:
         buffer.kind = BufferInfo::Kind::KCache;
       else if (kind == "v_cache")
         buffer.kind = BufferInfo::Kind::VCache;
+      else if (kind == "group_rank")
+        buffer.kind = BufferInfo::Kind::GroupRank;
       else
         fail(at + ".kind", "expected \"input\", \"weight\", "
-                           "\"activation\", \"k_cache\" or \"v_cache\", "
-                           "got " + show(json(kind)));
+                           "\"activation\", \"k_cache\", \"v_cache\" or "
+                           "\"group_rank\", got " + show(json(kind)));
+      if (buffer.kind == BufferInfo::Kind::GroupRank)
+        buffer.divisor = integer(entry, at, "divisor", true);
       if (buffer.kind == BufferInfo::Kind::Input ||
           buffer.kind == BufferInfo::Kind::Weight)
         buffer.name = string(entry, at, "name");
@@ -508,9 +512,26 @@ private:
           if (info.buffers[id].shape.size() != 2)
             fail(at, "GEMM buffer " + std::to_string(id) +
                          " is not two-dimensional");
+      } else if (kind == "all_reduce" || kind == "all_gather") {
+        step.kind = kind == "all_reduce" ? StepInfo::Kind::AllReduce
+                                         : StepInfo::Kind::AllGather;
+        step.a = bufferId(entry, at, "a");
+        step.c = bufferId(entry, at, "c");
+        if (step.kind == StepInfo::Kind::AllGather) {
+          step.dim = integer(entry, at, "dim", false);
+          if (step.dim >= static_cast<int64_t>(info.buffers[step.a].shape.size()))
+            fail(at + ".dim", "expected a dimension of buffer " +
+                                  std::to_string(step.a));
+        }
+      } else if (kind == "send" || kind == "recv") {
+        step.kind = kind == "send" ? StepInfo::Kind::Send : StepInfo::Kind::Recv;
+        (kind == "send" ? step.a : step.c) =
+            bufferId(entry, at, kind == "send" ? "a" : "c");
+        step.stage = integer(entry, at, "stage", false);
       } else {
-        fail(at + ".kind",
-             "expected \"kernel\" or \"gemm\", got " + show(json(kind)));
+        fail(at + ".kind", "expected \"kernel\", \"gemm\", "
+                           "\"all_reduce\", \"all_gather\", \"send\" or "
+                           "\"recv\", got " + show(json(kind)));
       }
       info.steps.push_back(std::move(step));
     }
@@ -522,8 +543,9 @@ private:
     info.slotMapping = bufferId(inputs, at, "slot_mapping");
     info.tokenSeq = bufferId(inputs, at, "token_seq");
     info.blockTables = bufferId(inputs, at, "block_tables");
-    info.logits = bufferId(object(plan, path, "outputs"), path + ".outputs",
-                           "logits");
+    const json &outputs = object(plan, path, "outputs");
+    if (outputs.contains("logits"))
+      info.logits = bufferId(outputs, path + ".outputs", "logits");
     return info;
   }
 

@@ -119,8 +119,10 @@ struct PlanDim {
 
 /// One buffer of an execution plan (`$.stages[s].execution.buffers[i]`).
 struct BufferInfo {
-  enum class Kind { Input, Weight, Activation, KCache, VCache };
+  enum class Kind { Input, Weight, Activation, KCache, VCache, GroupRank };
   Kind kind = Kind::Activation;
+  /// GroupRank: the buffer holds the rank's index in its stage / divisor.
+  int64_t divisor = 1;
   /// The input's or weight's name; empty otherwise.
   std::string name;
   /// The layer of a K/V cache buffer; -1 otherwise.
@@ -131,13 +133,18 @@ struct BufferInfo {
 
 /// One step of an execution plan (`$.stages[s].execution.steps[i]`).
 struct StepInfo {
-  enum class Kind { Kernel, Gemm };
+  enum class Kind { Kernel, Gemm, AllReduce, AllGather, Send, Recv };
   Kind kind = Kind::Kernel;
   /// Kernel: its name and its buffer arguments, inputs then outputs.
   std::string kernel;
   std::vector<int64_t> args;
-  /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed.
+  /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed. AllReduce: c =
+  /// the sum of every group member's a. AllGather: c = the members' a
+  /// concatenated along `dim`. Send: a to the same group index of stage
+  /// `stage`; Recv: c from there.
   int64_t a = -1, b = -1, c = -1;
+  int64_t dim = 0;
+  int64_t stage = -1;
 };
 
 /// `$.stages[s].execution`: what the runtime runs for one step of the
@@ -154,7 +161,7 @@ struct ExecutionInfo {
   /// slot_mapping, token_seq, block_tables.
   int64_t tokens = -1, positions = -1, logitRows = -1, slotMapping = -1,
           tokenSeq = -1, blockTables = -1;
-  /// The output: logits [R, vocab] f32.
+  /// The output: logits [R, vocab] f32; -1 for a stage before the last.
   int64_t logits = -1;
 };
 

@@ -53,13 +53,18 @@ HostExecutor::~HostExecutor() {
     close(memfd);
 }
 
-std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
-                                                   int64_t rank,
-                                                   int64_t numBlocks,
-                                                   std::string &error) {
-  std::string launch = artifact.checkLaunch("host", rank, 1);
+std::unique_ptr<HostExecutor>
+HostExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
+                     std::string &error, Communicator *communicator) {
+  std::string launch = artifact.checkLaunch(
+      "host", rank, communicator ? communicator->size() : 1);
   if (!launch.empty()) {
     error = launch;
+    return nullptr;
+  }
+  if (communicator && communicator->rank() != rank) {
+    error = "the communicator is rank " + std::to_string(communicator->rank()) +
+            "'s, not rank " + std::to_string(rank) + "'s";
     return nullptr;
   }
   const StageInfo &stage = artifact.stageOfRank(rank);
@@ -81,7 +86,8 @@ std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
   for (const BufferInfo &buffer : plan.buffers)
     if (buffer.dtype != DType::F32 && buffer.dtype != DType::I32) {
       error = std::string("the host runtime runs f32 plans; this one has a ") +
-              artifactDTypeName(buffer.dtype) + " buffer";
+              artifactDTypeName(buffer.dtype) +
+              " buffer (compile it without --dtype: f32 is the host default)";
       return nullptr;
     }
 
@@ -116,6 +122,11 @@ std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
     executor->entries[step.kernel] = reinterpret_cast<void (*)(void **)>(entry);
   }
 
+  executor->comm = communicator;
+  executor->rank = rank;
+  const StageInfo &own = artifact.stageOfRank(rank);
+  for (int64_t r = own.firstRank; r < own.firstRank + own.ranks; ++r)
+    executor->group.push_back(r);
   executor->specs = artifact.weightsForRank(rank);
   executor->rankInStage = artifact.rankInStage(rank);
   executor->groupSize = artifact.groupSize(rank);
@@ -137,25 +148,32 @@ std::unique_ptr<HostExecutor> HostExecutor::create(const Artifact &artifact,
 }
 
 void HostExecutor::initRandomWeights(uint64_t seed) {
-  for (const BufferInfo &buffer : plan.buffers) {
-    if (buffer.kind != BufferInfo::Kind::Weight)
-      continue;
-    std::vector<float> &values = weights[buffer.name];
-    if (endsWith(buffer.name, "norm.weight")) {
-      std::fill(values.begin(), values.end(), 1.0f);
-      continue;
+  // Each value is drawn for the whole checkpoint tensor and this rank's part
+  // cut from it, so that every partitioning sees the same model.
+  std::vector<float> full;
+  for (WeightSpec spec : specs) {
+    std::vector<float> &values = weights[spec.name];
+    int64_t elements = 1;
+    for (int64_t extent : spec.fullShape)
+      elements *= extent;
+    full.resize(elements);
+    if (endsWith(spec.name, "norm.weight")) {
+      std::fill(full.begin(), full.end(), 1.0f);
+    } else if (endsWith(spec.name, ".bias")) {
+      std::fill(full.begin(), full.end(), 0.0f);
+    } else {
+      int64_t fanIn = spec.fullShape.empty() ? 1 : spec.fullShape.back();
+      double bound = 1.0 / std::sqrt(static_cast<double>(fanIn));
+      uint64_t state = seed ^ fnv1a64(spec.name);
+      for (float &value : full) {
+        double unit = (splitmix64(state) >> 11) * 0x1.0p-53; // [0, 1)
+        value = static_cast<float>((2.0 * unit - 1.0) * bound);
+      }
     }
-    if (endsWith(buffer.name, ".bias")) {
-      std::fill(values.begin(), values.end(), 0.0f);
-      continue;
-    }
-    int64_t fanIn = buffer.shape.empty() ? 1 : buffer.shape.back().factor;
-    double bound = 1.0 / std::sqrt(static_cast<double>(fanIn));
-    uint64_t state = seed ^ fnv1a64(buffer.name);
-    for (float &value : values) {
-      double unit = (splitmix64(state) >> 11) * 0x1.0p-53; // [0, 1)
-      value = static_cast<float>((2.0 * unit - 1.0) * bound);
-    }
+    spec.dtype = DType::F32;
+    std::string error;
+    // The artifact reader checked every shard against its shape.
+    copyShard(spec, full.data(), rankInStage, groupSize, values.data(), error);
   }
 }
 
@@ -316,9 +334,14 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
       continue;
     }
     if (buffer.kind == BufferInfo::Kind::Activation ||
-        buffer.kind == BufferInfo::Kind::Input)
+        buffer.kind == BufferInfo::Kind::Input ||
+        buffer.kind == BufferInfo::Kind::GroupRank)
       storage[id].resize(elements * 4);
     data[id] = storage[id].data();
+    if (buffer.kind == BufferInfo::Kind::GroupRank) {
+      int32_t index = static_cast<int32_t>(rankInStage / buffer.divisor);
+      std::memcpy(data[id], &index, sizeof index);
+    }
   }
   auto fill = [&](int64_t id, const std::vector<int32_t> &values) {
     std::memcpy(data[id], values.data(), values.size() * sizeof(int32_t));
@@ -346,20 +369,81 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
     }
   }
   std::vector<void *> args;
+  bytesWithinStage = bytesToNextStage = 0;
   for (const StepInfo &step : plan.steps) {
-    if (step.kind == StepInfo::Kind::Gemm) {
-      const std::vector<int64_t> &a = sizes[step.a], &b = sizes[step.b];
-      gemm(reinterpret_cast<float *>(data[step.a]),
-           reinterpret_cast<float *>(data[step.b]),
-           reinterpret_cast<float *>(data[step.c]), a[0], b[0], a[1]);
-      continue;
+    if (step.kind == StepInfo::Kind::Kernel) {
+      args.clear();
+      for (int64_t id : step.args)
+        args.push_back(descriptors[id].data());
+      entries[step.kernel](args.data());
+    } else if (!runStep(step, data, sizes, error)) {
+      return false;
     }
-    args.clear();
-    for (int64_t id : step.args)
-      args.push_back(descriptors[id].data());
-    entries[step.kernel](args.data());
   }
-  const float *out = reinterpret_cast<const float *>(data[plan.logits]);
-  logits.assign(out, out + in.logitRows.size() * vocab);
+  logits.clear();
+  if (plan.logits >= 0) {
+    const float *out = reinterpret_cast<const float *>(data[plan.logits]);
+    logits.assign(out, out + in.logitRows.size() * vocab);
+  }
   return true;
+}
+
+bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
+                           std::vector<std::vector<int64_t>> &sizes,
+                           std::string &error) {
+  auto bytesOf = [&](int64_t id) {
+    int64_t elements = 1;
+    for (int64_t extent : sizes[id])
+      elements *= extent;
+    return elements * 4;
+  };
+  if (step.kind == StepInfo::Kind::Gemm) {
+    const std::vector<int64_t> &a = sizes[step.a], &b = sizes[step.b];
+    gemm(reinterpret_cast<float *>(data[step.a]),
+         reinterpret_cast<float *>(data[step.b]),
+         reinterpret_cast<float *>(data[step.c]), a[0], b[0], a[1]);
+    return true;
+  }
+  if (!comm) {
+    error = "this plan has collectives: run it with a communicator of its "
+            "ranks";
+    return false;
+  }
+  int64_t tp = static_cast<int64_t>(group.size());
+  switch (step.kind) {
+  case StepInfo::Kind::AllReduce:
+    bytesWithinStage += 2 * bytesOf(step.c) * (tp - 1) / tp;
+    std::memcpy(data[step.c], data[step.a], bytesOf(step.a));
+    return comm->allReduceSum(reinterpret_cast<float *>(data[step.c]),
+                              bytesOf(step.c) / 4, group, error);
+  case StepInfo::Kind::AllGather: {
+    // Gather whole blocks, then interleave them along `dim`: block g holds
+    // this rank's [outer, inner] slab, placed at column g * inner.
+    int64_t bytes = bytesOf(step.a);
+    bytesWithinStage += bytesOf(step.c) * (tp - 1) / tp;
+    std::vector<char> blocks(bytes * tp);
+    if (!comm->allGather(data[step.a], bytes, blocks.data(), group, error))
+      return false;
+    int64_t outer = 1, inner = 4;
+    const std::vector<int64_t> &shape = sizes[step.a];
+    for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d)
+      (d < step.dim ? outer : inner) *= shape[d];
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t g = 0; g < tp; ++g)
+        std::memcpy(data[step.c] + (o * tp + g) * inner,
+                    blocks.data() + g * bytes + o * inner, inner);
+    return true;
+  }
+  // The same index of the tensor group in the other stage.
+  case StepInfo::Kind::Send:
+    bytesToNextStage += bytesOf(step.a);
+    return comm->send(data[step.a], bytesOf(step.a),
+                      step.stage * tp + rankInStage, error);
+  case StepInfo::Kind::Recv:
+    return comm->recv(data[step.c], bytesOf(step.c),
+                      step.stage * tp + rankInStage, error);
+  default:
+    error = "unknown step";
+    return false;
+  }
 }

@@ -15,6 +15,7 @@
 #define MOEC_RUNTIME_HOSTEXECUTOR_H
 
 #include "runtime/Artifact.h"
+#include "runtime/Communicator.h"
 #include "runtime/ModelRunner.h"
 
 #include <cstdint>
@@ -31,12 +32,15 @@ class HostExecutor : public ModelRunner {
 public:
   ~HostExecutor() override;
 
-  /// Prepares rank `rank` of `artifact` (which must stay alive) with a KV
-  /// cache of `numBlocks` blocks per layer. Null with `error` set when the
-  /// artifact has no host plan or its shared object cannot be loaded.
+  /// Prepares rank `rank` of `artifact` with a KV cache of `numBlocks`
+  /// blocks per layer. A partitioned plan needs a communicator of the job's
+  /// ranks (`communicator`, which must outlive the executor; its size must
+  /// be the plan's ranks); a one-rank plan needs none. Null with `error` set
+  /// when the artifact has no host plan, the ranks do not match or the
+  /// shared object cannot be loaded.
   static std::unique_ptr<HostExecutor>
   create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
-         std::string &error);
+         std::string &error, Communicator *communicator = nullptr);
 
   /// Fills every weight with deterministic values from `seed`: uniform in
   /// ±1/sqrt(fan-in) for matrices and embeddings, 1 for norm scales, 0 for
@@ -53,9 +57,11 @@ public:
   /// plan has no such weight.
   const std::vector<float> *weight(const std::string &name) const;
 
-  /// Runs one step; `logits` gets [logitRows.size(), vocab] f32. False with
-  /// `error` set for inputs that are inconsistent or out of range (nothing
-  /// is written to the cache then).
+  /// Runs one step; `logits` gets [logitRows.size(), vocab] f32 (nothing
+  /// on a stage before the last). False with `error` set for inputs that are
+  /// inconsistent or out of range (nothing is written to the cache then) or
+  /// a failed transfer. Every rank of a partitioned plan runs the same step
+  /// with the same inputs.
   bool forward(const StepInputs &inputs, std::vector<float> &logits,
                std::string &error) override;
 
@@ -64,9 +70,20 @@ public:
   int64_t numBlocks() const override { return blocks; }
   int64_t vocabSize() const override { return vocab; }
 
+  /// Bytes this rank sent in its last forward() step, counted as the
+  /// planner predicts them (ring algorithms: an all-reduce of B bytes over
+  /// g ranks sends 2B(g-1)/g, an all-gather of a B-byte result B(g-1)/g, a
+  /// pipeline send its B bytes): within its stage, and to the next stage.
+  std::pair<int64_t, int64_t> lastStepBytesSent() const {
+    return {bytesWithinStage, bytesToNextStage};
+  }
+
+  /// "" when forward() accepts `inputs`, else why not (the message forward
+  /// fails with). The same on every rank of a plan.
+  std::string checkInputs(const StepInputs &inputs) const;
+
 private:
   HostExecutor() = default;
-  std::string checkInputs(const StepInputs &inputs) const;
 
   ExecutionInfo plan;
   int64_t blocks = 0;
@@ -82,6 +99,14 @@ private:
   /// How this rank's weights are cut from a checkpoint.
   std::vector<WeightSpec> specs;
   int64_t rankInStage = 0, groupSize = 1;
+  /// Partitioned plans: the job's communicator, this rank, its stage's
+  /// ranks (the tensor-parallel group) and the plan's ranks per stage.
+  Communicator *comm = nullptr;
+  int64_t bytesWithinStage = 0, bytesToNextStage = 0;
+  int64_t rank = 0;
+  std::vector<int64_t> group;
+  bool runStep(const StepInfo &step, std::vector<char *> &data,
+               std::vector<std::vector<int64_t>> &sizes, std::string &error);
 };
 
 } // namespace moert

@@ -92,6 +92,29 @@ bool KVBlockManager::appendTokens(int64_t id, int64_t tokens,
   return true;
 }
 
+bool KVBlockManager::truncate(int64_t id, int64_t tokens,
+                              std::string &error) {
+  auto it = sequences.find(id);
+  if (it == sequences.end()) {
+    error = "unknown sequence " + std::to_string(id);
+    return false;
+  }
+  Sequence &sequence = it->second;
+  if (tokens < 0 || tokens > sequence.tokens) {
+    error = "sequence " + std::to_string(id) + " holds " +
+            std::to_string(sequence.tokens) + " tokens, cannot keep " +
+            std::to_string(tokens);
+    return false;
+  }
+  sequence.tokens = tokens;
+  // freeBlocks never holds more than its initial size: no reallocation.
+  while (static_cast<int64_t>(sequence.blocks.size()) > blocksFor(tokens)) {
+    releaseBlock(sequence.blocks.back());
+    sequence.blocks.pop_back();
+  }
+  return true;
+}
+
 bool KVBlockManager::fork(int64_t parent, int64_t child, std::string &error) {
   auto it = sequences.find(parent);
   if (it == sequences.end()) {

@@ -46,6 +46,12 @@ public:
   /// block is first copied (see takePendingCopies). Fails, changing nothing,
   /// if blocks are short or `id` is unknown.
   bool appendTokens(int64_t id, int64_t tokens, std::string &error);
+  /// Shrinks sequence `id` to its first `tokens` tokens and releases the
+  /// blocks past them (the rollback of rejected speculative tokens; the
+  /// stale entries left in the last block are overwritten when the sequence
+  /// grows again). Fails, changing nothing, if `id` is unknown or `tokens`
+  /// is negative or more than it holds. Never allocates.
+  bool truncate(int64_t id, int64_t tokens, std::string &error);
   /// Makes `child` share every block of `parent`.
   bool fork(int64_t parent, int64_t child, std::string &error);
   /// Releases every block of `id` (no-op for an unknown id).

@@ -453,24 +453,13 @@ bool WeightLoader::load(const WeightSpec &spec, int64_t rank, int64_t groupSize,
   return false;
 }
 
-bool WeightLoader::loadImpl(const WeightSpec &spec, int64_t rank,
-                            int64_t groupSize, void *destination,
-                            std::string &error) {
-  const TensorInfo *tensor = find(spec.name);
-  if (!tensor) {
-    error = missingMessage(spec.name);
-    return false;
-  }
+bool moert::copyShard(const WeightSpec &spec, const void *full, int64_t rank,
+                      int64_t groupSize, void *destination,
+                      std::string &error) {
   auto fail = [&](const std::string &message) {
     error = "weight '" + spec.name + "': " + message;
     return false;
   };
-  if (tensor->dtype != spec.dtype)
-    return fail(std::string("checkpoint has ") + dtypeName(tensor->dtype) +
-                ", the model expects " + dtypeName(spec.dtype));
-  if (tensor->shape != spec.fullShape)
-    return fail("checkpoint shape " + formatShape(tensor->shape) +
-                " but the model expects " + formatShape(spec.fullShape));
   std::vector<int64_t> splits, chunks;
   int64_t parts = 0;
   if (!planShard(spec, splits, chunks, parts, &error))
@@ -490,8 +479,9 @@ bool WeightLoader::loadImpl(const WeightSpec &spec, int64_t rank,
   if (!destination)
     return fail("no destination buffer");
 
-  int64_t total = partBytes(spec);
+  int64_t total = WeightLoader::partBytes(spec);
   uint8_t *out = static_cast<uint8_t *>(destination);
+  const uint8_t *data = static_cast<const uint8_t *>(full);
   const std::vector<int64_t> &shape = spec.fullShape;
   size_t dims = shape.size();
   // This rank's part index along each dimension (row-major over splits).
@@ -505,7 +495,7 @@ bool WeightLoader::loadImpl(const WeightSpec &spec, int64_t rank,
     if (splits[i] > 1)
       cut = i;
   if (total > 0 && cut == dims) {
-    std::memcpy(out, tensor->data, static_cast<size_t>(total));
+    std::memcpy(out, data, static_cast<size_t>(total));
   } else if (total > 0) {
     std::vector<int64_t> stride(dims), chunkSize(dims), piece(dims);
     for (size_t i = dims; i-- > 0;) {
@@ -528,12 +518,36 @@ bool WeightLoader::loadImpl(const WeightSpec &spec, int64_t rank,
         offset += (index[i] / piece[i] * chunkSize[i] + part[i] * piece[i] +
                    index[i] % piece[i]) *
                   stride[i];
-      std::memcpy(out, tensor->data + offset, static_cast<size_t>(runBytes));
+      std::memcpy(out, data + offset, static_cast<size_t>(runBytes));
       out += runBytes;
       for (size_t d = cut + 1; d-- > 0 && ++index[d] == extent[d];)
         index[d] = 0;
     }
   }
+  return true;
+}
+
+bool WeightLoader::loadImpl(const WeightSpec &spec, int64_t rank,
+                            int64_t groupSize, void *destination,
+                            std::string &error) {
+  const TensorInfo *tensor = find(spec.name);
+  if (!tensor) {
+    error = missingMessage(spec.name);
+    return false;
+  }
+  auto fail = [&](const std::string &message) {
+    error = "weight '" + spec.name + "': " + message;
+    return false;
+  };
+  if (tensor->dtype != spec.dtype)
+    return fail(std::string("checkpoint has ") + dtypeName(tensor->dtype) +
+                ", the model expects " + dtypeName(spec.dtype));
+  if (tensor->shape != spec.fullShape)
+    return fail("checkpoint shape " + formatShape(tensor->shape) +
+                " but the model expects " + formatShape(spec.fullShape));
+  if (!copyShard(spec, tensor->data, rank, groupSize, destination, error))
+    return false;
+  int64_t total = partBytes(spec);
   progressDone += total;
   if (progress)
     progress(progressDone, progressTotal > 0 ? progressTotal : checkpointBytes);

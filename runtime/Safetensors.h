@@ -93,6 +93,13 @@ private:
   std::map<std::string, TensorInfo> tensors;
 };
 
+/// Copies the part of `spec` (whole tensor at `full`, row-major, in
+/// spec.dtype) that `rank` of a group of `groupSize` ranks holds into
+/// `destination`, as WeightLoader::load does. False with `error` (naming the
+/// weight) when the shard does not fit the shape or the group.
+bool copyShard(const WeightSpec &spec, const void *full, int64_t rank,
+               int64_t groupSize, void *destination, std::string &error);
+
 /// Loads the rank-local parts of weights from a whole checkpoint.
 class WeightLoader {
 public:

@@ -7,13 +7,17 @@
 // sampled token can be half recorded. step() and submit() turn an exception
 // into a false return.
 //
+// The speculative parts of a step are in SpeculativeStep.cpp.
+//
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Scheduler.h"
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
 #include <exception>
+#include <utility>
 
 using namespace moert;
 
@@ -22,16 +26,33 @@ int32_t clampToInt32(int64_t value) {
   return static_cast<int32_t>(
       std::min<int64_t>(std::max<int64_t>(value, 1), INT32_MAX));
 }
+
+SchedulerOptions sanitize(SchedulerOptions opts, const ModelRunner &runner) {
+  opts.maxTokensPerStep = std::max<int64_t>(opts.maxTokensPerStep, 1);
+  opts.maxRunning = std::max<int64_t>(opts.maxRunning, 1);
+  opts.draftTokens = std::max<int64_t>(opts.draftTokens, 1);
+  opts.speculationProbeInterval =
+      std::max<int64_t>(opts.speculationProbeInterval, 0);
+  if (opts.draft && opts.draft->vocabSize() != runner.vocabSize())
+    opts.draft = nullptr;
+  return opts;
+}
 } // namespace
 
 Scheduler::Scheduler(ModelRunner &runner, SchedulerOptions options)
-    : runner(runner), opts(options), blocks(clampToInt32(runner.numBlocks()),
-                                            clampToInt32(runner.blockSize())) {
-  opts.maxTokensPerStep = std::max<int64_t>(opts.maxTokensPerStep, 1);
-  opts.maxRunning = std::max<int64_t>(opts.maxRunning, 1);
+    : runner(runner), opts(sanitize(std::move(options), runner)),
+      blocks(clampToInt32(runner.numBlocks()),
+             clampToInt32(runner.blockSize())),
+      draftBlocks(opts.draft ? clampToInt32(opts.draft->numBlocks()) : 0,
+                  opts.draft ? clampToInt32(opts.draft->blockSize()) : 1),
+      policy(opts.draftTokens, opts.priorAcceptance, opts.draftCostRatio) {
   if (opts.maxContext <= 0)
     opts.maxContext =
         static_cast<int64_t>(blocks.getNumBlocks()) * blocks.getBlockSize();
+  if (opts.draft) {
+    counters.draftProposed.assign(opts.draftTokens, 0);
+    counters.draftAccepted.assign(opts.draftTokens, 0);
+  }
   updateCounts();
 }
 
@@ -117,6 +138,7 @@ bool Scheduler::cancel(int64_t id) {
   for (std::vector<int64_t> *list : {&waiting, &running})
     list->erase(std::remove(list->begin(), list->end(), id), list->end());
   blocks.freeSequence(id);
+  draftBlocks.freeSequence(id);
   sequences.erase(it);
   ++counters.cancelled;
   updateCounts();
@@ -148,6 +170,8 @@ void Scheduler::updateCounts() {
   counters.blocksUsed = blocks.getNumBlocks() - blocks.getNumFreeBlocks();
   counters.peakBlocksUsed =
       std::max(counters.peakBlocksUsed, counters.blocksUsed);
+  counters.draftBlocksUsed =
+      draftBlocks.getNumBlocks() - draftBlocks.getNumFreeBlocks();
   counters.running = static_cast<int64_t>(running.size());
   counters.waiting = static_cast<int64_t>(waiting.size());
 }
@@ -161,26 +185,48 @@ void Scheduler::preempt(int64_t id) {
   insertSorted(waiting, id, /*queue=*/true);
   running.erase(std::find(running.begin(), running.end(), id));
   blocks.freeSequence(id);
+  draftBlocks.freeSequence(id);
   Sequence &sequence = sequences.at(id);
   sequence.computed = 0;
+  sequence.draftComputed = 0;
   sequence.prefilled = false;
   ++counters.preemptions;
 }
 
-void Scheduler::planDecodes(std::vector<Chunk> &chunks, int64_t &budget) {
+bool Scheduler::holdTokens(KVBlockManager &manager, int64_t id,
+                           int64_t tokens) {
   std::string ignored;
+  if (!manager.hasSequence(id))
+    return manager.addSequence(id, tokens, ignored);
+  int64_t held = manager.getNumTokens(id);
+  if (tokens > held)
+    return manager.appendTokens(id, tokens - held, ignored);
+  return manager.truncate(id, tokens, ignored);
+}
+
+void Scheduler::planDecodes(std::vector<Chunk> &chunks, int64_t &budget,
+                            bool speculate) {
+  int64_t draftBudget = opts.maxTokensPerStep;
   for (size_t i = 0; i < running.size() && budget > 0; ++i) {
     int64_t id = running[i];
     Sequence &sequence = sequences.at(id);
     if (!sequence.prefilled)
       continue;
-    // The token fed back gets a slot; after a failed step it may have one.
-    int64_t missing = sequence.length() - blocks.getNumTokens(id);
+    assert(sequence.computed + 1 == sequence.length() && "one token to feed");
+    Chunk chunk{id, sequence.computed, 1, /*decode=*/true};
+    if (speculate)
+      planDraft(i, budget, draftBudget, chunk);
+    // The token fed back and the drafts get slots; after a failed step the
+    // sequence may hold them already, or more.
     bool preemptedItself = false;
-    while (missing > 0 && !blocks.appendTokens(id, missing, ignored)) {
+    while (!holdTokens(blocks, id, sequence.length() + chunk.drafts)) {
       // Victims come from the end of the rank order, after position i: the
       // sequences that already have their token in this step are safe.
       int64_t victim = running.back();
+      if (victim == id && chunk.drafts > 0) {
+        dropDraft(chunk); // Decoding plainly may still fit.
+        continue;
+      }
       preempt(victim);
       if (victim == id) {
         preemptedItself = true;
@@ -189,9 +235,9 @@ void Scheduler::planDecodes(std::vector<Chunk> &chunks, int64_t &budget) {
     }
     if (preemptedItself)
       break; // It was the last running sequence.
-    assert(sequence.computed + 1 == sequence.length() && "one token to feed");
-    chunks.push_back({id, sequence.computed, 1, /*decode=*/true});
-    --budget;
+    chunk.count = 1 + chunk.drafts;
+    chunks.push_back(chunk);
+    budget -= chunk.count;
   }
 }
 
@@ -218,6 +264,7 @@ void Scheduler::admit(std::vector<Chunk> &chunks, int64_t &budget) {
       break; // The head waits for blocks; nothing overtakes it.
     sequence.admission = nextAdmission++;
     sequence.computed = 0;
+    sequence.draftComputed = 0;
     sequence.prefilled = false;
     running.push_back(id); // Reserved in submit(): cannot throw.
     std::rotate(std::upper_bound(running.begin(), running.end() - 1, id,
@@ -236,7 +283,8 @@ void Scheduler::admit(std::vector<Chunk> &chunks, int64_t &budget) {
 void Scheduler::buildInputs(const std::vector<Chunk> &chunks) {
   int64_t blockSize = blocks.getBlockSize();
   inputs = StepInputs{};
-  sampledIds.clear();
+  sampled.clear();
+  size_t proposal = 0;
   inputs.sequences = static_cast<int64_t>(chunks.size());
   inputs.blocksPerSeq = 1;
   for (const Chunk &chunk : chunks)
@@ -251,24 +299,35 @@ void Scheduler::buildInputs(const std::vector<Chunk> &chunks) {
     const std::vector<int32_t> &table = blocks.getBlockTable(chunk.id);
     std::copy(table.begin(), table.end(),
               inputs.blockTables.begin() + row * inputs.blocksPerSeq);
+    size_t first = inputs.tokens.size();
+    int64_t length = sequence.length();
     for (int64_t i = chunk.start; i < chunk.start + chunk.count; ++i) {
-      inputs.tokens.push_back(sequence.tokenAt(i));
+      // Past the sequence's end come its draft tokens.
+      inputs.tokens.push_back(i < length
+                                  ? sequence.tokenAt(i)
+                                  : proposals[proposal].tokens[i - length]);
       inputs.positions.push_back(static_cast<int32_t>(i));
       inputs.slotMapping.push_back(static_cast<int32_t>(
           table[i / blockSize] * blockSize + i % blockSize));
       inputs.tokenSeq.push_back(static_cast<int32_t>(row));
     }
-    if (chunk.start + chunk.count == sequence.length()) {
+    if (chunk.drafts > 0) {
+      // Every position of a speculating sequence has its row.
+      for (size_t t = first; t < inputs.tokens.size(); ++t)
+        inputs.logitRows.push_back(static_cast<int32_t>(t));
+      sampled.push_back({chunk.id, inputs.logitRows.size() - chunk.count,
+                         static_cast<int64_t>(proposal++)});
+    } else if (chunk.start + chunk.count == length) {
       inputs.logitRows.push_back(static_cast<int32_t>(inputs.tokens.size()) -
                                  1);
-      sampledIds.push_back(chunk.id);
+      sampled.push_back({chunk.id, inputs.logitRows.size() - 1, -1});
     }
   }
   // ModelRunner::forward wants at least one row even when every sequence
   // of the step is in the middle of its prefill.
   if (inputs.logitRows.empty() && !inputs.tokens.empty()) {
     inputs.logitRows.push_back(static_cast<int32_t>(inputs.tokens.size()) - 1);
-    sampledIds.push_back(-1);
+    sampled.push_back({-1, 0, -1});
   }
 }
 
@@ -285,34 +344,67 @@ void Scheduler::finish(int64_t id, FinishReason reason,
   events.push_back(event); // Reserved by runStep.
   running.erase(std::find(running.begin(), running.end(), id));
   blocks.freeSequence(id);
+  draftBlocks.freeSequence(id);
   sequences.erase(id);
   ++counters.finished;
+}
+
+bool Scheduler::emit(int64_t id, int32_t token,
+                     std::vector<SchedulerEvent> &events) {
+  Sequence &sequence = sequences.at(id);
+  sequence.generated.push_back(token); // Reserved by runStep.
+  ++counters.generatedTokens;
+  SchedulerEvent event;
+  event.requestId = id;
+  event.token = token;
+  events.push_back(event);
+  if (token == sequence.request.stopToken)
+    finish(id, FinishReason::StopToken, events);
+  else if (static_cast<int64_t>(sequence.generated.size()) >=
+           sequence.request.maxNewTokens)
+    finish(id, FinishReason::Length, events);
+  else
+    return false;
+  return true;
 }
 
 bool Scheduler::runStep(std::vector<SchedulerEvent> &events,
                         std::string &error) {
   std::vector<Chunk> chunks;
   int64_t budget = opts.maxTokensPerStep;
-  planDecodes(chunks, budget);
+  planDecodes(chunks, budget, decideSpeculation());
   planPrefills(chunks, budget);
   admit(chunks, budget);
   updateCounts();
   if (chunks.empty())
     return true; // Idle.
+  if (!runDrafts(chunks, error))
+    return false;
   buildInputs(chunks);
 
   // Everything recorded after forward() goes into storage reserved now.
-  events.reserve(events.size() + 2 * sampledIds.size());
-  for (int64_t id : sampledIds)
-    if (id >= 0) {
-      Sequence &sequence = sequences.at(id);
-      sequence.generated.reserve(sequence.generated.size() + 1);
-    }
+  size_t eventCount = 0;
+  for (const Sampled &entry : sampled) {
+    if (entry.id < 0)
+      continue;
+    size_t tokens = entry.proposal < 0
+                        ? 1
+                        : proposals[entry.proposal].tokens.size() + 1;
+    eventCount += tokens + 1;
+    Sequence &sequence = sequences.at(entry.id);
+    sequence.generated.reserve(sequence.generated.size() + tokens);
+  }
+  events.reserve(events.size() + eventCount);
 
+  auto start = std::chrono::steady_clock::now();
   if (!runner.forward(inputs, logits, error)) {
     error = "forward step failed: " + error;
     return false;
   }
+  policy.recordTargetForward(
+      static_cast<int64_t>(inputs.tokens.size()),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count());
   int64_t vocab = runner.vocabSize();
   if (static_cast<int64_t>(logits.size()) !=
       static_cast<int64_t>(inputs.logitRows.size()) * vocab) {
@@ -321,42 +413,41 @@ bool Scheduler::runStep(std::vector<SchedulerEvent> &events,
             " rows of " + std::to_string(vocab);
     return false;
   }
+  // May allocate (and throw): still before any change.
+  verifyProposals();
 
   ++counters.steps;
+  counters.speculativeSteps += proposals.empty() ? 0 : 1;
   for (const Chunk &chunk : chunks) {
     Sequence &sequence = sequences.at(chunk.id);
     if (chunk.decode) {
-      counters.decodeTokens += chunk.count;
+      counters.decodeTokens += 1;
+      counters.verifiedDraftTokens += chunk.drafts;
     } else {
       counters.prefillTokens += chunk.count;
       counters.recomputedTokens += std::max<int64_t>(
           0, std::min(chunk.start + chunk.count, sequence.everComputed) -
                  chunk.start);
     }
-    sequence.computed = chunk.start + chunk.count;
+    // A speculating sequence's drafts count once verified (commitProposal).
+    sequence.computed = chunk.start + chunk.count - chunk.drafts;
     sequence.everComputed = std::max(sequence.everComputed, sequence.computed);
     if (sequence.computed == sequence.length())
       sequence.prefilled = true;
   }
-  for (size_t row = 0; row < sampledIds.size(); ++row) {
-    int64_t id = sampledIds[row];
-    if (id < 0)
+  commitCatchUps(chunks);
+  for (const Sampled &entry : sampled) {
+    if (entry.id < 0)
       continue;
-    Sequence &sequence = sequences.at(id);
-    int32_t token =
-        sample(logits.data() + row * vocab, vocab, sequence.request.sampling,
-               sequence.generated.size());
-    sequence.generated.push_back(token);
-    ++counters.generatedTokens;
-    SchedulerEvent event;
-    event.requestId = id;
-    event.token = token;
-    events.push_back(event);
-    if (token == sequence.request.stopToken)
-      finish(id, FinishReason::StopToken, events);
-    else if (static_cast<int64_t>(sequence.generated.size()) >=
-             sequence.request.maxNewTokens)
-      finish(id, FinishReason::Length, events);
+    if (entry.proposal >= 0) {
+      commitProposal(entry.proposal, chunks, events);
+      continue;
+    }
+    Sequence &sequence = sequences.at(entry.id);
+    emit(entry.id,
+         sample(logits.data() + entry.row * vocab, vocab,
+                sequence.request.sampling, sequence.generated.size()),
+         events);
   }
   updateCounts();
   return true;

@@ -37,6 +37,48 @@
 // step runs at least one token of a running sequence and every request
 // finishes (while higher priorities do not keep arriving).
 //
+// Speculative decoding (SchedulerOptions::draft; DESIGN.md section 5). A
+// draft model, a second ModelRunner over the same vocabulary with its own
+// paged cache (and its own KVBlockManager here), proposes k tokens for a
+// decoding sequence, and the target verifies them in the same forward step
+// as everybody else's work. In a step that speculates (see the policy in
+// runtime/Speculation.h), step 1 gives each decoding sequence, in rank
+// order, k_s = min(k, tokens it may still generate - 1, budget left - 1)
+// drafts when k_s >= 1 and its draft can take part:
+//  - The draft may lag: it caches the first D tokens of the sequence (0
+//    after admission or an eviction; behind after plain decode steps or
+//    after all k drafts and the bonus token were accepted). Its first
+//    forward feeds positions D..L-1 (the catch-up and the last token; L is
+//    the sequence's length) and asks for the row of L-1; the draft forwards
+//    2..k_s feed the previous draft token. All speculating sequences share
+//    one draft forward per draft position. The first forward's tokens are
+//    limited by maxTokensPerStep: a sequence whose catch-up does not fit
+//    gets a catch-up chunk of what is left of that budget and decodes
+//    plainly this step.
+//  - Draft token j is sample(draft logits, sampling, g + j - 1) (g: tokens
+//    generated so far) and q_j = probabilities() of the same row.
+//  - Draft blocks for L + k_s - 1 tokens are taken before the step; when
+//    short, the draft caches of the lowest-ranked running sequences are
+//    dropped (they only cost a later catch-up); when still short, the
+//    sequence decodes plainly. Target blocks for its L + k_s tokens are
+//    taken like a decode's (preempting lower-ranked sequences; if only
+//    preempting itself would do, it decodes plainly instead).
+//  - The target step feeds the last token and the k_s drafts at positions
+//    L-1..L+k_s-1 and returns all k_s+1 rows p_0..p_k_s (probabilities()
+//    under the request's sampling); verifyDraft(p, q, drafts, seed, g)
+//    yields a accepted drafts and one more token, and the step emits those
+//    a+1 tokens (fewer if the stop token comes first).
+//  - Rollback: the target keeps L + a cached tokens and the draft
+//    min(L + k_s - 1, L + a); both block managers are truncated to that and
+//    the stale entries past it are overwritten when the sequence grows
+//    (attention reads only positions up to the token's own).
+// Greedy requests get one-hot distributions, so they accept exactly the
+// drafts equal to the target's argmax and emit that argmax: their output is
+// the output without speculation. Sampled ones follow the target
+// distribution (the rejection rule), with draws that depend only on the
+// seed and position, but not the draws of plain decoding. A preemption or
+// cancellation drops the draft cache with the sequence's blocks.
+//
 // No exception leaves this API: failures return false with a message.
 //
 //===----------------------------------------------------------------------===//
@@ -47,8 +89,10 @@
 #include "runtime/KVBlockManager.h"
 #include "runtime/ModelRunner.h"
 #include "runtime/Sampler.h"
+#include "runtime/Speculation.h"
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <unordered_map>
@@ -94,6 +138,26 @@ struct SchedulerOptions {
   int64_t maxTokensPerStep = 256;
   /// Sequences in the running batch at most (>= 1).
   int64_t maxRunning = 64;
+
+  /// The draft model of speculative decoding (null: none). It must outlive
+  /// the scheduler, which then manages its KV cache alone. A draft whose
+  /// vocabulary size differs from the target's is not used (options()
+  /// then reports null).
+  ModelRunner *draft = nullptr;
+  /// Draft tokens k proposed per speculating sequence and step (>= 1).
+  int64_t draftTokens = 4;
+  /// True: speculate only while the running batch is at most the policy's
+  /// batch limit (runtime/Speculation.h); false: in every step.
+  bool adaptiveSpeculation = true;
+  /// The cost ratio c(b) of the policy for a running batch of b sequences;
+  /// empty: measured from the forward times.
+  std::function<double(int64_t)> draftCostRatio;
+  /// The acceptance rate assumed before any draft was verified.
+  double priorAcceptance = 0.5;
+  /// While the policy finds that speculation pays at no batch size, one
+  /// step in this many speculates anyway to measure the acceptance again
+  /// (0: never).
+  int64_t speculationProbeInterval = 64;
 };
 
 /// Counters since construction; blocksUsed, running and waiting are the
@@ -111,6 +175,25 @@ struct SchedulerStats {
   int64_t peakBlocksUsed = 0;
   int64_t blocksUsed = 0;
   int64_t running = 0, waiting = 0;
+
+  /// Speculative decoding. Steps in which a sequence speculated; draft
+  /// forward() calls that succeeded; tokens fed to the draft (catch-up
+  /// included); draft tokens run through the target to verify them (not in
+  /// decodeTokens); verifications (one per speculating sequence and step).
+  int64_t speculativeSteps = 0, draftForwards = 0, draftFedTokens = 0,
+          verifiedDraftTokens = 0, verifications = 0;
+  /// Draft caches dropped for lack of draft blocks; the draft's blocks in
+  /// use now.
+  int64_t draftEvictions = 0, draftBlocksUsed = 0;
+  /// Per draft position j = 1..draftTokens (index j - 1): verifications
+  /// that proposed a j-th draft token, and those that accepted it (and so
+  /// all before it): draftAccepted[j-1] / draftProposed[j-1] estimates the
+  /// probability that the first j drafts are accepted (α^j).
+  std::vector<int64_t> draftProposed, draftAccepted;
+  /// The policy's acceptance estimate α and batch limit B* as of the last
+  /// step (runtime/Speculation.h); B* = maxRunning when not adaptive.
+  double acceptanceEstimate = 0;
+  int64_t speculationBatchLimit = 0;
 };
 
 /// Continuous batching of many requests over one ModelRunner.
@@ -128,7 +211,8 @@ public:
   /// duplicate id, invalid sampling parameters or stop token.
   bool submit(const Request &request, std::string &reason);
 
-  /// Runs one iteration and appends its events to `events`. Returns true
+  /// Runs one iteration and appends its events to `events` (a speculating
+  /// sequence may get several Token events in one step). Returns true
   /// also when there was nothing to do. On false (`error` set: the runner
   /// failed or broke its contract, or memory ran out) no token was sampled
   /// and no event emitted, and every request is still queued or running
@@ -169,6 +253,8 @@ private:
     int64_t computed = 0, everComputed = 0;
     /// The prefill since its last admission is done: it is decoding.
     bool prefilled = false;
+    /// Tokens whose K/V are in the draft's cache.
+    int64_t draftComputed = 0;
 
     int64_t length() const {
       return static_cast<int64_t>(request.prompt.size() + generated.size());
@@ -178,11 +264,30 @@ private:
       return i < prompt ? request.prompt[i] : generated[i - prompt];
     }
   };
-  /// A sequence's share of one step: tokens [start, start + count).
+  /// A sequence's share of one step: tokens [start, start + count), of
+  /// which the last `drafts` are draft tokens (speculation), and the tokens
+  /// [draftStart, draftStart + draftCount) fed to the draft's first forward
+  /// (with drafts == 0: a catch-up chunk only).
   struct Chunk {
     int64_t id;
     int64_t start, count;
     bool decode;
+    int64_t drafts = 0, draftStart = 0, draftCount = 0;
+  };
+  /// A speculating sequence's drafts and their distributions q_j.
+  struct Proposal {
+    size_t chunk = 0;
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<float>> probs;
+    SpeculativeResult result{0, -1};
+  };
+  /// Who samples from the logit rows [row, row + rows): a sequence (-1: a
+  /// row asked for only because the runner wants one) and its proposal
+  /// (-1: a plain decode or the end of a prefill).
+  struct Sampled {
+    int64_t id;
+    size_t row;
+    int64_t proposal;
   };
 
   /// Why `request` can never run ("" if it can).
@@ -191,30 +296,60 @@ private:
   /// (waiting); the lowest-ranked running sequence is the preemption victim.
   bool ranksBefore(const Sequence &a, const Sequence &b, bool queue) const;
   void insertSorted(std::vector<int64_t> &list, int64_t id, bool queue);
+  /// Makes `id` hold exactly `tokens` tokens in `manager` (added, grown or
+  /// truncated); false, changing nothing, when blocks are short.
+  static bool holdTokens(KVBlockManager &manager, int64_t id, int64_t tokens);
   void preempt(int64_t id);
   void finish(int64_t id, FinishReason reason,
               std::vector<SchedulerEvent> &events);
-  void planDecodes(std::vector<Chunk> &chunks, int64_t &budget);
+  void planDecodes(std::vector<Chunk> &chunks, int64_t &budget,
+                   bool speculate);
   void planPrefills(std::vector<Chunk> &chunks, int64_t &budget);
   void admit(std::vector<Chunk> &chunks, int64_t &budget);
   void buildInputs(const std::vector<Chunk> &chunks);
   bool runStep(std::vector<SchedulerEvent> &events, std::string &error);
   void updateCounts();
+  /// Records the sampled token `token` of `id`; true if it finished.
+  bool emit(int64_t id, int32_t token, std::vector<SchedulerEvent> &events);
+
+  // Speculation (SpeculativeStep.cpp).
+  /// Whether this step speculates (the policy; updates its statistics).
+  bool decideSpeculation();
+  /// Drafts (and the draft's blocks) for the decode chunk of the sequence at
+  /// running[rank], given the target budget left; a catch-up chunk or
+  /// nothing when the draft cannot take part.
+  void planDraft(size_t rank, int64_t budget, int64_t &draftBudget,
+                 Chunk &chunk);
+  /// Drops speculation from a planned chunk, releasing its draft blocks.
+  void dropDraft(Chunk &chunk);
+  /// Runs the draft forwards of the planned chunks, filling `proposals`.
+  bool runDrafts(const std::vector<Chunk> &chunks, std::string &error);
+  /// After the target forward: each proposal's verifyDraft result.
+  void verifyProposals();
+  /// Records proposal `index`'s tokens and rolls back the rejected ones.
+  void commitProposal(size_t index, const std::vector<Chunk> &chunks,
+                      std::vector<SchedulerEvent> &events);
+  /// After a successful step: draft caches of the catch-up chunks.
+  void commitCatchUps(const std::vector<Chunk> &chunks);
 
   ModelRunner &runner;
   SchedulerOptions opts;
   KVBlockManager blocks;
+  /// The draft's cache (empty without a draft) and the policy.
+  KVBlockManager draftBlocks;
+  SpeculationPolicy policy;
+  int64_t stepsWithoutSpeculation = 0;
   std::unordered_map<int64_t, Sequence> sequences;
   /// Ids in rank order (see ranksBefore).
   std::vector<int64_t> running, waiting;
   uint64_t nextArrival = 0, nextAdmission = 0;
   SchedulerStats counters;
-  /// The step being run: its inputs, logits, and per logit row the
-  /// sequence that samples from it (-1: a row asked for only because the
-  /// runner wants at least one).
+  /// The step being run: its inputs, logits, who samples from them, and
+  /// the proposals of the speculating sequences.
   StepInputs inputs;
   std::vector<float> logits;
-  std::vector<int64_t> sampledIds;
+  std::vector<Sampled> sampled;
+  std::vector<Proposal> proposals;
 };
 
 } // namespace moert

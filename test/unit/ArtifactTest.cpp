@@ -551,7 +551,8 @@ TEST(Artifact, RejectsBadExecutionPlans) {
                  "size such as \"T\" or \"2T\" (T, R, S, N or M), got \"2X\"");
   EXPECT_EQ(errorWith([](json &p) { p["buffers"][2]["kind"] = "scratch"; }),
             at + ".buffers[2].kind: expected \"input\", \"weight\", "
-                 "\"activation\", \"k_cache\" or \"v_cache\", got \"scratch\"");
+                 "\"activation\", \"k_cache\", \"v_cache\" or "
+                 "\"group_rank\", got \"scratch\"");
   EXPECT_EQ(errorWith([](json &p) { p["buffers"][3]["layer"] = 2; }),
             at + ".buffers[3].layer: expected a layer below kv_layers (2), "
                  "got 2");
@@ -562,8 +563,9 @@ TEST(Artifact, RejectsBadExecutionPlans) {
   EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["b"] = 0; }),
             at + ".steps[1]: GEMM buffer 0 is not two-dimensional");
   EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["kind"] = "conv"; }),
-            at + ".steps[1].kind: expected \"kernel\" or \"gemm\", got "
-                 "\"conv\"");
+            at + ".steps[1].kind: expected \"kernel\", \"gemm\", "
+                 "\"all_reduce\", \"all_gather\", \"send\" or \"recv\", "
+                 "got \"conv\"");
   EXPECT_EQ(errorWith([](json &p) { p["inputs"].erase("token_seq"); }),
             at + ".inputs.token_seq: missing required field (expected a "
                  "non-negative integer)");

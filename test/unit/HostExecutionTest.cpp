@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <fstream>
@@ -120,7 +121,9 @@ TEST_P(HostModels, PrefillLogitsMatchTheReference) {
       moec::reference::forward(m.config, m.weights(), prompt);
   ASSERT_EQ(logits.size(), expected.size());
   double err = relativeError(logits, expected);
-  RecordProperty("max_relative_error", std::to_string(err));
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2e", err);
+  RecordProperty("max_relative_error", text);
   EXPECT_LT(err, 1e-4) << GetParam();
 }
 

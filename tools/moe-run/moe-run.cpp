@@ -13,7 +13,9 @@
 #include "runtime/Artifact.h"
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
+#include "runtime/LocalRunner.h"
 #include "runtime/Safetensors.h"
+#include "tools/moe-run/Bench.h"
 
 #include <algorithm>
 #include <cctype>
@@ -58,12 +60,32 @@ const char *kUsage =
     "                          are random from --weights-seed (default 0).\n"
     "                          --kv-blocks defaults to one max-context\n"
     "                          sequence.\n"
+    "  bench [--requests=N] [--rate=R|inf] [--prompt-len=DIST]\n"
+    "        [--output-len=DIST] [--seed=S] [--mode=continuous|static]\n"
+    "        [--max-tokens-per-step=T] [--max-running=M] [--batch=B]\n"
+    "        [--kv-blocks=K] [--weights=CHECKPOINT | --weights-seed=W]\n"
+    "        [--temperature=T] [--top-k=K] [--top-p=P]\n"
+    "        [--json=FILE] [--plot=FILE.svg]\n"
+    "                          run a synthetic workload (seeded): N requests\n"
+    "                          (default 100) arriving as a Poisson process of\n"
+    "                          R requests/s or all at once (inf, the\n"
+    "                          default), prompt and output lengths from\n"
+    "                          DIST = fixed:N or uniform:MIN:MAX (defaults\n"
+    "                          uniform:8:64 and uniform:16:128), random\n"
+    "                          prompt tokens. Continuous batching (the\n"
+    "                          scheduler: T tokens per step, default 256, M\n"
+    "                          sequences, default 64) or static batches of B\n"
+    "                          (default M). Reports throughput, TTFT, TPOT,\n"
+    "                          latency, KV blocks, preemptions and steps;\n"
+    "                          --json adds per-request records, --plot an SVG.\n"
+    "                          --kv-blocks defaults to M (or B) sequences of\n"
+    "                          the longest possible request.\n"
     "\n"
     "options:\n"
     "  --help     print this help\n"
     "  --version  print the runtime version\n";
 
-const char *kCommands = "inspect, check-weights, generate";
+const char *kCommands = "inspect, check-weights, generate, bench";
 
 /// A failure with the exit status it ends the program with.
 struct Failure {
@@ -361,8 +383,9 @@ int generateCommand(const std::string &path,
     int64_t blockSize = stage.execution ? stage.execution->blockSize : 1;
     kvBlocks = (artifact->model().maxContext + blockSize - 1) / blockSize;
   }
-  std::unique_ptr<HostExecutor> executor =
-      HostExecutor::create(*artifact, 0, kvBlocks, error);
+  // Every rank of the plan, in this process (one thread per rank).
+  std::unique_ptr<LocalRunner> executor =
+      LocalRunner::create(*artifact, kvBlocks, error);
   if (!executor)
     throw Failure{error};
   if (checkpoint.empty()) {
@@ -407,6 +430,24 @@ int generateCommand(const std::string &path,
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3,
                static_cast<long long>(std::max<int64_t>(
                    0, stats.outputTokens - 1)));
+  if (executor->ranks() > 1) {
+    // The last step was a decode step when more than one token came out.
+    // What the planner predicts (moec --report): per rank of each stage.
+    const PlanInfo &plan = artifact->plan();
+    auto sent = executor->lastStepBytesSent();
+    std::fprintf(stderr,
+                 "moe-run: %lld ranks in this process; bytes sent per rank in "
+                 "the last %s step:\n",
+                 static_cast<long long>(executor->ranks()),
+                 stats.outputTokens > 1 ? "decode" : "prefill");
+    for (int64_t s = 0; s < plan.pipelineStages; ++s) {
+      auto [within, next] = sent[s * plan.tensorParallel];
+      std::fprintf(stderr, "  stage %lld: %lld within the stage, %lld to the "
+                           "next stage\n",
+                   static_cast<long long>(s), static_cast<long long>(within),
+                   static_cast<long long>(next));
+    }
+  }
   return 0;
 }
 
@@ -423,6 +464,8 @@ int run(int argc, char **argv) {
     return checkWeights(path, args);
   if (command == "generate")
     return generateCommand(path, args);
+  if (command == "bench")
+    return benchCommand(path, args);
   usageError("unknown command '" + command +
              "' (commands: " + std::string(kCommands) + ")");
 }

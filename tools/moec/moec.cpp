@@ -14,10 +14,10 @@
 #include "codegen/ExecutionPlan.h"
 #include "codegen/HostObject.h"
 #include "dialects/moe/MoEDialect.h"
+#include "dialects/moe/MoEOps.h"
 #include "models/ClusterConfig.h"
 #include "models/ModelConfig.h"
 #include "passes/ModelReport.h"
-#include "passes/Partition.h"
 #include "passes/Passes.h"
 #include "passes/Pipelines.h"
 #include "passes/PlanReport.h"
@@ -349,12 +349,14 @@ int main(int argc, char **argv) {
     return failWith({error});
   if (emit == EmitKind::Artifact) {
     std::optional<moe::HostCompilation> host;
-    bool oneRank = moe::getForwardFunctions(*module).size() == 1 &&
-                   moe::getTensorParallel(*module) == 1;
-    if (target == "host" && !oneRank) {
-      llvm::errs() << "moec: warning: the host target executes one-rank plans "
-                      "so far; this partitioned artifact has no execution "
-                      "plan (moe-run can inspect it, not run it)\n";
+    bool allToAll = false;
+    module->walk([&](moe::ExpertsOp op) {
+      allToAll |= op.getAllToAll().has_value();
+    });
+    if (target == "host" && allToAll) {
+      llvm::errs() << "moec: warning: the host target cannot execute experts "
+                      "exchanged by all-to-all yet; this artifact has no "
+                      "execution plan (moe-run can inspect it, not run it)\n";
     } else if (target == "host") {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";

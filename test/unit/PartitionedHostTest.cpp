@@ -1,0 +1,178 @@
+//===- PartitionedHostTest.cpp - Partitioned plans against whole ones -----===//
+//
+// moec compiles the small models for the host partitioned every way the
+// planner can (tensor parallel 2 and 4, experts spread over ranks or cut
+// across them, pipeline 2 and 3 stages, tensor x pipeline) at build time.
+// Their ranks run in this process (LocalRunner: threads and an in-process
+// communicator) and must compute what the unpartitioned plan computes: the
+// same logits within f32 rounding (sums run in another order) and the same
+// greedy tokens.
+//
+//===----------------------------------------------------------------------===//
+
+#include "runtime/Generator.h"
+#include "runtime/LocalRunner.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+using namespace moert;
+
+namespace {
+
+std::string artifactPath(const std::string &name) {
+  return std::string(MOEC_HOST_ARTIFACTS_DIR) + "/" + name + ".host.moeart";
+}
+
+std::unique_ptr<Artifact> openArtifact(const std::string &name) {
+  std::string error;
+  std::unique_ptr<Artifact> artifact = Artifact::open(artifactPath(name), error);
+  EXPECT_TRUE(artifact) << error;
+  return artifact;
+}
+
+double relativeError(const std::vector<float> &a, const std::vector<float> &b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+/// One prefill of `tokens` of one sequence in the blocks `table`, every
+/// row's logits wanted.
+StepInputs prefill(const std::vector<int32_t> &tokens,
+                   const std::vector<int32_t> &table) {
+  StepInputs in;
+  in.sequences = 1;
+  in.blocksPerSeq = table.size();
+  in.blockTables = table;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    in.tokens.push_back(tokens[i]);
+    in.positions.push_back(i);
+    in.slotMapping.push_back(table[i / 16] * 16 + i % 16);
+    in.tokenSeq.push_back(0);
+    in.logitRows.push_back(i);
+  }
+  return in;
+}
+
+struct Plan {
+  const char *name;
+  const char *model;
+  int64_t ranks;
+};
+
+class PartitionedPlans : public ::testing::TestWithParam<Plan> {};
+
+TEST_P(PartitionedPlans, ComputeWhatTheWholePlanComputes) {
+  const Plan &plan = GetParam();
+  auto whole = openArtifact(plan.model);
+  auto parts = openArtifact(plan.name);
+  ASSERT_TRUE(whole && parts);
+  EXPECT_EQ(parts->plan().ranks, plan.ranks);
+  std::string error;
+  auto reference = LocalRunner::create(*whole, 16, error);
+  ASSERT_TRUE(reference) << error;
+  auto runner = LocalRunner::create(*parts, 16, error);
+  ASSERT_TRUE(runner) << error;
+  EXPECT_EQ(runner->ranks(), plan.ranks);
+  reference->initRandomWeights(11);
+  runner->initRandomWeights(11);
+
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 21; ++i)
+    prompt.push_back((i * 53 + 7) % 512);
+  std::vector<float> expected, got;
+  ASSERT_TRUE(reference->forward(prefill(prompt, {3, 1}), expected, error))
+      << error;
+  ASSERT_TRUE(runner->forward(prefill(prompt, {3, 1}), got, error)) << error;
+  ASSERT_EQ(got.size(), expected.size());
+  double err = relativeError(got, expected);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2e", err);
+  RecordProperty("max_relative_error", text);
+  EXPECT_LT(err, 1e-5) << plan.name;
+
+  GenerateOptions options;
+  options.maxNewTokens = 10;
+  std::vector<int32_t> wholeTokens, partTokens;
+  GenerateStats stats;
+  ASSERT_TRUE(generate(*reference, {1, 2, 3, 4}, options, 256, nullptr,
+                       wholeTokens, stats, error))
+      << error;
+  ASSERT_TRUE(generate(*runner, {1, 2, 3, 4}, options, 256, nullptr,
+                       partTokens, stats, error))
+      << error;
+  EXPECT_EQ(partTokens, wholeTokens) << plan.name;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmallModels, PartitionedPlans,
+    ::testing::Values(Plan{"tiny-moe.tp2", "tiny-moe", 2},
+                      Plan{"tiny-moe.tp4", "tiny-moe", 4},
+                      Plan{"tiny-moe.tp2-etp2", "tiny-moe", 2},
+                      Plan{"tiny-moe.pp2", "tiny-moe", 2},
+                      Plan{"tiny-gqa.pp3", "tiny-gqa", 3},
+                      Plan{"tiny-gqa.tp2-ep2", "tiny-gqa", 2},
+                      Plan{"tiny-gqa.tp4-ep2", "tiny-gqa", 4},
+                      Plan{"tiny-moe.tp2-pp2", "tiny-moe", 4}),
+    [](const auto &info) {
+      std::string name = info.param.name;
+      std::replace(name.begin(), name.end(), '-', '_');
+      std::replace(name.begin(), name.end(), '.', '_');
+      return name;
+    });
+
+// A bad request is refused before any rank starts; the ranks stay usable.
+TEST(PartitionedHost, BadRequestsLeaveTheRanksUsable) {
+  auto parts = openArtifact("tiny-moe.tp2-pp2");
+  ASSERT_TRUE(parts);
+  std::string error;
+  auto runner = LocalRunner::create(*parts, 4, error);
+  ASSERT_TRUE(runner) << error;
+  runner->initRandomWeights(1);
+  std::vector<float> logits;
+  StepInputs bad = prefill({1, 600}, {0});
+  EXPECT_FALSE(runner->forward(bad, logits, error));
+  EXPECT_EQ(error, "token id 600 is outside the vocabulary [0, 512)");
+  EXPECT_TRUE(runner->forward(prefill({1, 2}, {0}), logits, error)) << error;
+  EXPECT_EQ(logits.size(), 2u * 512);
+}
+
+// A rank whose peer never comes stops with a message naming the peer
+// instead of hanging.
+TEST(PartitionedHost, AMissingRankIsNamedNotWaitedForever) {
+  auto parts = openArtifact("tiny-moe.tp2");
+  ASSERT_TRUE(parts);
+  LocalWorld world(2, std::chrono::milliseconds(200));
+  std::unique_ptr<Communicator> comm0 = world.communicator(0);
+  std::string error;
+  auto rank0 = HostExecutor::create(*parts, 0, 4, error, comm0.get());
+  ASSERT_TRUE(rank0) << error;
+  rank0->initRandomWeights(1);
+  std::vector<float> logits;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(rank0->forward(prefill({1, 2}, {0}), logits, error));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(error.find("rank 1 did not arrive"), std::string::npos) << error;
+}
+
+TEST(PartitionedHost, ThePlanNeedsItsRanks) {
+  auto parts = openArtifact("tiny-moe.tp2");
+  ASSERT_TRUE(parts);
+  std::string error;
+  EXPECT_FALSE(HostExecutor::create(*parts, 0, 4, error));
+  EXPECT_EQ(error, "the plan needs 2 ranks but 1 was started");
+  LocalWorld world(3);
+  auto comm = world.communicator(0);
+  EXPECT_FALSE(HostExecutor::create(*parts, 0, 4, error, comm.get()));
+  EXPECT_EQ(error, "the plan needs 2 ranks but 3 were started");
+}
+
+} // namespace
