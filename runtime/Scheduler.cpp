@@ -387,9 +387,8 @@ bool Scheduler::runStep(std::vector<SchedulerEvent> &events,
   for (const Sampled &entry : sampled) {
     if (entry.id < 0)
       continue;
-    size_t tokens = entry.proposal < 0
-                        ? 1
-                        : proposals[entry.proposal].tokens.size() + 1;
+    size_t tokens =
+        entry.proposal < 0 ? 1 : proposals[entry.proposal].tokens.size() + 1;
     eventCount += tokens + 1;
     Sequence &sequence = sequences.at(entry.id);
     sequence.generated.reserve(sequence.generated.size() + tokens);

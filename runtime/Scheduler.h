@@ -41,10 +41,13 @@
 // draft model, a second ModelRunner over the same vocabulary with its own
 // paged cache (and its own KVBlockManager here), proposes k tokens for a
 // decoding sequence, and the target verifies them in the same forward step
-// as everybody else's work. In a step that speculates (see the policy in
-// runtime/Speculation.h), step 1 gives each decoding sequence, in rank
+// as everybody else's work. A step speculates while the running batch at
+// its start (prefilling sequences included) is at most the batch limit B*
+// of the policy in runtime/Speculation.h (always without
+// adaptiveSpeculation). Then step 1 gives each decoding sequence, in rank
 // order, k_s = min(k, tokens it may still generate - 1, budget left - 1)
-// drafts when k_s >= 1 and its draft can take part:
+// drafts when k_s >= 1 and its draft can take part (drafts come out of the
+// token budget before the prefill chunks do):
 //  - The draft may lag: it caches the first D tokens of the sequence (0
 //    after admission or an eviction; behind after plain decode steps or
 //    after all k drafts and the bonus token were accepted). Its first
@@ -302,8 +305,7 @@ private:
   void preempt(int64_t id);
   void finish(int64_t id, FinishReason reason,
               std::vector<SchedulerEvent> &events);
-  void planDecodes(std::vector<Chunk> &chunks, int64_t &budget,
-                   bool speculate);
+  void planDecodes(std::vector<Chunk> &chunks, int64_t &budget, bool speculate);
   void planPrefills(std::vector<Chunk> &chunks, int64_t &budget);
   void admit(std::vector<Chunk> &chunks, int64_t &budget);
   void buildInputs(const std::vector<Chunk> &chunks);

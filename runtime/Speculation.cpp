@@ -21,14 +21,13 @@ constexpr int64_t kMaxPolicyBatch = 4096;
 
 double moert::expectedSpeedup(double acceptance, int64_t draftTokens,
                               double costRatio) {
-  double alpha = std::isnan(acceptance) ? 0.0
-                                        : std::min(std::max(acceptance, 0.0),
-                                                   1.0);
+  double alpha =
+      std::isnan(acceptance) ? 0.0 : std::min(std::max(acceptance, 0.0), 1.0);
   double k = static_cast<double>(std::max<int64_t>(draftTokens, 1));
   double c = std::isnan(costRatio) ? 0.0 : std::max(costRatio, 0.0);
   // Expected tokens per step: 1 + α + ... + α^k.
-  double tokens = alpha >= 1.0 ? k + 1
-                               : (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
+  double tokens =
+      alpha >= 1.0 ? k + 1 : (1.0 - std::pow(alpha, k + 1)) / (1.0 - alpha);
   return tokens / (k * c + 1.0);
 }
 

@@ -7,7 +7,9 @@
 // (Leviathan et al., 2023). With c the cost of one draft step relative to a
 // target step, the expected speedup over plain decoding is
 //
-//   S(α, k, c) = (1 - α^(k+1)) / ((1 - α) (k c + 1))       ((k+1)/(kc+1) at α=1)
+//   S(α, k, c) = (1 - α^(k+1)) / ((1 - α) (k c + 1))
+//
+// ((k+1) / (k c + 1) at α = 1).
 //
 // c depends on the batch: at small batches a step is bound by reading the
 // weights, and verifying k+1 tokens costs about what decoding one does; at

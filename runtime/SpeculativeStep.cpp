@@ -28,9 +28,8 @@ using namespace moert;
 bool Scheduler::decideSpeculation() {
   if (!opts.draft)
     return false;
-  int64_t limit = opts.adaptiveSpeculation
-                      ? policy.batchLimit(opts.maxRunning)
-                      : opts.maxRunning;
+  int64_t limit = opts.adaptiveSpeculation ? policy.batchLimit(opts.maxRunning)
+                                           : opts.maxRunning;
   counters.acceptanceEstimate = policy.acceptance();
   counters.speculationBatchLimit = limit;
   bool on = static_cast<int64_t>(running.size()) <= limit;
@@ -145,8 +144,8 @@ bool Scheduler::runDrafts(const std::vector<Chunk> &chunks,
       const Sequence &sequence = sequences.at(chunk.id);
       const std::vector<int32_t> &table = draftBlocks.getBlockTable(chunk.id);
       int32_t row = static_cast<int32_t>(in.sequences++);
-      in.blocksPerSeq =
-          std::max<int64_t>(in.blocksPerSeq, static_cast<int64_t>(table.size()));
+      in.blocksPerSeq = std::max<int64_t>(in.blocksPerSeq,
+                                          static_cast<int64_t>(table.size()));
       for (int64_t i = start; i < start + count; ++i) {
         in.tokens.push_back(round == 1 ? sequence.tokenAt(i)
                                        : proposals[owner].tokens.back());
@@ -171,8 +170,7 @@ bool Scheduler::runDrafts(const std::vector<Chunk> &chunks,
     int64_t row = 0;
     for (const Chunk &chunk : chunks)
       if (chunk.draftCount > 0 && (round == 1 || chunk.drafts >= round)) {
-        const std::vector<int32_t> &table =
-            draftBlocks.getBlockTable(chunk.id);
+        const std::vector<int32_t> &table = draftBlocks.getBlockTable(chunk.id);
         std::copy(table.begin(), table.end(),
                   in.blockTables.begin() + row++ * in.blocksPerSeq);
       }
@@ -230,9 +228,8 @@ void Scheduler::verifyProposals() {
     for (size_t i = 0; i <= proposal.tokens.size(); ++i)
       targetProbs.push_back(probabilities(
           logits.data() + (entry.row + i) * vocab, vocab, sampling));
-    proposal.result =
-        verifyDraft(targetProbs, proposal.probs, proposal.tokens,
-                    sampling.seed, sequence.generated.size());
+    proposal.result = verifyDraft(targetProbs, proposal.probs, proposal.tokens,
+                                  sampling.seed, sequence.generated.size());
     if (proposal.result.nextToken < 0) // Malformed (out of memory): plain.
       proposal.result = {0, sample(logits.data() + entry.row * vocab, vocab,
                                    sampling, sequence.generated.size())};

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build ccache clang-22 lld-22
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools
-  nlohmann-json3-dev libgtest-dev libopenblas-dev
+  nlohmann-json3-dev libgtest-dev libopenblas-dev libopenmpi-dev openmpi-bin
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -40,3 +40,15 @@ for cuda in [os.environ.get("CUDA_HOME", ""), "/usr/local/cuda"]:
         config.available_features.add("libdevice")
         config.substitutions.append(("%libdevice", libdevice))
         break
+
+# mpirun launches one moe-run process per rank (Open MPI here; running as
+# root, as CI does, needs --allow-run-as-root). Tests that need it are
+# UNSUPPORTED where it is missing.
+if shutil.which("mpirun"):
+    config.available_features.add("mpirun")
+    config.substitutions.append(
+        ("%mpirun", "mpirun --allow-run-as-root --oversubscribe"))
+# Open MPI reads these; pass them through lit's clean environment.
+for name in ["HOME", "TMPDIR", "OMPI_MCA_plm_rsh_agent"]:
+    if name in os.environ:
+        config.environment[name] = os.environ[name]

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/DistributedRunner.h"
 #include "runtime/Generator.h"
 #include "runtime/LocalRunner.h"
 
@@ -161,6 +162,61 @@ TEST(PartitionedHost, AMissingRankIsNamedNotWaitedForever) {
   EXPECT_FALSE(rank0->forward(prefill({1, 2}, {0}), logits, error));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_NE(error.find("rank 1 did not arrive"), std::string::npos) << error;
+}
+
+// One process per rank (here: threads with their own executors over an
+// in-process world, as under mpirun with MPI): rank 0 drives the others
+// through DistributedRunner, and a refused request stops nobody.
+TEST(PartitionedHost, TheHeadRankDrivesTheFollowers) {
+  auto whole = openArtifact("tiny-moe");
+  auto parts = openArtifact("tiny-moe.tp2-pp2");
+  ASSERT_TRUE(whole && parts);
+  std::string error;
+  auto reference = LocalRunner::create(*whole, 16, error);
+  ASSERT_TRUE(reference) << error;
+  reference->initRandomWeights(5);
+  GenerateOptions options;
+  options.maxNewTokens = 8;
+  std::vector<int32_t> expected, got;
+  GenerateStats stats;
+  ASSERT_TRUE(generate(*reference, {9, 8, 7}, options, 256, nullptr, expected,
+                       stats, error));
+
+  LocalWorld world(4, std::chrono::seconds(10));
+  std::vector<std::string> errors(4);
+  std::vector<char> ok(4, 0);
+  std::vector<std::thread> followers;
+  std::vector<std::unique_ptr<Communicator>> comms;
+  for (int64_t rank = 0; rank < 4; ++rank)
+    comms.push_back(world.communicator(rank));
+  for (int64_t rank = 1; rank < 4; ++rank)
+    followers.emplace_back([&, rank] {
+      auto executor =
+          HostExecutor::create(*parts, rank, 16, errors[rank], comms[rank].get());
+      if (!executor)
+        return;
+      executor->initRandomWeights(5);
+      ok[rank] = serveFollower(*parts, *executor, *comms[rank], errors[rank]);
+    });
+  auto head = HostExecutor::create(*parts, 0, 16, error, comms[0].get());
+  ASSERT_TRUE(head) << error;
+  head->initRandomWeights(5);
+  {
+    DistributedRunner runner(*parts, *head, *comms[0]);
+    EXPECT_FALSE(generate(runner, {9, 512}, options, 256, nullptr, got, stats,
+                          error));
+    EXPECT_EQ(error, "token id 512 is outside the vocabulary [0, 512)");
+    EXPECT_FALSE(runner.failedMidStep());
+    ASSERT_TRUE(generate(runner, {9, 8, 7}, options, 256, nullptr, got, stats,
+                         error))
+        << error;
+    EXPECT_TRUE(runner.stop(error)) << error;
+  }
+  for (std::thread &follower : followers)
+    follower.join();
+  for (int64_t rank = 1; rank < 4; ++rank)
+    EXPECT_TRUE(ok[rank]) << "rank " << rank << ": " << errors[rank];
+  EXPECT_EQ(got, expected);
 }
 
 TEST(PartitionedHost, ThePlanNeedsItsRanks) {

@@ -117,8 +117,7 @@ TEST(SpeculativeHost, GreedyWithTinyDraftMatchesGenerate) {
   Executor draft = open("tiny-draft", 8, 11);
   ASSERT_TRUE(target.executor && draft.executor);
   ASSERT_EQ(draft.executor->vocabSize(), target.executor->vocabSize());
-  std::vector<Request> requests =
-      greedyRequests(target.executor->vocabSize());
+  std::vector<Request> requests = greedyRequests(target.executor->vocabSize());
   SchedulerStats stats = runAndCompare(target, draft, requests);
   EXPECT_GT(stats.preemptions, 0);
   EXPECT_GT(stats.verifications, 0);
@@ -135,8 +134,7 @@ TEST(SpeculativeHost, GreedyWithItselfAsDraftAcceptsAll) {
   Executor target = open("tiny-moe", 10, 7);
   Executor draft = open("tiny-moe", 16, 7);
   ASSERT_TRUE(target.executor && draft.executor);
-  std::vector<Request> requests =
-      greedyRequests(target.executor->vocabSize());
+  std::vector<Request> requests = greedyRequests(target.executor->vocabSize());
   SchedulerStats stats = runAndCompare(target, draft, requests);
   int64_t proposed = 0, accepted = 0;
   for (size_t j = 0; j < stats.draftProposed.size(); ++j) {

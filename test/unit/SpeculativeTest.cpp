@@ -210,8 +210,8 @@ std::vector<int32_t> generated(const Request &r) {
   std::vector<int32_t> output;
   GenerateStats stats;
   std::string error;
-  EXPECT_TRUE(generate(target, r.prompt, g, 4096, nullptr, output, stats,
-                       error))
+  EXPECT_TRUE(
+      generate(target, r.prompt, g, 4096, nullptr, output, stats, error))
       << error;
   return output;
 }
@@ -260,8 +260,8 @@ TEST(SpeculationPolicy, BatchLimitWithAnInjectedCostRatio) {
 
 TEST(SpeculationPolicy, MeasuredCostRatio) {
   SpeculationPolicy policy(4, 1.0, nullptr);
-  EXPECT_LT(policy.costRatio(1), 0);      // Nothing measured.
-  EXPECT_EQ(policy.batchLimit(64), 64);   // Speculate to measure.
+  EXPECT_LT(policy.costRatio(1), 0);    // Nothing measured.
+  EXPECT_EQ(policy.batchLimit(64), 64); // Speculate to measure.
   // Target 1 ms + 0.1 ms per token, draft 0.105 ms + 0.01 ms per token.
   for (int i = 0; i < 200; ++i) {
     int64_t n = 1 + i % 40;
@@ -308,8 +308,8 @@ TEST(KVBlockManagerTruncate, ReleasesTrailingBlocks) {
 
 struct Workload {
   const char *name;
-  int64_t blockSize, numBlocks, draftBlockSize, draftBlocks, budget,
-      maxRunning, k;
+  int64_t blockSize, numBlocks, draftBlockSize, draftBlocks, budget, maxRunning,
+      k;
   HashModel::Mode mode;
   bool priorities, expectPreemption, expectDraftEviction;
   uint32_t seed;
@@ -419,10 +419,10 @@ INSTANTIATE_TEST_SUITE_P(
                  HashModel::Mode::Random, false, false, true, 3},
         Workload{"tiny_pools_blocks_of_one", 1, 48, 1, 40, 64, 64, 5,
                  HashModel::Mode::Random, true, true, true, 4},
-        Workload{"tiny_budget", 4, 64, 4, 64, 6, 64, 4,
-                 HashModel::Mode::Random, false, false, false, 5},
-        Workload{"priorities", 4, 14, 8, 6, 16, 8, 2,
-                 HashModel::Mode::Random, true, true, true, 6},
+        Workload{"tiny_budget", 4, 64, 4, 64, 6, 64, 4, HashModel::Mode::Random,
+                 false, false, false, 5},
+        Workload{"priorities", 4, 14, 8, 6, 16, 8, 2, HashModel::Mode::Random,
+                 true, true, true, 6},
         Workload{"always_agrees", 4, 16, 4, 12, 32, 64, 4,
                  HashModel::Mode::Agree, false, true, true, 7},
         Workload{"never_agrees", 4, 16, 4, 12, 32, 64, 4,

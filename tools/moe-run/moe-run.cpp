@@ -14,6 +14,8 @@
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
 #include "runtime/LocalRunner.h"
+#include "runtime/MpiCommunicator.h"
+#include "tools/moe-run/GenerateMpi.h"
 #include "runtime/Safetensors.h"
 #include "tools/moe-run/Bench.h"
 
@@ -50,7 +52,7 @@ const char *kUsage =
     "  generate (--prompt=IDS | --prompt-file=FILE) [--max-new-tokens=N]\n"
     "           [--temperature=T] [--top-k=K] [--top-p=P] [--seed=S]\n"
     "           [--weights=CHECKPOINT | --weights-seed=W] [--kv-blocks=B]\n"
-    "           [--stop-token=ID]\n"
+    "           [--stop-token=ID] [--comm-timeout=SECONDS]\n"
     "                          run a host artifact on the prompt token ids\n"
     "                          (comma or space separated) and stream the\n"
     "                          generated ids to stdout as they are sampled;\n"
@@ -59,7 +61,11 @@ const char *kUsage =
     "                          weights come from a safetensors CHECKPOINT, or\n"
     "                          are random from --weights-seed (default 0).\n"
     "                          --kv-blocks defaults to one max-context\n"
-    "                          sequence.\n"
+    "                          sequence. A partitioned plan runs its ranks\n"
+    "                          as threads here, or one process per rank under\n"
+    "                          mpirun -np RANKS (each loading its own shard;\n"
+    "                          a rank waiting longer than --comm-timeout,\n"
+    "                          default 60 s, for a peer stops the job).\n"
     "  bench [--requests=N] [--rate=R|inf] [--prompt-len=DIST]\n"
     "        [--output-len=DIST] [--seed=S] [--mode=continuous|static]\n"
     "        [--max-tokens-per-step=T] [--max-running=M] [--batch=B]\n"
@@ -334,6 +340,7 @@ int generateCommand(const std::string &path,
   uint64_t weightsSeed = 0;
   std::string checkpoint;
   int64_t kvBlocks = 0;
+  double commTimeout = 60;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
     std::string name = arg.substr(0, eq);
@@ -368,6 +375,10 @@ int generateCommand(const std::string &path,
       weightsSeed = parseInteger(name, value, 0, INT64_MAX);
     } else if (name == "--kv-blocks") {
       kvBlocks = parseInteger(name, value, 1, INT32_MAX);
+    } else if (name == "--comm-timeout") {
+      commTimeout = parseNumber(name, value);
+      if (!(commTimeout > 0))
+        usageError("--comm-timeout must be a positive number of seconds");
     } else if (name == "--stop-token") {
       options.stopToken = parseInteger(name, value, 0, INT32_MAX);
     } else {
@@ -376,6 +387,10 @@ int generateCommand(const std::string &path,
   }
   if (!havePrompt)
     usageError("generate needs --prompt=IDS or --prompt-file=FILE");
+  if (MpiCommunicator::launchedByMpi())
+    return generateUnderMpi(path, GenerateArgs{prompt, options, weightsSeed,
+                                               checkpoint, kvBlocks,
+                                               commTimeout});
   std::unique_ptr<Artifact> artifact = openArtifact(path);
   std::string error;
   if (kvBlocks == 0) {

@@ -1,0 +1,68 @@
+//===- MpiCommunicator.h - Ranks as MPI processes ---------------*- C++ -*-===//
+//
+// The Communicator of a job launched by `mpirun -np N moe-run ...` (or
+// `srun`): one process per rank, MPI for the transfers (the host target;
+// the cuda target adds NCCL, bootstrapped over this: rank 0 makes the NCCL
+// id and broadcasts it). Built when CMake finds MPI (MOEC_HAVE_MPI).
+//
+// Sums are made in rank order from gathered parts, so every rank gets the
+// same bits, as with the in-process world. No MPI call times out by itself,
+// so a watchdog thread does: when one operation (the bootstrap included)
+// has waited longer than the timeout, it prints which rank waited for what
+// and stops the whole job (MPI_Abort), instead of letting it hang.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_MPICOMMUNICATOR_H
+#define MOEC_RUNTIME_MPICOMMUNICATOR_H
+
+#include "runtime/Communicator.h"
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace moert {
+
+/// The job's ranks as MPI processes.
+class MpiCommunicator : public Communicator {
+public:
+  /// Whether this process was started by an MPI launcher (mpirun, srun).
+  static bool launchedByMpi();
+  /// Initialises MPI (once per process) under a watchdog of `timeout`.
+  /// Null with `error` set when MPI is not available in this build.
+  static std::unique_ptr<MpiCommunicator>
+  create(std::chrono::milliseconds timeout, std::string &error);
+  /// Finalises MPI.
+  ~MpiCommunicator() override;
+
+  int64_t rank() const override { return worldRank; }
+  int64_t size() const override { return worldSize; }
+  bool allReduceSum(float *data, int64_t count,
+                    const std::vector<int64_t> &group,
+                    std::string &error) override;
+  bool allGather(const void *input, int64_t bytes, void *output,
+                 const std::vector<int64_t> &group,
+                 std::string &error) override;
+  bool send(const void *data, int64_t bytes, int64_t peer,
+            std::string &error) override;
+  bool recv(void *data, int64_t bytes, int64_t peer,
+            std::string &error) override;
+
+  /// Prints `message` (one line, prefixed "moe-run: error: rank R: ") and
+  /// stops every process of the job.
+  [[noreturn]] void abortJob(const std::string &message);
+
+  struct Impl;
+
+private:
+  MpiCommunicator() = default;
+  int64_t worldRank = 0, worldSize = 1;
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_MPICOMMUNICATOR_H

@@ -1,0 +1,41 @@
+//===- GenerateMpi.h - moe-run generate under mpirun ------------*- C++ -*-===//
+//
+// `mpirun -np N moe-run ART generate ...` (or srun): one process per rank,
+// each loading only its own weight shard; rank 0 runs the generation loop
+// and drives the others (runtime/DistributedRunner.h) over MPI
+// (runtime/MpiCommunicator.h). A rank that fails stops the job with a
+// message naming it; a rank that waits longer than --comm-timeout for a
+// peer stops it too.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_TOOLS_MOE_RUN_GENERATEMPI_H
+#define MOEC_TOOLS_MOE_RUN_GENERATEMPI_H
+
+#include "runtime/Generator.h"
+
+#include <string>
+#include <vector>
+
+namespace moert {
+
+/// What `moe-run generate` was asked to do.
+struct GenerateArgs {
+  std::vector<int32_t> prompt;
+  GenerateOptions options;
+  uint64_t weightsSeed = 0;
+  /// Safetensors checkpoint; empty: random weights from weightsSeed.
+  std::string checkpoint;
+  /// KV-cache blocks per layer and rank; 0: one max-context sequence.
+  int64_t kvBlocks = 0;
+  /// Seconds a rank waits for a peer before stopping the job.
+  double commTimeout = 60;
+};
+
+/// Runs `generate` as one rank of an MPI job; returns the exit status
+/// (errors that stop the job do not return).
+int generateUnderMpi(const std::string &artifactPath, const GenerateArgs &args);
+
+} // namespace moert
+
+#endif // MOEC_TOOLS_MOE_RUN_GENERATEMPI_H
