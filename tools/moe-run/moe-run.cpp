@@ -16,6 +16,7 @@
 #include "runtime/LocalRunner.h"
 #include "runtime/MpiCommunicator.h"
 #include "tools/moe-run/GenerateMpi.h"
+#include "tools/moe-run/GenerateSpeculative.h"
 #include "runtime/Safetensors.h"
 #include "tools/moe-run/Bench.h"
 
@@ -53,6 +54,8 @@ const char *kUsage =
     "           [--temperature=T] [--top-k=K] [--top-p=P] [--seed=S]\n"
     "           [--weights=CHECKPOINT | --weights-seed=W] [--kv-blocks=B]\n"
     "           [--stop-token=ID] [--comm-timeout=SECONDS]\n"
+    "           [--draft=DRAFT_ART [--draft-tokens=K] [--speculate=auto|always]\n"
+    "            [--draft-weights=CHECKPOINT | --draft-weights-seed=W]]\n"
     "                          run a host artifact on the prompt token ids\n"
     "                          (comma or space separated) and stream the\n"
     "                          generated ids to stdout as they are sampled;\n"
@@ -66,6 +69,11 @@ const char *kUsage =
     "                          mpirun -np RANKS (each loading its own shard;\n"
     "                          a rank waiting longer than --comm-timeout,\n"
     "                          default 60 s, for a peer stops the job).\n"
+    "                          With --draft, the draft model proposes K tokens\n"
+    "                          (default 4) that the target verifies in one\n"
+    "                          step (speculative decoding; greedy output is\n"
+    "                          unchanged); auto speculates while the cost\n"
+    "                          model says it pays.\n"
     "  bench [--requests=N] [--rate=R|inf] [--prompt-len=DIST]\n"
     "        [--output-len=DIST] [--seed=S] [--mode=continuous|static]\n"
     "        [--max-tokens-per-step=T] [--max-running=M] [--batch=B]\n"
@@ -341,6 +349,7 @@ int generateCommand(const std::string &path,
   std::string checkpoint;
   int64_t kvBlocks = 0;
   double commTimeout = 60;
+  DraftArgs draft;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
     std::string name = arg.substr(0, eq);
@@ -375,6 +384,18 @@ int generateCommand(const std::string &path,
       weightsSeed = parseInteger(name, value, 0, INT64_MAX);
     } else if (name == "--kv-blocks") {
       kvBlocks = parseInteger(name, value, 1, INT32_MAX);
+    } else if (name == "--draft") {
+      draft.artifact = value;
+    } else if (name == "--draft-tokens") {
+      draft.tokens = parseInteger(name, value, 1, 64);
+    } else if (name == "--draft-weights") {
+      draft.checkpoint = value;
+    } else if (name == "--draft-weights-seed") {
+      draft.weightsSeed = parseInteger(name, value, 0, INT64_MAX);
+    } else if (name == "--speculate") {
+      if (value != "auto" && value != "always")
+        usageError("--speculate must be auto or always, got '" + value + "'");
+      draft.always = value == "always";
     } else if (name == "--comm-timeout") {
       commTimeout = parseNumber(name, value);
       if (!(commTimeout > 0))
@@ -421,6 +442,12 @@ int generateCommand(const std::string &path,
                  checkpoint.c_str(),
                  std::chrono::duration<double>(Clock::now() - start).count());
   }
+  if (!draft.artifact.empty())
+    return generateSpeculative(*artifact,
+                               *executor,
+                               GenerateArgs{prompt, options, weightsSeed,
+                                            checkpoint, kvBlocks, commTimeout},
+                               draft);
   std::vector<int32_t> output;
   GenerateStats stats;
   bool first = true;
