@@ -21,7 +21,8 @@
 //
 //  - continuous (default): runtime/Scheduler.h, iteration-level batching
 //    with chunked prefill and preemption by recompute (--max-tokens-per-step,
-//    --max-running, --kv-blocks).
+//    --max-running, --kv-blocks); with --draft=DRAFT_ART, speculative
+//    decoding (SchedulerOptions::draft), reported per draft position.
 //  - static: a separate simple loop over the ModelRunner, not a Scheduler
 //    configuration. The scheduler cannot reproduce static batching
 //    faithfully: it admits a waiting request as soon as a slot frees, lets
@@ -37,6 +38,10 @@
 //    mid-batch. Then the next batch. Prompts are not padded to a common
 //    length: a paged runner prefills ragged prompts natively.
 //
+// The model runs as runtime/LocalRunner.h (every rank of a partitioned plan
+// in this process), with random weights (--weights-seed) or a checkpoint,
+// after one untimed warm-up step.
+//
 // Both modes reject the same requests (the checks of Scheduler::submit: too
 // long for the context or for the whole KV cache, ...): they are counted and
 // reported, never fatal. A failing forward step is fatal (the runner broke).
@@ -46,16 +51,16 @@
 // token (arrival to first token), time per output token ((last - first
 // token) / (output - 1), requests of two or more tokens) and latency
 // (arrival to finish) as p50/p99 (nearest rank), KV blocks (peak, and the
-// mean over steps of the fraction the step's sequences held), preemptions,
-// steps.
+// mean fraction held by the running sequences, weighted by the time the
+// steps ran, over the run's duration), preemptions, steps.
 //
 //===----------------------------------------------------------------------===//
 
 #include "tools/moe-run/Bench.h"
 
 #include "runtime/Artifact.h"
-#include "runtime/HostExecutor.h"
 #include "runtime/KVBlockManager.h"
+#include "runtime/LocalRunner.h"
 #include "runtime/Sampler.h"
 #include "runtime/Scheduler.h"
 
@@ -76,7 +81,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -147,8 +151,8 @@ struct LengthDistribution {
 constexpr int64_t kMaxLength = int64_t(1) << 24;
 
 bool parseInt(const std::string &text, int64_t &value) {
-  if (text.empty() || !(std::isdigit(static_cast<unsigned char>(text[0])) ||
-                        text[0] == '-'))
+  if (text.empty() ||
+      !(std::isdigit(static_cast<unsigned char>(text[0])) || text[0] == '-'))
     return false;
   char *end = nullptr;
   errno = 0;
@@ -224,12 +228,20 @@ struct BenchOptions {
   int64_t kvBlocks = 0;
   uint64_t weightsSeed = 0;
   std::string checkpoint;
+  /// Speculative decoding (continuous mode): the draft artifact ("": none),
+  /// its tokens per step, whether it speculates in every step, its weights.
+  std::string draft;
+  int64_t draftTokens = 4;
+  bool speculateAlways = false;
+  std::string draftCheckpoint;
+  uint64_t draftWeightsSeed = 1;
   std::string jsonPath, plotPath;
 };
 
 BenchOptions parseOptions(const std::vector<std::string> &args) {
   BenchOptions o;
   bool haveBatch = false;
+  std::string draftOption; // a draft option given, for the error without one
   for (const std::string &arg : args) {
     if (arg.empty() || arg[0] != '-')
       usageError("bench takes no positional arguments, got '" + arg + "'");
@@ -287,6 +299,26 @@ BenchOptions parseOptions(const std::vector<std::string> &args) {
       if (value.empty())
         usageError("--weights needs a CHECKPOINT");
       o.checkpoint = value;
+    } else if (name == "--draft") {
+      if (value.empty())
+        usageError("--draft needs a DRAFT_ART");
+      o.draft = value;
+    } else if (name == "--draft-tokens") {
+      o.draftTokens = parseInteger(name, value, 1, 64);
+      draftOption = name;
+    } else if (name == "--speculate") {
+      if (value != "auto" && value != "always")
+        usageError("--speculate must be auto or always, got '" + value + "'");
+      o.speculateAlways = value == "always";
+      draftOption = name;
+    } else if (name == "--draft-weights") {
+      if (value.empty())
+        usageError("--draft-weights needs a CHECKPOINT");
+      o.draftCheckpoint = value;
+      draftOption = name;
+    } else if (name == "--draft-weights-seed") {
+      o.draftWeightsSeed = parseInteger(name, value, 0, INT64_MAX);
+      draftOption = name;
     } else if (name == "--json") {
       if (value.empty())
         usageError("--json needs a FILE");
@@ -302,6 +334,10 @@ BenchOptions parseOptions(const std::vector<std::string> &args) {
   if (haveBatch && o.mode != Mode::Static)
     usageError("--batch is the batch size of --mode=static (continuous "
                "batching takes --max-running)");
+  if (!draftOption.empty() && o.draft.empty())
+    usageError(draftOption + " needs --draft=DRAFT_ART");
+  if (!o.draft.empty() && o.mode == Mode::Static)
+    usageError("speculative decoding (--draft) runs with --mode=continuous");
   if (o.batch == 0)
     o.batch = o.maxRunning;
   return o;
@@ -358,23 +394,26 @@ struct RequestRecord {
 
 /// One forward step as the timeline records it.
 struct StepSample {
-  double time;      // end of the step, seconds since the start
-  int64_t tokens;   // tokens the model ran in the step
+  double start, end; // seconds since the start of the run
+  int64_t tokens;    // tokens the model ran in the step
   int64_t generated; // generated tokens so far
-  int64_t blocks;   // KV blocks the step's sequences held
-  int64_t running;  // sequences in the step's batch
+  int64_t blocks;    // KV blocks the step's sequences held
+  int64_t running;   // sequences in the step's batch
 };
 
 struct RunResult {
   std::vector<RequestRecord> records;
   std::vector<StepSample> timeline;
   double duration = 0;
-  int64_t steps = 0, prefillTokens = 0, decodeTokens = 0,
-          recomputedTokens = 0, paddingTokens = 0, generatedTokens = 0,
-          preemptions = 0, peakBlocks = 0, batches = 0;
-  // SPECULATIVE DECODING: per draft position j (index j - 1), draft tokens
-  // proposed and accepted (see copyDraftStats); empty when the scheduler
-  // does not report them or nothing speculated.
+  int64_t steps = 0, prefillTokens = 0, decodeTokens = 0, recomputedTokens = 0,
+          paddingTokens = 0, generatedTokens = 0, preemptions = 0,
+          peakBlocks = 0, batches = 0;
+  /// Speculative decoding (SchedulerStats): steps that speculated, draft
+  /// tokens the target verified, and per draft position j (index j - 1)
+  /// the verifications that proposed a j-th draft and those that accepted
+  /// it (and every draft before it).
+  int64_t speculativeSteps = 0, verifiedDraftTokens = 0, verifications = 0,
+          draftForwards = 0, draftFedTokens = 0, draftEvictions = 0;
   std::vector<int64_t> draftProposed, draftAccepted;
 };
 
@@ -409,9 +448,9 @@ public:
     return std::chrono::duration<double>(Clock::now() - start).count();
   }
   void sleepUntil(double seconds) const {
-    std::this_thread::sleep_until(
-        start + std::chrono::duration_cast<Clock::duration>(
-                    std::chrono::duration<double>(seconds)));
+    std::this_thread::sleep_until(start +
+                                  std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(seconds)));
   }
 
 private:
@@ -426,41 +465,18 @@ int64_t blocksFor(int64_t tokens, int64_t blockSize) {
 // Continuous batching
 //===----------------------------------------------------------------------===//
 
-// SPECULATIVE DECODING: the per-draft-position acceptance counters
-// (SchedulerStats::draftProposed / draftAccepted, index j - 1 for draft
-// position j), copied when this build's scheduler has them; a scheduler
-// without them compiles too (the counters then stay empty and nothing is
-// reported). Running with a draft model needs a --draft option here that
-// sets SchedulerOptions::draft: not done yet.
-template <typename Stats, typename = void>
-struct HasDraftStats : std::false_type {};
-template <typename Stats>
-struct HasDraftStats<Stats,
-                     std::void_t<decltype(std::declval<Stats>().draftProposed),
-                                 decltype(std::declval<Stats>().draftAccepted)>>
-    : std::true_type {};
-
-template <typename Stats> void copyDraftStats(const Stats &stats, RunResult &r) {
-  if constexpr (HasDraftStats<Stats>::value) {
-    int64_t proposed = 0;
-    for (auto count : stats.draftProposed)
-      proposed += count;
-    if (proposed == 0)
-      return; // No draft model, or it never speculated.
-    r.draftProposed.assign(stats.draftProposed.begin(),
-                           stats.draftProposed.end());
-    r.draftAccepted.assign(stats.draftAccepted.begin(),
-                           stats.draftAccepted.end());
-    r.draftAccepted.resize(r.draftProposed.size());
-  }
-}
-
-void runContinuous(ModelRunner &runner, const std::vector<WorkItem> &work,
-                   const BenchOptions &o, int64_t maxContext, RunResult &r) {
+/// Continuous batching with the scheduler; with a `draft` model, it
+/// speculates (SchedulerOptions::draft).
+void runContinuous(ModelRunner &runner, ModelRunner *draft,
+                   const std::vector<WorkItem> &work, const BenchOptions &o,
+                   int64_t maxContext, RunResult &r) {
   SchedulerOptions options;
   options.maxContext = maxContext;
   options.maxTokensPerStep = o.maxTokensPerStep;
   options.maxRunning = o.maxRunning;
+  options.draft = draft;
+  options.draftTokens = o.draftTokens;
+  options.adaptiveSpeculation = !o.speculateAlways;
   Scheduler scheduler(runner, options);
   int64_t total = static_cast<int64_t>(work.size()), done = 0;
   r.records.assign(work.size(), RequestRecord{});
@@ -491,15 +507,21 @@ void runContinuous(ModelRunner &runner, const std::vector<WorkItem> &work,
     }
     events.clear();
     const SchedulerStats &stats = scheduler.stats();
-    int64_t tokensBefore = stats.prefillTokens + stats.decodeTokens;
+    auto targetTokens = [&] {
+      return stats.prefillTokens + stats.decodeTokens +
+             stats.verifiedDraftTokens;
+    };
+    int64_t tokensBefore = targetTokens();
     int64_t stepsBefore = stats.steps;
+    double start = clock.now();
     if (!scheduler.step(events, error))
       throw BenchError{"step " + std::to_string(stats.steps + 1) + ": " +
                        error};
     now = clock.now();
     // The blocks the step ran with: what is left plus what the sequences
     // that finished in it freed (prompt + output - 1 tokens: the last token
-    // is never fed back).
+    // is never fed back). Blocks of rejected drafts, rolled back after the
+    // step, are not counted.
     int64_t freed = 0, finishedInStep = 0;
     for (const SchedulerEvent &event : events) {
       RequestRecord &record = r.records[static_cast<size_t>(event.requestId)];
@@ -513,17 +535,13 @@ void runContinuous(ModelRunner &runner, const std::vector<WorkItem> &work,
         record.finish = now;
         ++done;
         ++finishedInStep;
-        freed += blocksFor(
-            static_cast<int64_t>(work[event.requestId].prompt.size() +
-                                 record.output.size()) -
-                1,
-            runner.blockSize());
+        int64_t cached = static_cast<int64_t>(
+            work[event.requestId].prompt.size() + record.output.size() - 1);
+        freed += blocksFor(cached, runner.blockSize());
       }
     }
     if (stats.steps > stepsBefore)
-      r.timeline.push_back({now,
-                            stats.prefillTokens + stats.decodeTokens -
-                                tokensBefore,
+      r.timeline.push_back({start, now, targetTokens() - tokensBefore,
                             stats.generatedTokens, stats.blocksUsed + freed,
                             stats.running + finishedInStep});
     progress.update(now, done, stats.generatedTokens);
@@ -537,7 +555,15 @@ void runContinuous(ModelRunner &runner, const std::vector<WorkItem> &work,
   r.generatedTokens = stats.generatedTokens;
   r.preemptions = stats.preemptions;
   r.peakBlocks = stats.peakBlocksUsed;
-  copyDraftStats(stats, r);
+  r.speculativeSteps = stats.speculativeSteps;
+  r.verifiedDraftTokens = stats.verifiedDraftTokens;
+  r.verifications = stats.verifications;
+  r.draftForwards = stats.draftForwards;
+  r.draftFedTokens = stats.draftFedTokens;
+  r.draftEvictions = stats.draftEvictions;
+  r.draftProposed = stats.draftProposed;
+  r.draftAccepted = stats.draftAccepted;
+  r.draftAccepted.resize(r.draftProposed.size());
 }
 
 //===----------------------------------------------------------------------===//
@@ -667,6 +693,7 @@ private:
                 inputs.blockTables.begin() +
                     static_cast<std::ptrdiff_t>(i * inputs.blocksPerSeq));
     std::string error;
+    double start = clock.now();
     if (!runner.forward(inputs, logits, error))
       throw BenchError{"step " + std::to_string(r.steps + 1) +
                        ": forward step failed: " + error};
@@ -692,7 +719,8 @@ private:
         ++done;
       }
     }
-    r.timeline.push_back({now, tokens, r.generatedTokens, held, running});
+    r.timeline.push_back(
+        {start, now, tokens, r.generatedTokens, held, running});
     progress.update(now, done, r.generatedTokens);
   }
 
@@ -820,10 +848,13 @@ Summary summarize(const std::vector<WorkItem> &work, const RunResult &r,
   }
   for (std::vector<double> *v : {&s.ttft, &s.tpot, &s.latency})
     std::sort(v->begin(), v->end());
+  // Weighted by time: the blocks a step's sequences held, for as long as it
+  // ran; none while the run waited for arrivals (or sampled between steps).
   for (const StepSample &step : r.timeline)
-    s.meanBlockFraction += static_cast<double>(step.blocks) / numBlocks;
-  if (!r.timeline.empty())
-    s.meanBlockFraction /= static_cast<double>(r.timeline.size());
+    s.meanBlockFraction +=
+        static_cast<double>(step.blocks) / numBlocks * (step.end - step.start);
+  if (r.duration > 0)
+    s.meanBlockFraction = std::min(1.0, s.meanBlockFraction / r.duration);
   if (r.duration > 0) {
     s.generatedPerSecond = s.generatedTokens / r.duration;
     s.totalPerSecond = (s.promptTokens + s.generatedTokens) / r.duration;
@@ -861,8 +892,8 @@ struct RunInfo {
   int64_t vocab = 0, maxContext = 0, numBlocks = 0, blockSize = 0;
 };
 
-void printReport(const BenchOptions &o, const RunInfo &info,
-                 const RunResult &r, const Summary &s) {
+void printReport(const BenchOptions &o, const RunInfo &info, const RunResult &r,
+                 const Summary &s) {
   bool isStatic = o.mode == Mode::Static;
   std::printf("moe-run bench: %s (%s), %s\n", info.modelName.c_str(),
               info.target.c_str(),
@@ -887,7 +918,7 @@ void printReport(const BenchOptions &o, const RunInfo &info,
                 static_cast<long long>(o.maxRunning),
                 static_cast<long long>(info.numBlocks),
                 static_cast<long long>(info.blockSize));
-  std::printf("requests: %lld finished, %lld rejected", 
+  std::printf("requests: %lld finished, %lld rejected",
               static_cast<long long>(s.finished),
               static_cast<long long>(s.rejected));
   if (s.rejected)
@@ -906,11 +937,11 @@ void printReport(const BenchOptions &o, const RunInfo &info,
               static_cast<long long>(r.decodeTokens),
               static_cast<long long>(r.recomputedTokens),
               static_cast<long long>(r.paddingTokens));
+  int64_t modelTokens =
+      r.prefillTokens + r.decodeTokens + r.verifiedDraftTokens;
   std::printf("steps: %lld (%.1f tokens per step)",
               static_cast<long long>(r.steps),
-              r.steps ? static_cast<double>(r.prefillTokens + r.decodeTokens) /
-                            r.steps
-                      : 0.0);
+              r.steps ? static_cast<double>(modelTokens) / r.steps : 0.0);
   if (isStatic)
     std::printf(" in %lld batches", static_cast<long long>(r.batches));
   std::printf("\n");
@@ -923,23 +954,32 @@ void printReport(const BenchOptions &o, const RunInfo &info,
   std::printf("request latency: p50 %s, p99 %s\n",
               formatMs(percentile(s.latency, 50)).c_str(),
               formatMs(percentile(s.latency, 99)).c_str());
-  std::printf("KV blocks: peak %lld of %lld (%.1f%%), mean %.1f%% over the "
-              "steps\n",
+  std::printf("KV blocks: peak %lld of %lld (%.1f%%), mean %.1f%% of the "
+              "time\n",
               static_cast<long long>(r.peakBlocks),
               static_cast<long long>(info.numBlocks),
               100.0 * r.peakBlocks / info.numBlocks,
               100.0 * s.meanBlockFraction);
   std::printf("preemptions: %lld\n", static_cast<long long>(r.preemptions));
-  // SPECULATIVE DECODING: the acceptance rate per draft position, when
-  // the scheduler reported any (see copyDraftStats).
-  if (!r.draftProposed.empty()) {
-    std::printf("draft acceptance per position (1-%zu):",
-                r.draftProposed.size());
-    for (size_t i = 0; i < r.draftProposed.size(); ++i)
-      std::printf(" %.3f", r.draftProposed[i]
-                               ? static_cast<double>(r.draftAccepted[i]) /
-                                     r.draftProposed[i]
-                               : 0.0);
+  if (!o.draft.empty()) {
+    std::printf("speculation: %lld draft tokens (%s), %lld of %lld steps "
+                "speculated, %lld draft tokens verified\n",
+                static_cast<long long>(o.draftTokens),
+                o.speculateAlways ? "always" : "auto",
+                static_cast<long long>(r.speculativeSteps),
+                static_cast<long long>(r.steps),
+                static_cast<long long>(r.verifiedDraftTokens));
+    // Position j: verifications whose first j drafts were all accepted,
+    // of those that proposed a j-th draft.
+    std::printf("draft acceptance by position:");
+    for (size_t j = 0; j < r.draftProposed.size(); ++j) {
+      std::printf(" %zu: %lld/%lld", j + 1,
+                  static_cast<long long>(r.draftAccepted[j]),
+                  static_cast<long long>(r.draftProposed[j]));
+      if (r.draftProposed[j])
+        std::printf(" (%.1f%%)",
+                    100.0 * r.draftAccepted[j] / r.draftProposed[j]);
+    }
     std::printf("\n");
   }
   std::fflush(stdout);
@@ -994,6 +1034,15 @@ Json toJson(const BenchOptions &o, const RunInfo &info,
     config["weights_seed"] = o.weightsSeed;
   else
     config["weights"] = o.checkpoint;
+  if (!o.draft.empty()) {
+    config["draft"] = o.draft;
+    config["draft_tokens"] = o.draftTokens;
+    config["speculate"] = o.speculateAlways ? "always" : "auto";
+    if (o.draftCheckpoint.empty())
+      config["draft_weights_seed"] = o.draftWeightsSeed;
+    else
+      config["draft_weights"] = o.draftCheckpoint;
+  }
 
   Json &summary = j["summary"];
   summary["duration_s"] = r.duration;
@@ -1004,6 +1053,7 @@ Json toJson(const BenchOptions &o, const RunInfo &info,
                        {"generated", s.generatedTokens},
                        {"model_prefill", r.prefillTokens},
                        {"model_decode", r.decodeTokens},
+                       {"draft_verified", r.verifiedDraftTokens},
                        {"recomputed", r.recomputedTokens},
                        {"padding", r.paddingTokens}};
   summary["throughput"] = {{"generated_tokens_per_s", s.generatedPerSecond},
@@ -1018,20 +1068,33 @@ Json toJson(const BenchOptions &o, const RunInfo &info,
                           {"peak", r.peakBlocks},
                           {"mean_fraction", s.meanBlockFraction}};
   summary["preemptions"] = r.preemptions;
-  // SPECULATIVE DECODING: per draft position {proposed, accepted, rate};
-  // null while the scheduler does not report it.
-  if (r.draftProposed.empty()) {
+  // Speculative decoding: per draft position j, the verifications that
+  // proposed a j-th draft and those that accepted the first j; null
+  // without --draft.
+  if (o.draft.empty()) {
     summary["speculative"] = nullptr;
   } else {
     Json positions = Json::array();
-    for (size_t i = 0; i < r.draftProposed.size(); ++i)
+    for (size_t j = 0; j < r.draftProposed.size(); ++j)
       positions.push_back(
-          {{"position", i + 1},
-           {"proposed", r.draftProposed[i]},
-           {"accepted", r.draftAccepted[i]},
-           {"rate", number(static_cast<double>(r.draftAccepted[i]) /
-                           r.draftProposed[i])}});
-    summary["speculative"] = {{"positions", positions}};
+          {{"position", j + 1},
+           {"proposed", r.draftProposed[j]},
+           {"accepted", r.draftAccepted[j]},
+           {"rate", r.draftProposed[j]
+                        ? Json(static_cast<double>(r.draftAccepted[j]) /
+                               r.draftProposed[j])
+                        : Json(nullptr)}});
+    summary["speculative"] = {
+        {"draft", o.draft},
+        {"draft_tokens", o.draftTokens},
+        {"speculate", o.speculateAlways ? "always" : "auto"},
+        {"speculative_steps", r.speculativeSteps},
+        {"verifications", r.verifications},
+        {"verified_draft_tokens", r.verifiedDraftTokens},
+        {"draft_forwards", r.draftForwards},
+        {"draft_fed_tokens", r.draftFedTokens},
+        {"draft_evictions", r.draftEvictions},
+        {"positions", positions}};
   }
 
   Json requests = Json::array();
@@ -1067,12 +1130,42 @@ Json toJson(const BenchOptions &o, const RunInfo &info,
 
   Json timeline = Json::array();
   for (const StepSample &step : r.timeline)
-    timeline.push_back({step.time, step.tokens, step.generated, step.blocks,
-                        step.running});
-  j["timeline_columns"] = {"time_s", "tokens", "generated", "kv_blocks",
-                           "running"};
+    timeline.push_back({step.start, step.end, step.tokens, step.generated,
+                        step.blocks, step.running});
+  j["timeline_columns"] = {"start_s",   "end_s",     "tokens",
+                           "generated", "kv_blocks", "running"};
   j["timeline"] = std::move(timeline);
   return j;
+}
+
+/// `j` with its objects indented and one request or step per line of its
+/// arrays: readable, and a long run's file stays a few lines per request.
+std::string formatJson(const Json &j) {
+  std::string out = "{";
+  bool firstKey = true;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    out += firstKey ? "\n" : ",\n";
+    firstKey = false;
+    out += "  " + Json(it.key()).dump() + ": ";
+    if (it->is_array() && !it->empty() && it->front().is_structured()) {
+      out += "[";
+      for (size_t i = 0; i < it->size(); ++i)
+        out += (i ? ",\n    " : "\n    ") + (*it)[i].dump();
+      out += "\n  ]";
+    } else if (it->is_object()) {
+      // Indented by two more spaces than dump() would.
+      std::string text = it->dump(2), indented;
+      for (char c : text) {
+        indented += c;
+        if (c == '\n')
+          indented += "  ";
+      }
+      out += indented;
+    } else {
+      out += it->dump();
+    }
+  }
+  return out + "\n}\n";
 }
 
 //===----------------------------------------------------------------------===//
@@ -1120,10 +1213,10 @@ struct Panel {
   void axes(std::ostringstream &out, const std::string &title,
             const std::string &xLabel, const std::string &yLabel) const {
     out << "<text x=\"" << fmt(left + width / 2) << "\" y=\"" << fmt(top - 10)
-        << "\" text-anchor=\"middle\" font-weight=\"bold\">"
-        << xmlEscape(title) << "</text>\n";
-    out << "<rect x=\"" << fmt(left) << "\" y=\"" << fmt(top)
-        << "\" width=\"" << fmt(width) << "\" height=\"" << fmt(height)
+        << "\" text-anchor=\"middle\" font-weight=\"bold\">" << xmlEscape(title)
+        << "</text>\n";
+    out << "<rect x=\"" << fmt(left) << "\" y=\"" << fmt(top) << "\" width=\""
+        << fmt(width) << "\" height=\"" << fmt(height)
         << "\" fill=\"none\" stroke=\"#444\"/>\n";
     double xs = tickStep(xMax), ys = tickStep(yMax);
     for (double v = 0; v <= xMax * (1 + 1e-9); v += xs)
@@ -1133,8 +1226,8 @@ struct Panel {
           << fmt(top + height + 14) << "\" text-anchor=\"middle\">" << fmt(v)
           << "</text>\n";
     for (double v = 0; v <= yMax * (1 + 1e-9); v += ys)
-      out << "<line x1=\"" << fmt(left) << "\" y1=\"" << fmt(y(v))
-          << "\" x2=\"" << fmt(left + width) << "\" y2=\"" << fmt(y(v))
+      out << "<line x1=\"" << fmt(left) << "\" y1=\"" << fmt(y(v)) << "\" x2=\""
+          << fmt(left + width) << "\" y2=\"" << fmt(y(v))
           << "\" stroke=\"#ddd\"/>\n<text x=\"" << fmt(left - 5) << "\" y=\""
           << fmt(y(v) + 4) << "\" text-anchor=\"end\">" << fmt(v)
           << "</text>\n";
@@ -1184,13 +1277,16 @@ std::string plotSvg(const BenchOptions &o, const RunInfo &info,
   // Generated tokens over time, from (0, 0).
   std::vector<double> times{0}, tokens{0};
   for (const StepSample &step : r.timeline) {
-    times.push_back(step.time);
+    times.push_back(step.end);
     tokens.push_back(static_cast<double>(step.generated));
   }
-  Panel left{70, 50, 340, 250, r.duration > 0 ? r.duration : 1,
+  Panel left{70,
+             50,
+             340,
+             250,
+             r.duration > 0 ? r.duration : 1,
              std::max(1.0, tokens.back())};
-  left.axes(out, "generated tokens over time", "time (s)",
-            "tokens generated");
+  left.axes(out, "generated tokens over time", "time (s)", "tokens generated");
   left.line(out, times, tokens, "#1f77b4");
 
   // CDFs, in milliseconds.
@@ -1227,6 +1323,28 @@ std::string plotSvg(const BenchOptions &o, const RunInfo &info,
 //===----------------------------------------------------------------------===//
 // The command
 //===----------------------------------------------------------------------===//
+
+/// One untimed forward step of `tokens` one-token sequences before the
+/// clock starts: the first step pays for thread pools and first touches of
+/// the activation buffers (10-30 ms on the host), which would otherwise be
+/// charged to the first requests. It writes nothing to the cache (slots -1).
+void warmUp(ModelRunner &runner, int64_t tokens) {
+  StepInputs inputs;
+  inputs.sequences = tokens;
+  inputs.blocksPerSeq = 1;
+  inputs.blockTables.assign(static_cast<size_t>(tokens), 0);
+  for (int64_t i = 0; i < tokens; ++i) {
+    inputs.tokens.push_back(0);
+    inputs.positions.push_back(0);
+    inputs.slotMapping.push_back(-1);
+    inputs.tokenSeq.push_back(static_cast<int32_t>(i));
+    inputs.logitRows.push_back(static_cast<int32_t>(i));
+  }
+  std::vector<float> logits;
+  std::string error;
+  if (!runner.forward(inputs, logits, error))
+    throw BenchError{"warm-up step failed: " + error};
+}
 
 std::ofstream openOutput(const std::string &path) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
@@ -1282,30 +1400,56 @@ int bench(const std::string &path, const std::vector<std::string> &args) {
   if (!o.plotPath.empty())
     plotFile = openOutput(o.plotPath);
 
-  std::unique_ptr<HostExecutor> executor =
-      HostExecutor::create(*artifact, 0, o.kvBlocks, error);
+  // Every rank of the plan, in this process (runtime/LocalRunner.h).
+  std::unique_ptr<LocalRunner> executor =
+      LocalRunner::create(*artifact, o.kvBlocks, error);
   if (!executor)
     throw BenchError{error};
-  if (o.checkpoint.empty()) {
+  if (o.checkpoint.empty())
     executor->initRandomWeights(o.weightsSeed);
-  } else if (!executor->loadWeights(o.checkpoint, error)) {
+  else if (!executor->loadWeights(o.checkpoint, error))
     throw BenchError{error};
-  }
   info.numBlocks = executor->numBlocks();
   info.blockSize = executor->blockSize();
 
+  // The draft model of speculative decoding, with as many blocks.
+  std::unique_ptr<Artifact> draftArtifact;
+  std::unique_ptr<LocalRunner> draft;
+  if (!o.draft.empty()) {
+    draftArtifact = Artifact::open(o.draft, error);
+    if (!draftArtifact)
+      throw BenchError{error};
+    if (draftArtifact->model().vocabSize != info.vocab)
+      throw BenchError{"the draft's vocabulary (" +
+                       std::to_string(draftArtifact->model().vocabSize) +
+                       ") is not the target's (" + std::to_string(info.vocab) +
+                       ")"};
+    draft = LocalRunner::create(*draftArtifact, executor->numBlocks(), error);
+    if (!draft)
+      throw BenchError{"draft: " + error};
+    if (o.draftCheckpoint.empty())
+      draft->initRandomWeights(o.draftWeightsSeed);
+    else if (!draft->loadWeights(o.draftCheckpoint, error))
+      throw BenchError{"draft: " + error};
+    info.maxContext =
+        std::min(info.maxContext, draftArtifact->model().maxContext);
+  }
+
+  warmUp(*executor, std::min<int64_t>(o.maxTokensPerStep, 4096));
+  if (draft)
+    warmUp(*draft, std::min<int64_t>(o.maxTokensPerStep, 4096));
   std::vector<WorkItem> work = makeWorkload(o, info.vocab);
   RunResult result;
   if (o.mode == Mode::Static)
     runStatic(*executor, work, o, info.maxContext, result);
   else
-    runContinuous(*executor, work, o, info.maxContext, result);
+    runContinuous(*executor, draft.get(), work, o, info.maxContext, result);
 
   Summary summary = summarize(work, result, info.numBlocks);
   printReport(o, info, result, summary);
   if (!o.jsonPath.empty())
     writeOutput(jsonFile, o.jsonPath,
-                toJson(o, info, work, result, summary).dump(1) + "\n");
+                formatJson(toJson(o, info, work, result, summary)));
   if (!o.plotPath.empty())
     writeOutput(plotFile, o.plotPath, plotSvg(o, info, result, summary));
   return 0;
