@@ -452,7 +452,8 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
 }
 
 FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
-                                                     int64_t blockSize) {
+                                                     int64_t blockSize,
+                                                     bool rowKernels) {
   SmallVector<func::FuncOp> stages = getForwardFunctions(module);
   if (stages.empty())
     return module.emitError("the module has no forward function");
@@ -468,6 +469,16 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
   for (auto func : module.getOps<func::FuncOp>())
     if (func->hasAttr(kKernelAttr) && called.contains(func.getName()))
       b.clone(*func);
+  // The code compiled: the same kernels, the row-wise ones as row kernels
+  // when asked (the shapes below come from the linalg form either way).
+  OwningOpRef<ModuleOp> code = kernels->clone();
+  PassManager codePm(module.getContext());
+  if (rowKernels)
+    codePm.addPass(createMoEBuildRowKernels());
+  codePm.addPass(createConvertMoEToLinalg());
+  codePm.addPass(createCanonicalizerPass());
+  if (failed(codePm.run(*code)))
+    return failure();
   PassManager pm(module.getContext());
   pm.addPass(createConvertMoEToLinalg());
   pm.addPass(createCanonicalizerPass());
@@ -517,11 +528,11 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
   for (const auto &entry : kvKernels)
     kvNames.push_back(entry.getValue());
   llvm::sort(kvNames);
-  b.setInsertionPointToEnd(kernels->getBody());
+  b.setInsertionPointToEnd(code->getBody());
   for (StringRef name : kvNames)
     b.clone(*module.lookupSymbol<func::FuncOp>(name));
 
-  FailureOr<std::string> object = compileHostSharedObject(*kernels);
+  FailureOr<std::string> object = compileHostSharedObject(*code);
   if (failed(object))
     return failure();
   result.sharedObject = std::move(*object);

@@ -41,7 +41,11 @@ struct HostCompilation {
 /// communicator carries out. One shared object serves every stage. Fails
 /// with an error on the module naming what is not supported (experts
 /// exchanged by all-to-all).
-FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize);
+/// With `rowKernels`, the row-wise fused kernels are compiled in the row
+/// form the GPU uses (moe-build-row-kernels, one thread), so that the
+/// runtime executes and checks that logic on the host.
+FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize,
+                                          bool rowKernels = false);
 
 } // namespace mlir::moe
 

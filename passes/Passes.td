@@ -234,4 +234,32 @@ def MoECopiesToLinalg : Pass<"moe-copies-to-linalg"> {
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def MoEBuildRowKernels : Pass<"moe-build-row-kernels", "::mlir::ModuleOp"> {
+  let summary = "Generate row kernels for the fused row-wise kernels";
+  let description = [{
+    Rewrites every kernel function (`moe.kernel`) whose ops all work row by
+    row (moe.add, moe.rms_norm, moe.layer_norm, moe.rope, moe.combine,
+    moe.embed, and a final moe.gather_tokens) into a function on memrefs in
+    destination-passing style (inputs, then one output per result) that
+    computes one token row per block: `target=gpu` emits a `gpu.launch` of
+    one block per row and `threads` threads striding over the features,
+    with block-wide `gpu.all_reduce` for the norms and `gpu.barrier`
+    between ops; `target=host` emits the same code as loops over rows with
+    one thread, which is how the GPU code's logic is checked on a machine
+    without a GPU. Intermediate rows live in workgroup memory (host: stack),
+    in f32. Other kernels are left as they are.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"host\"",
+           "host (loops) or gpu (gpu.launch, one block per row)">,
+    Option<"threads", "threads", "int64_t", /*default=*/"256",
+           "Threads per block (gpu)">,
+  ];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_PASSES_TD

@@ -56,10 +56,12 @@ struct Loaded {
   }
 };
 
-Loaded load(const std::string &model, int64_t blocks = 32) {
+/// `name` is a model, or MODEL.VARIANT for an artifact compiled another way.
+Loaded load(const std::string &name, int64_t blocks = 32) {
   Loaded loaded;
   std::string error;
-  loaded.artifact = Artifact::open(artifactPath(model), error);
+  std::string model = name.substr(0, name.find('.'));
+  loaded.artifact = Artifact::open(artifactPath(name), error);
   EXPECT_TRUE(loaded.artifact) << error;
   if (!loaded.artifact)
     return loaded;
@@ -149,10 +151,12 @@ TEST_P(HostModels, GreedyTokensMatchTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                          ::testing::Values("tiny-moe", "tiny-gqa",
-                                           "tiny-draft"),
+                                           "tiny-draft", "tiny-moe.rows",
+                                           "tiny-gqa.rows"),
                          [](const auto &info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');
+                           std::replace(name.begin(), name.end(), '.', '_');
                            return name;
                          });
 

@@ -79,6 +79,11 @@ cl::opt<std::string> dtype(
              "model's: bf16, f16 or f32 (default: the model's; f32 for "
              "--target=host, whose kernels are the f32 reference)"),
     cl::value_desc("type"), cl::cat(moecCategory));
+cl::opt<bool> rowKernels(
+    "row-kernels",
+    cl::desc("Host target: compile the row-wise fused kernels in the form "
+             "the GPU uses (one block per row), run with one thread"),
+    cl::cat(moecCategory));
 cl::opt<ReportFormat> report(
     "report", cl::ValueOptional,
     cl::desc("Print parameters by category, active parameters, FLOPs per "
@@ -361,7 +366,7 @@ int main(int argc, char **argv) {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =
-          moe::compileForHost(*module, blockSize);
+          moe::compileForHost(*module, blockSize, rowKernels);
       if (failed(compiled))
         return failWith({"host code generation failed (see the diagnostics "
                          "above)"});

@@ -1,0 +1,77 @@
+// RUN: moe-opt %s -split-input-file -moe-build-row-kernels | FileCheck %s --check-prefix=HOST
+// RUN: moe-opt %s -split-input-file -moe-build-row-kernels='target=gpu threads=128' | FileCheck %s --check-prefix=GPU
+// RUN: not moe-opt %s -split-input-file -moe-build-row-kernels='target=tpu' 2>&1 | FileCheck %s --check-prefix=TARGET
+// The pass changes signatures, so kernels must have no callers left.
+// RUN: not moe-opt %S/Inputs/row-kernel-caller.mlir -moe-build-row-kernels 2>&1 | FileCheck %s --check-prefix=CALLER
+// CALLER: error: moe-build-row-kernels: kernel 'kernel_add' still has callers; run the pass on a module of kernels
+// Numerics: the host artifacts compiled with --row-kernels match the
+// reference model (test/unit/HostExecutionTest, *_rows); the GPU form is
+// assembled by ptxas in codegen/gpu-row-kernels.mlir.
+
+// Residual add + RMSNorm: results become out-parameters; one row at a time,
+// the columns strided by the threads, the sum of squares reduced over the
+// block, a barrier after each op.
+// HOST-LABEL: func.func private @kernel_add_rms_norm
+// HOST-SAME: (%[[A:.*]]: memref<?x64xf32>, %[[B:.*]]: memref<?x64xf32>, %[[W:.*]]: memref<64xf32>, %[[S:.*]]: memref<?x64xf32>, %[[N:.*]]: memref<?x64xf32>)
+// HOST-SAME: moe.row_kernel
+// HOST: %[[ROWS:.*]] = memref.dim %[[S]], %c0
+// HOST: scf.for %[[R:.*]] = %{{.*}} to %[[ROWS]]
+// HOST: scf.for %[[C:.*]] =
+// HOST: memref.store %{{.*}}, %[[S]][%[[R]], %[[C]]]
+// HOST: scf.for {{.*}} iter_args
+// HOST: math.rsqrt
+// HOST: memref.store %{{.*}}, %[[N]][%[[R]], %{{.*}}]
+// HOST-NOT: gpu.
+// GPU-LABEL: func.func private @kernel_add_rms_norm
+// GPU: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%[[NT:.*]] = %c128
+// GPU: scf.for %{{.*}} = %[[TX]] to %{{.*}} step %[[NT]]
+// GPU: gpu.barrier
+// GPU: %[[P:.*]] = scf.for
+// GPU: gpu.all_reduce add %[[P]] uniform
+// GPU: math.rsqrt
+// GPU: gpu.barrier
+// GPU: gpu.terminator
+func.func private @kernel_add_rms_norm(%a: tensor<?x64xf32>, %b: tensor<?x64xf32>, %w: tensor<64xf32>) -> (tensor<?x64xf32>, tensor<?x64xf32>) attributes {moe.kernel} {
+  %s = moe.add %a, %b : tensor<?x64xf32>
+  %n = moe.rms_norm %s, %w eps = 1.0e-5 : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+  return %s, %n : tensor<?x64xf32>, tensor<?x64xf32>
+}
+
+// -----
+
+// Combine + add + norm + the final gather: the rows computed are the R
+// gathered ones (row r reads token rows[r]); the intermediate rows live in
+// a stack buffer (host) or workgroup memory (GPU).
+// HOST-LABEL: func.func private @kernel_combine_add_rms_norm_gather_tokens
+// HOST-SAME: %[[ROWS:arg[0-9]+]]: memref<?xi32>, %[[OUT:arg[0-9]+]]: memref<?x64xf32>)
+// Two buffers: the combine result is dead once the add read it, so the
+// norm reuses its buffer.
+// HOST-COUNT-2: memref.alloca() : memref<64xf32>
+// HOST-NOT: memref.alloca
+// HOST: scf.for %[[R:.*]] =
+// HOST: %[[T:.*]] = memref.load %[[ROWS]][%[[R]]]
+// HOST: arith.index_cast %[[T]]
+// HOST: memref.store %{{.*}}, %[[OUT]][%[[R]], %{{.*}}]
+// GPU-LABEL: func.func private @kernel_combine_add_rms_norm_gather_tokens
+// GPU: gpu.launch
+// GPU-SAME: workgroup(%{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64xf32, #gpu.address_space<workgroup>>) {
+func.func private @kernel_combine_add_rms_norm_gather_tokens(%eo: tensor<?x64xf32>, %perm: tensor<?xi32>, %pw: tensor<?x2xf32>, %res: tensor<?x64xf32>, %w: tensor<64xf32>, %rows: tensor<?xi32>) -> tensor<?x64xf32> attributes {moe.kernel} {
+  %c = moe.combine %eo, %perm, %pw : (tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32>) -> tensor<?x64xf32>
+  %s = moe.add %res, %c : tensor<?x64xf32>
+  %n = moe.rms_norm %s, %w eps = 1.0e-5 : (tensor<?x64xf32>, tensor<64xf32>) -> tensor<?x64xf32>
+  %g = moe.gather_tokens %n, %rows : (tensor<?x64xf32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return %g : tensor<?x64xf32>
+}
+
+// -----
+
+// Kernels that are not row-wise stay as they are.
+// HOST-LABEL: func.func private @kernel_dispatch
+// HOST-SAME: -> (tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>)
+// HOST-NEXT: moe.dispatch
+func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) -> (tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>) attributes {moe.kernel} {
+  %p, %o, %q = moe.dispatch %x, %i experts 4 : (tensor<?x64xf32>, tensor<?x2xi32>) -> (tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>)
+  return %p, %o, %q : tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>
+}
+
+// TARGET: error: moe-build-row-kernels: target must be host or gpu, got 'tpu'
