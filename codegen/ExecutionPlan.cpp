@@ -469,16 +469,18 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
   for (auto func : module.getOps<func::FuncOp>())
     if (func->hasAttr(kKernelAttr) && called.contains(func.getName()))
       b.clone(*func);
-  // The code compiled: the same kernels, the row-wise ones as row kernels
-  // when asked (the shapes below come from the linalg form either way).
-  OwningOpRef<ModuleOp> code = kernels->clone();
-  PassManager codePm(module.getContext());
-  if (rowKernels)
-    codePm.addPass(createMoEBuildRowKernels());
-  codePm.addPass(createConvertMoEToLinalg());
-  codePm.addPass(createCanonicalizerPass());
-  if (failed(codePm.run(*code)))
-    return failure();
+  // With row kernels, the code compiled is a copy whose row-wise kernels
+  // take the row form; the shapes below come from the linalg form.
+  OwningOpRef<ModuleOp> rowCode;
+  if (rowKernels) {
+    rowCode = kernels->clone();
+    PassManager rowPm(module.getContext());
+    rowPm.addPass(createMoEBuildRowKernels());
+    rowPm.addPass(createConvertMoEToLinalg());
+    rowPm.addPass(createCanonicalizerPass());
+    if (failed(rowPm.run(*rowCode)))
+      return failure();
+  }
   PassManager pm(module.getContext());
   pm.addPass(createConvertMoEToLinalg());
   pm.addPass(createCanonicalizerPass());
@@ -528,11 +530,12 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
   for (const auto &entry : kvKernels)
     kvNames.push_back(entry.getValue());
   llvm::sort(kvNames);
-  b.setInsertionPointToEnd(code->getBody());
+  ModuleOp code = rowCode ? *rowCode : *kernels;
+  b.setInsertionPointToEnd(code.getBody());
   for (StringRef name : kvNames)
     b.clone(*module.lookupSymbol<func::FuncOp>(name));
 
-  FailureOr<std::string> object = compileHostSharedObject(*code);
+  FailureOr<std::string> object = compileHostSharedObject(code);
   if (failed(object))
     return failure();
   result.sharedObject = std::move(*object);

@@ -30,6 +30,13 @@ struct StepInputs {
   std::vector<int32_t> logitRows;
 };
 
+/// "" when `inputs` are a well-formed step for a model of `vocab` tokens and
+/// a cache of `blocks` blocks of `blockSize` tokens, else why not (one line,
+/// e.g. "token id 600 is outside the vocabulary [0, 512)"). Every runner
+/// refuses what this refuses, before touching its cache.
+std::string checkStepInputs(const StepInputs &inputs, int64_t vocab,
+                            int64_t blocks, int64_t blockSize);
+
 /// Runs forward steps of one model over a paged KV cache it owns.
 class ModelRunner {
 public:

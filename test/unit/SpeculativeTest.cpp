@@ -89,23 +89,14 @@ protected:
   virtual void fill(const std::vector<Entry> &context, float *row) const = 0;
 
 private:
+  /// The runtime's checks, plus: this fake caches every token.
   std::string check(const StepInputs &in) const {
-    size_t n = in.tokens.size();
-    bool bad =
-        n == 0 || in.positions.size() != n || in.slotMapping.size() != n ||
-        in.tokenSeq.size() != n || in.sequences < 1 || in.blocksPerSeq < 1 ||
-        int64_t(in.blockTables.size()) != in.sequences * in.blocksPerSeq ||
-        in.logitRows.empty();
-    for (int32_t block : in.blockTables)
-      bad |= block < 0 || block >= nb;
-    for (size_t t = 0; !bad && t < n; ++t)
-      bad |= in.tokens[t] < 0 || in.tokens[t] >= vocab || in.tokenSeq[t] < 0 ||
-             in.tokenSeq[t] >= in.sequences || in.positions[t] < 0 ||
-             in.positions[t] / bs >= in.blocksPerSeq || in.slotMapping[t] < 0 ||
-             in.slotMapping[t] >= nb * bs;
-    for (int32_t row : in.logitRows)
-      bad |= row < 0 || size_t(row) >= n;
-    return bad ? "malformed step inputs" : "";
+    std::string error = checkStepInputs(in, vocab, nb, bs);
+    if (error.empty())
+      for (int32_t slot : in.slotMapping)
+        if (slot < 0)
+          return "slot " + std::to_string(slot) + " is not cached";
+    return error;
   }
 };
 
