@@ -157,9 +157,10 @@ public:
   PlanBuilder(ModuleOp module, int64_t blockSize,
               const llvm::StringMap<SmallVector<SmallVector<DimFormula>>>
                   &formulas,
-              llvm::StringMap<std::string> &kvKernels)
+              llvm::StringMap<std::string> &kvKernels, KernelForm form,
+              ModuleOp code)
       : module(module), blockSize(blockSize), formulas(formulas),
-        kvKernels(kvKernels) {}
+        kvKernels(kvKernels), form(form), code(code) {}
 
   FailureOr<llvm::json::Object> build(func::FuncOp forward);
 
@@ -221,6 +222,9 @@ private:
   std::map<std::pair<char, int64_t>, int64_t> caches;
   /// Op signature -> kernel name, shared by the stages' builders.
   llvm::StringMap<std::string> &kvKernels;
+  KernelForm form;
+  /// The kernels' code (grid forms may take scratch buffers).
+  ModuleOp code;
   int64_t logits = -1;
 };
 } // namespace
@@ -241,10 +245,19 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
     std::string name = base;
     for (int i = 0; symbols.lookup(name); ++i)
       name = base + "_" + std::to_string(i);
-    if (auto attend = dyn_cast<AttendOp>(op))
-      buildAttendKernel(module, attend, name, blockSize);
-    else
-      buildKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name);
+    bool gpu = form == KernelForm::Gpu;
+    if (form == KernelForm::Loops) {
+      if (auto attend = dyn_cast<AttendOp>(op))
+        buildAttendKernel(module, attend, name, blockSize);
+      else
+        buildKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name);
+    } else if (auto attend = dyn_cast<AttendOp>(op)) {
+      buildGridAttendKernel(module, attend, name, blockSize, gpu,
+                            kAttendThreads);
+    } else {
+      buildGridKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name, gpu,
+                                  kGridThreads);
+    }
     it->second = name;
   }
   return it->second;
@@ -392,6 +405,22 @@ LogicalResult PlanBuilder::step(Operation *op) {
       }
       args.push_back(define(result, shape));
     }
+    // Grid kernels may take scratch buffers after their outputs: [rows of
+    // the first argument, width] f32.
+    auto compiled = code ? code.lookupSymbol<func::FuncOp>(call.getCallee())
+                         : func::FuncOp();
+    if (auto scratch = compiled ? compiled->getAttrOfType<IntegerAttr>(
+                                      "moe.scratch_args")
+                                : IntegerAttr()) {
+      ArrayRef<Type> types = compiled.getArgumentTypes();
+      for (Type type : types.take_back(scratch.getInt())) {
+        auto memref = cast<MemRefType>(type);
+        args.push_back(addBuffer(
+            llvm::json::Object{{"kind", "activation"},
+                               {"dtype", typeName(memref.getElementType())}},
+            {shapes[args.front()][0], {"", memref.getDimSize(1)}}));
+      }
+    }
     kernelStep(call.getCallee(), args);
     return success();
   }
@@ -451,9 +480,9 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
   };
 }
 
-FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
-                                                     int64_t blockSize,
-                                                     bool rowKernels) {
+FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
+                                               int64_t blockSize,
+                                               KernelForm form) {
   SmallVector<func::FuncOp> stages = getForwardFunctions(module);
   if (stages.empty())
     return module.emitError("the module has no forward function");
@@ -469,17 +498,26 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
   for (auto func : module.getOps<func::FuncOp>())
     if (func->hasAttr(kKernelAttr) && called.contains(func.getName()))
       b.clone(*func);
-  // With row kernels, the code compiled is a copy whose row-wise kernels
-  // take the row form; the shapes below come from the linalg form.
-  OwningOpRef<ModuleOp> rowCode;
-  if (rowKernels) {
-    rowCode = kernels->clone();
-    PassManager rowPm(module.getContext());
-    rowPm.addPass(createMoEBuildRowKernels());
-    rowPm.addPass(createConvertMoEToLinalg());
-    rowPm.addPass(createCanonicalizerPass());
-    if (failed(rowPm.run(*rowCode)))
+  // Grid kernels: the code compiled is a copy whose kernels take the grid
+  // form; the shapes below come from the linalg form.
+  OwningOpRef<ModuleOp> gridCode;
+  if (form != KernelForm::Loops) {
+    gridCode = kernels->clone();
+    std::string target = form == KernelForm::Gpu ? "gpu" : "host";
+    PassManager gridPm(module.getContext());
+    gridPm.addPass(createMoEBuildRowKernels({target, kGridThreads}));
+    gridPm.addPass(createMoEBuildExpertKernels({target, kGridThreads}));
+    if (form == KernelForm::HostGrid)
+      gridPm.addPass(createConvertMoEToLinalg());
+    gridPm.addPass(createCanonicalizerPass());
+    if (failed(gridPm.run(*gridCode)))
       return failure();
+    if (form == KernelForm::Gpu)
+      for (auto func : gridCode->getOps<func::FuncOp>())
+        if (!func->hasAttr("moe.row_kernel") &&
+            !func->hasAttr("moe.grid_kernel"))
+          return func.emitError("the cuda target has no GPU kernel for ")
+                 << func.getName() << " yet";
   }
   PassManager pm(module.getContext());
   pm.addPass(createConvertMoEToLinalg());
@@ -516,28 +554,40 @@ FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
     }
   }
 
-  HostCompilation result;
+  PlannedStages result;
   llvm::StringMap<std::string> kvKernels;
+  ModuleOp code = gridCode ? *gridCode : *kernels;
   for (func::FuncOp stage : stages) {
-    PlanBuilder builder(module, blockSize, formulas, kvKernels);
+    PlanBuilder builder(module, blockSize, formulas, kvKernels, form, code);
     FailureOr<llvm::json::Object> execution = builder.build(stage);
     if (failed(execution))
       return failure();
     result.executions.push_back(std::move(*execution));
   }
-  // The KV-cache kernels the builders added are already loops on memrefs.
+  // The KV-cache kernels the builders added are already on memrefs.
   SmallVector<StringRef> kvNames;
   for (const auto &entry : kvKernels)
     kvNames.push_back(entry.getValue());
   llvm::sort(kvNames);
-  ModuleOp code = rowCode ? *rowCode : *kernels;
   b.setInsertionPointToEnd(code.getBody());
   for (StringRef name : kvNames)
     b.clone(*module.lookupSymbol<func::FuncOp>(name));
+  result.code = gridCode ? std::move(gridCode) : std::move(kernels);
+  return result;
+}
 
-  FailureOr<std::string> object = compileHostSharedObject(code);
+FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
+                                                     int64_t blockSize,
+                                                     bool gridKernels) {
+  FailureOr<PlannedStages> planned = planStages(
+      module, blockSize, gridKernels ? KernelForm::HostGrid : KernelForm::Loops);
+  if (failed(planned))
+    return failure();
+  FailureOr<std::string> object = compileHostSharedObject(*planned->code);
   if (failed(object))
     return failure();
+  HostCompilation result;
+  result.executions = std::move(planned->executions);
   result.sharedObject = std::move(*object);
   return result;
 }

@@ -17,6 +17,7 @@
 #define MOEC_CODEGEN_EXECUTIONPLAN_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/JSON.h"
 
 #include <string>
@@ -33,19 +34,48 @@ struct HostCompilation {
   std::string sharedObject;
 };
 
-/// Plans and compiles `module` (after moe-outline-kernels; partitioned or
-/// not) for the host. Ops of the stage functions left outside a kernel
-/// (embedding, router, expert FFN) get a kernel each; the KV-cache ops get
-/// the kernels of codegen/KVCacheKernels.h for blocks of `blockSize`
-/// tokens; collectives and pipeline transfers become steps the runtime's
-/// communicator carries out. One shared object serves every stage. Fails
-/// with an error on the module naming what is not supported (experts
-/// exchanged by all-to-all).
-/// With `rowKernels`, the row-wise fused kernels are compiled in the row
-/// form the GPU uses (moe-build-row-kernels, one thread), so that the
+/// How the kernels are written.
+enum class KernelForm {
+  /// Linalg lowered to loops: the straightforward host code.
+  Loops,
+  /// The GPU kernels' grid code (passes/GridEmitter.h) with one thread per
+  /// block, on the host: how the GPU code's logic is checked without a GPU.
+  HostGrid,
+  /// The grid code as gpu.launch ops, for the cuda target.
+  Gpu,
+};
+
+/// Threads per block of the grid kernels, and of attention.
+constexpr int64_t kGridThreads = 256;
+constexpr int64_t kAttendThreads = 128;
+
+/// The execution plan of every stage and the code of the kernels it calls.
+struct PlannedStages {
+  /// `$.stages[s].execution` of each stage: buffers, steps, inputs and
+  /// outputs.
+  std::vector<llvm::json::Object> executions;
+  /// One function per kernel on memrefs, in destination-passing style
+  /// (inputs, outputs, scratch buffers); for KernelForm::Loops still on
+  /// tensors (bufferized by the host back end).
+  OwningOpRef<ModuleOp> code;
+};
+
+/// Plans `module` (after moe-outline-kernels; partitioned or not). Ops of
+/// the stage functions left outside a kernel (embedding, router, expert
+/// FFN) get a kernel each; the KV-cache ops get the kernels of
+/// codegen/KVCacheKernels.h for blocks of `blockSize` tokens; collectives
+/// and pipeline transfers become steps the runtime's communicator carries
+/// out. Fails with an error on the module naming what is not supported
+/// (experts exchanged by all-to-all).
+FailureOr<PlannedStages> planStages(ModuleOp module, int64_t blockSize,
+                                    KernelForm form);
+
+/// Plans and compiles `module` for the host: one shared object serves
+/// every stage. With `gridKernels`, the kernels are the GPU kernels' code
+/// run with one thread per block (KernelForm::HostGrid), so that the
 /// runtime executes and checks that logic on the host.
 FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize,
-                                          bool rowKernels = false);
+                                          bool gridKernels = false);
 
 } // namespace mlir::moe
 

@@ -2,6 +2,7 @@
 
 #include "codegen/KVCacheKernels.h"
 
+#include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -236,6 +237,207 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
                 });
     });
   });
+  func::ReturnOp::create(b, loc);
+  return func;
+}
+
+func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
+                                                    KVCacheWriteOp op,
+                                                    StringRef name, bool gpu,
+                                                    int64_t threads) {
+  auto cache = cast<KVCacheType>(op.getKvCache().getType());
+  int64_t width = cache.getNumKvHeads() * cache.getHeadDim();
+  Type activation = op.getKeys().getType().getElementType();
+  Type i32 = IntegerType::get(op.getContext(), 32);
+  auto tokenVector = MemRefType::get({ShapedType::kDynamic}, i32);
+  MemRefType input = rows(activation, width);
+  MemRefType slots = rows(cache.getElementType(), width);
+  func::FuncOp func = createKernel(module, name,
+                                   {input, input, tokenVector, slots, slots},
+                                   op.getLoc());
+  func->setAttr("moe.grid_kernel", UnitAttr::get(op.getContext()));
+  Block &entry = func.getBody().front();
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Location loc = op.getLoc();
+  Value keys = entry.getArgument(0), values = entry.getArgument(1),
+        slotMapping = entry.getArgument(2), kCache = entry.getArgument(3),
+        vCache = entry.getArgument(4);
+  Value tokens = memref::DimOp::create(b, loc, keys, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  emitGrid(b, loc, gpu, tokens, one, threads, {},
+           [&](GridEmitter &e, Value t, Value, ArrayRef<Value>) {
+             Value slot = memref::LoadOp::create(e.b, loc, slotMapping, t);
+             Value valid = arith::CmpIOp::create(
+                 e.b, loc, arith::CmpIPredicate::sge, slot, e.i32(0));
+             e.when(valid, [&] {
+               Value row = arith::IndexCastOp::create(e.b, loc,
+                                                      e.b.getIndexType(), slot);
+               e.strided(e.thread, e.index(width), e.threads, [&](Value c) {
+                 e.storeF32(e.loadF32(keys, {t, c}), kCache, {row, c});
+                 e.storeF32(e.loadF32(values, {t, c}), vCache, {row, c});
+               });
+             });
+           });
+  func::ReturnOp::create(b, loc);
+  return func;
+}
+
+func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
+                                              StringRef name,
+                                              int64_t blockSize, bool gpu,
+                                              int64_t threads) {
+  auto cache = cast<KVCacheType>(op.getKvCache().getType());
+  int64_t headDim = cache.getHeadDim();
+  int64_t kvWidth = cache.getNumKvHeads() * headDim;
+  int64_t heads = op.getNumHeads();
+  int64_t group = heads / cache.getNumKvHeads();
+  if (!gpu)
+    threads = 1;
+  // Columns of the head each thread accumulates.
+  int64_t columns = (headDim + threads - 1) / threads;
+  Type activation = op.getQueries().getType().getElementType();
+  Type i32 = IntegerType::get(op.getContext(), 32);
+  auto tokenVector = MemRefType::get({ShapedType::kDynamic}, i32);
+  auto table =
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic}, i32);
+  MemRefType queries = rows(activation, heads * headDim);
+  MemRefType slots = rows(cache.getElementType(), kvWidth);
+  func::FuncOp func = createKernel(
+      module, name,
+      {queries, tokenVector, tokenVector, table, slots, slots, queries},
+      op.getLoc());
+  func->setAttr("moe.grid_kernel", UnitAttr::get(op.getContext()));
+  Block &entry = func.getBody().front();
+  OpBuilder b = OpBuilder::atBlockBegin(&entry);
+  Location loc = op.getLoc();
+  Value q = entry.getArgument(0), positions = entry.getArgument(1),
+        tokenSeq = entry.getArgument(2), blockTables = entry.getArgument(3),
+        kCache = entry.getArgument(4), vCache = entry.getArgument(5),
+        out = entry.getArgument(6);
+  Value tokens = memref::DimOp::create(b, loc, q, 0);
+  Value gridY = arith::ConstantIndexOp::create(b, loc, heads);
+  double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
+  float negInf = -std::numeric_limits<float>::infinity();
+  SmallVector<MemRefType> shared{MemRefType::get({threads}, b.getF32Type()),
+                                 MemRefType::get({threads}, i32)};
+
+  emitGrid(
+      b, loc, gpu, tokens, gridY, threads, shared,
+      [&](GridEmitter &e, Value t, Value h, ArrayRef<Value> buffers) {
+        OpBuilder &b = e.b;
+        Value weightBuffer = buffers[0], slotBuffer = buffers[1];
+        auto addi = [&](Value x, Value y) -> Value {
+          return arith::AddIOp::create(b, loc, x, y);
+        };
+        auto muli = [&](Value x, Value y) -> Value {
+          return arith::MulIOp::create(b, loc, x, y);
+        };
+        Value position = e.loadIndex(positions, {t});
+        Value seq = e.loadIndex(tokenSeq, {t});
+        Value context = addi(position, e.index(1));
+        Value kvHead = arith::DivUIOp::create(b, loc, h, e.index(group));
+        Value qBase = muli(h, e.index(headDim));
+        Value kBase = muli(kvHead, e.index(headDim));
+        // Column k of this thread: thread + k * threads.
+        auto column = [&](int64_t k) {
+          return addi(e.thread, e.index(k * threads));
+        };
+        auto inHead = [&](Value d) {
+          return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, d,
+                                       e.index(headDim));
+        };
+
+        SmallVector<Value> init{e.f32(negInf), e.f32(0)};
+        for (int64_t k = 0; k < columns; ++k)
+          init.push_back(e.f32(0));
+        SmallVector<Value> state = e.loop(
+            e.index(0), context, e.index(threads), init,
+            [&](Value chunk, ValueRange carried) -> SmallVector<Value> {
+              Value m = carried[0], l = carried[1];
+              Value p = addi(chunk, e.thread);
+              Value valid = arith::CmpIOp::create(
+                  b, loc, arith::CmpIPredicate::slt, p, context);
+              SmallVector<Value> scored = e.ifElse(
+                  valid,
+                  [&]() -> SmallVector<Value> {
+                    Value bs = e.index(blockSize);
+                    Value block = e.loadIndex(
+                        blockTables,
+                        {seq, arith::DivUIOp::create(b, loc, p, bs)});
+                    Value slot =
+                        addi(muli(block, bs),
+                             arith::RemUIOp::create(b, loc, p, bs));
+                    Value dot = e.stridedSum(
+                        e.index(0), e.index(headDim), e.index(1),
+                        [&](Value d) {
+                          return arith::MulFOp::create(
+                              b, loc, e.loadF32(q, {t, addi(qBase, d)}),
+                              e.loadF32(kCache, {slot, addi(kBase, d)}));
+                        });
+                    return {arith::MulFOp::create(b, loc, dot, e.f32(scale)),
+                            arith::IndexCastOp::create(b, loc,
+                                                       b.getI32Type(), slot)};
+                  },
+                  [&]() -> SmallVector<Value> {
+                    return {e.f32(negInf), e.i32(0)};
+                  });
+              Value chunkMax = e.blockReduce(
+                  scored[0], gpu::AllReduceOperation::MAXIMUMF);
+              Value mNew = arith::MaximumFOp::create(b, loc, m, chunkMax);
+              Value alpha = math::ExpOp::create(
+                  b, loc, arith::SubFOp::create(b, loc, m, mNew));
+              Value w = arith::SelectOp::create(
+                  b, loc, valid,
+                  math::ExpOp::create(
+                      b, loc, arith::SubFOp::create(b, loc, scored[0], mNew)),
+                  e.f32(0));
+              Value lNew = arith::AddFOp::create(
+                  b, loc, arith::MulFOp::create(b, loc, l, alpha),
+                  e.blockReduce(w, gpu::AllReduceOperation::ADD));
+              // The previous chunk's readers are done before the buffers
+              // are overwritten, and the writes are seen before the reads.
+              e.barrier();
+              memref::StoreOp::create(b, loc, w, weightBuffer, e.thread);
+              memref::StoreOp::create(b, loc, scored[1], slotBuffer,
+                                      e.thread);
+              e.barrier();
+              Value n = arith::MinUIOp::create(
+                  b, loc, e.index(threads),
+                  arith::SubIOp::create(b, loc, context, chunk));
+              SmallVector<Value> next{mNew, lNew};
+              for (int64_t k = 0; k < columns; ++k) {
+                Value d = column(k);
+                Value acc = carried[2 + k];
+                next.push_back(
+                    e.ifElse(
+                         inHead(d),
+                         [&]() -> SmallVector<Value> {
+                           Value sum = e.stridedSum(
+                               e.index(0), n, e.index(1), [&](Value j) {
+                                 Value slot = e.loadIndex(slotBuffer, {j});
+                                 Value weight = memref::LoadOp::create(
+                                     b, loc, weightBuffer, j);
+                                 return arith::MulFOp::create(
+                                     b, loc, weight,
+                                     e.loadF32(vCache, {slot, addi(kBase, d)}));
+                               });
+                           return {arith::AddFOp::create(
+                               b, loc, arith::MulFOp::create(b, loc, acc, alpha),
+                               sum)};
+                         },
+                         [&]() -> SmallVector<Value> { return {acc}; })
+                        .front());
+              }
+              return next;
+            });
+        for (int64_t k = 0; k < columns; ++k) {
+          Value d = column(k);
+          e.when(inHead(d), [&] {
+            e.storeF32(arith::DivFOp::create(b, loc, state[2 + k], state[1]),
+                       out, {t, addi(qBase, d)});
+          });
+        }
+      });
   func::ReturnOp::create(b, loc);
   return func;
 }

@@ -38,6 +38,21 @@ func::FuncOp buildKVCacheWriteKernel(ModuleOp module, KVCacheWriteOp op,
 func::FuncOp buildAttendKernel(ModuleOp module, AttendOp op, StringRef name,
                                int64_t blockSize);
 
+/// The grid forms of the same kernels (passes/GridEmitter.h), for the GPU
+/// (`gpu`) or, with one thread per block, for the host:
+///   kv_cache_write: one block per token, the threads striding over C.
+///   attend: one block per (token, query head); the block walks the
+///     sequence in chunks of `threads` positions, a thread scoring one
+///     position per chunk, with an online softmax (running maximum and sum,
+///     rescaled per chunk) whose weights and slots the block shares; each
+///     thread accumulates its own columns of the head's output.
+func::FuncOp buildGridKVCacheWriteKernel(ModuleOp module, KVCacheWriteOp op,
+                                         StringRef name, bool gpu,
+                                         int64_t threads);
+func::FuncOp buildGridAttendKernel(ModuleOp module, AttendOp op,
+                                   StringRef name, int64_t blockSize, bool gpu,
+                                   int64_t threads);
+
 } // namespace mlir::moe
 
 #endif // MOEC_CODEGEN_KVCACHEKERNELS_H

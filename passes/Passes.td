@@ -262,4 +262,34 @@ def MoEBuildRowKernels : Pass<"moe-build-row-kernels", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def MoEBuildExpertKernels
+    : Pass<"moe-build-expert-kernels", "::mlir::ModuleOp"> {
+  let summary = "Generate grid kernels for the router, dispatch and experts";
+  let description = [{
+    Rewrites every kernel function (`moe.kernel`) that computes one
+    moe.router, moe.dispatch or moe.expert_ffn into a function on memrefs
+    in destination-passing style (inputs, then one output per result, then
+    for moe.expert_ffn an f32 scratch [rows, ffn] marked by the
+    `moe.scratch_args` attribute) written for a grid of thread blocks:
+    the router takes one block per token (block-wide dot products, then
+    one thread for the softmax and top-k), dispatch one block (a counting
+    sort by one thread, then the block copies the rows), and the expert FFN
+    two launches, gate/up then down, with one warp per output feature of a
+    row, reading only the weights of the row's expert. `target=gpu` emits
+    `gpu.launch`es; `target=host` the same code with one thread per block,
+    which is how the GPU code's logic is checked without a GPU.
+  }];
+  let options = [
+    Option<"target", "target", "std::string", /*default=*/"\"host\"",
+           "host (loops) or gpu (gpu.launch)">,
+    Option<"threads", "threads", "int64_t", /*default=*/"256",
+           "Threads per block (gpu; a multiple of 32)">,
+  ];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // MOE_PASSES_TD

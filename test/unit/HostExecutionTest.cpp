@@ -151,8 +151,8 @@ TEST_P(HostModels, GreedyTokensMatchTheReference) {
 
 INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                          ::testing::Values("tiny-moe", "tiny-gqa",
-                                           "tiny-draft", "tiny-moe.rows",
-                                           "tiny-gqa.rows"),
+                                           "tiny-draft", "tiny-moe.grid",
+                                           "tiny-gqa.grid"),
                          [](const auto &info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');

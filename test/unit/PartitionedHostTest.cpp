@@ -122,7 +122,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-gqa.pp3", "tiny-gqa", 3},
                       Plan{"tiny-gqa.tp2-ep2", "tiny-gqa", 2},
                       Plan{"tiny-gqa.tp4-ep2", "tiny-gqa", 4},
-                      Plan{"tiny-moe.tp2-pp2", "tiny-moe", 4}),
+                      Plan{"tiny-moe.tp2-pp2", "tiny-moe", 4},
+                      // The GPU kernels' code with placed experts.
+                      Plan{"tiny-gqa.tp4-ep2.grid", "tiny-gqa", 4}),
     [](const auto &info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');

@@ -79,10 +79,11 @@ cl::opt<std::string> dtype(
              "model's: bf16, f16 or f32 (default: the model's; f32 for "
              "--target=host, whose kernels are the f32 reference)"),
     cl::value_desc("type"), cl::cat(moecCategory));
-cl::opt<bool> rowKernels(
-    "row-kernels",
-    cl::desc("Host target: compile the row-wise fused kernels in the form "
-             "the GPU uses (one block per row), run with one thread"),
+cl::opt<bool> gridKernels(
+    "grid-kernels",
+    cl::desc("Host target: compile the kernels the cuda target uses (grids "
+             "of thread blocks) and run them with one thread per block, to "
+             "check the GPU code's logic on the host"),
     cl::cat(moecCategory));
 cl::opt<ReportFormat> report(
     "report", cl::ValueOptional,
@@ -366,7 +367,7 @@ int main(int argc, char **argv) {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =
-          moe::compileForHost(*module, blockSize, rowKernels);
+          moe::compileForHost(*module, blockSize, gridKernels);
       if (failed(compiled))
         return failWith({"host code generation failed (see the diagnostics "
                          "above)"});

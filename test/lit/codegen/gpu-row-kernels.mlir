@@ -3,8 +3,8 @@
 // warp shuffles and shared memory) lowered through upstream MLIR to PTX for
 // sm_90a and assembled by ptxas: every kernel assembles, with no stack
 // frame and no spills (ptxas -v). Their logic runs on the host with one
-// thread (moec --row-kernels) and matches the reference model
-// (test/unit/HostExecutionTest, *_rows). Needs the CUDA toolkit.
+// thread (moec --grid-kernels) and matches the reference model
+// (test/unit/HostExecutionTest, *_grid). Needs the CUDA toolkit.
 // REQUIRES: ptxas, libdevice
 // RUN: moe-opt %s -moe-build-row-kernels='target=gpu' \
 // RUN: | mlir-opt -gpu-kernel-outlining \

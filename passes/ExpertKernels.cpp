@@ -1,0 +1,466 @@
+//===- ExpertKernels.cpp - The moe-build-expert-kernels pass --------------===//
+//
+// The kernels of the routed-expert path, written for a grid of blocks
+// (passes/GridEmitter.h) so that the same code runs on the GPU and, with
+// one thread per block, on the host:
+//
+//   router      one block per token: the expert scores are block-wide dot
+//               products, then one thread takes the softmax, the top-k and
+//               the renormalisation.
+//   dispatch    one block: one thread counts the copies per expert and
+//               gives each copy its row (a counting sort, stable in token
+//               order), then the block copies the rows.
+//   expert_ffn  two launches that read only the routed experts' weights and
+//               need no sizes on the host (graph-safe): gate/up, one warp
+//               per hidden feature of a row, writing act(gate) * up to an
+//               f32 scratch [rows, ffn]; then down, one warp per output
+//               feature of a row. A row's expert is found from the offsets.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/moe/MoEOps.h"
+#include "passes/GridEmitter.h"
+#include "passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEBUILDEXPERTKERNELS
+#include "passes/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+Value cmp(GridEmitter &e, arith::CmpIPredicate predicate, Value a, Value b) {
+  return arith::CmpIOp::create(e.b, e.loc, predicate, a, b);
+}
+Value add(GridEmitter &e, Value a, Value b) {
+  return arith::AddIOp::create(e.b, e.loc, a, b);
+}
+Value mul(GridEmitter &e, Value a, Value b) {
+  return arith::MulIOp::create(e.b, e.loc, a, b);
+}
+
+/// act(x) in f32 (the same formulas as the linalg lowering).
+Value activate(GridEmitter &e, Activation activation, Value x) {
+  OpBuilder &b = e.b;
+  Location loc = e.loc;
+  switch (activation) {
+  case Activation::silu: {
+    Value exp = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+    return arith::DivFOp::create(b, loc, x,
+                                 arith::AddFOp::create(b, loc, e.f32(1), exp));
+  }
+  case Activation::gelu: {
+    Value erf = math::ErfOp::create(
+        b, loc, arith::MulFOp::create(b, loc, x, e.f32(M_SQRT1_2)));
+    return arith::MulFOp::create(b, loc,
+                                 arith::MulFOp::create(b, loc, e.f32(0.5), x),
+                                 arith::AddFOp::create(b, loc, e.f32(1), erf));
+  }
+  case Activation::relu:
+    return arith::MaximumFOp::create(b, loc, x, e.f32(0));
+  }
+  llvm_unreachable("unknown activation");
+}
+
+void emitRouter(OpBuilder &b, RouterOp op, bool gpu, int64_t threads,
+                ValueRange in, ValueRange out) {
+  Location loc = op.getLoc();
+  Value x = in[0], weight = in[1];
+  Value indices = out[0], weights = out[1];
+  auto weightType = cast<MemRefType>(weight.getType());
+  int64_t experts = weightType.getDimSize(0), dModel = weightType.getDimSize(1);
+  int64_t topK = op.getTopK();
+  bool normalize = op.getNormalize();
+  Value tokens = memref::DimOp::create(b, loc, x, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  auto scoresType = MemRefType::get({experts}, b.getF32Type());
+  emitGrid(b, loc, gpu, tokens, one, threads, {scoresType},
+           [&](GridEmitter &e, Value t, Value, ArrayRef<Value> shared) {
+             Value scores = shared[0];
+             for (int64_t ex = 0; ex < experts; ++ex) {
+               Value partial = e.stridedSum(
+                   e.thread, e.index(dModel), e.threads, [&](Value c) {
+                     return arith::MulFOp::create(
+                         e.b, loc, e.loadF32(x, {t, c}),
+                         e.loadF32(weight, {e.index(ex), c}));
+                   });
+               Value score =
+                   e.blockReduce(partial, gpu::AllReduceOperation::ADD);
+               e.onFirstThread([&] {
+                 memref::StoreOp::create(e.b, loc, score, scores,
+                                         ValueRange{e.index(ex)});
+               });
+             }
+             e.barrier();
+             e.onFirstThread([&] {
+               OpBuilder &b = e.b;
+               Value zero = e.index(0), end = e.index(experts),
+                     step = e.index(1);
+               auto score = [&](Value i) -> Value {
+                 return memref::LoadOp::create(b, loc, scores, i);
+               };
+               Value max =
+                   e.loop(zero, end, step,
+                          {e.f32(-std::numeric_limits<float>::infinity())},
+                          [&](Value i, ValueRange acc) -> SmallVector<Value> {
+                            return {arith::MaximumFOp::create(b, loc, acc[0],
+                                                              score(i))};
+                          })
+                       .front();
+               auto probability = [&](Value s) -> Value {
+                 return math::ExpOp::create(b, loc,
+                                            arith::SubFOp::create(b, loc, s,
+                                                                  max));
+               };
+               Value denominator =
+                   e.stridedSum(zero, end, step,
+                                [&](Value i) { return probability(score(i)); });
+               // k arg-max passes, each skipping the experts already taken.
+               SmallVector<Value> chosen, probabilities;
+               for (int64_t pass = 0; pass < topK; ++pass) {
+                 SmallVector<Value> best = e.loop(
+                     zero, end, step,
+                     {e.f32(-std::numeric_limits<float>::infinity()),
+                      e.index(0)},
+                     [&](Value i, ValueRange acc) -> SmallVector<Value> {
+                       Value s = score(i);
+                       Value better = arith::CmpFOp::create(
+                           b, loc, arith::CmpFPredicate::OGT, s, acc[0]);
+                       for (Value previous : chosen)
+                         better = arith::AndIOp::create(
+                             b, loc, better,
+                             cmp(e, arith::CmpIPredicate::ne, i, previous));
+                       return {
+                           arith::SelectOp::create(b, loc, better, s, acc[0]),
+                           arith::SelectOp::create(b, loc, better, i, acc[1])};
+                     });
+                 chosen.push_back(best[1]);
+                 probabilities.push_back(arith::DivFOp::create(
+                     b, loc, probability(best[0]), denominator));
+               }
+               Value total = probabilities.front();
+               for (Value p : ArrayRef<Value>(probabilities).drop_front())
+                 total = arith::AddFOp::create(b, loc, total, p);
+               for (int64_t j = 0; j < topK; ++j) {
+                 Value p = probabilities[j];
+                 if (normalize)
+                   p = arith::DivFOp::create(b, loc, p, total);
+                 memref::StoreOp::create(
+                     b, loc,
+                     arith::IndexCastOp::create(b, loc, b.getI32Type(),
+                                                chosen[j]),
+                     indices, ValueRange{t, e.index(j)});
+                 memref::StoreOp::create(b, loc, p, weights,
+                                         ValueRange{t, e.index(j)});
+               }
+             });
+           });
+}
+
+void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
+                  ValueRange in, ValueRange out) {
+  Location loc = op.getLoc();
+  Value x = in[0], indices = in[1];
+  Value permuted = out[0], offsets = out[1], permutation = out[2];
+  int64_t experts = op.getNumExperts();
+  int64_t topK = cast<MemRefType>(indices.getType()).getDimSize(1);
+  int64_t dModel = cast<MemRefType>(x.getType()).getDimSize(1);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  auto cursorType = MemRefType::get({experts}, b.getI32Type());
+  emitGrid(b, loc, gpu, one, one, threads, {cursorType},
+           [&](GridEmitter &e, Value, Value, ArrayRef<Value> shared) {
+             OpBuilder &b = e.b;
+             Value cursor = shared[0];
+             Value zero = e.index(0), step = e.index(1), k = e.index(topK);
+             Value tokens = memref::DimOp::create(b, loc, indices, 0);
+             Value copies = mul(e, tokens, k);
+             auto expertOf = [&](Value copy) {
+               return e.loadIndex(
+                   indices, {arith::DivUIOp::create(b, loc, copy, k),
+                             arith::RemUIOp::create(b, loc, copy, k)});
+             };
+             e.onFirstThread([&] {
+               e.forEach(zero, e.index(experts + 1), step, [&](Value i) {
+                 memref::StoreOp::create(b, loc, e.i32(0), offsets, i);
+               });
+               // offsets[ex + 1] counts the copies of expert ex ...
+               e.forEach(zero, copies, step, [&](Value c) {
+                 Value slot = add(e, expertOf(c), step);
+                 Value n = memref::LoadOp::create(b, loc, offsets, slot);
+                 memref::StoreOp::create(
+                     b, loc, arith::AddIOp::create(b, loc, n, e.i32(1)),
+                     offsets, slot);
+               });
+               // ... then becomes the prefix sum; cursors start at offsets.
+               e.forEach(zero, e.index(experts), step, [&](Value ex) {
+                 Value next = add(e, ex, step);
+                 Value start = memref::LoadOp::create(b, loc, offsets, ex);
+                 Value sum = arith::AddIOp::create(
+                     b, loc, start,
+                     memref::LoadOp::create(b, loc, offsets, next));
+                 memref::StoreOp::create(b, loc, sum, offsets, next);
+                 memref::StoreOp::create(b, loc, start, cursor, ex);
+               });
+               e.forEach(zero, copies, step, [&](Value c) {
+                 Value ex = expertOf(c);
+                 Value row = memref::LoadOp::create(b, loc, cursor, ex);
+                 memref::StoreOp::create(
+                     b, loc, arith::AddIOp::create(b, loc, row, e.i32(1)),
+                     cursor, ex);
+                 memref::StoreOp::create(b, loc, row, permutation, c);
+               });
+             });
+             e.barrier();
+             // permuted[permutation[c]] = x[c / k]
+             e.forEach(zero, copies, step, [&](Value c) {
+               Value row = e.loadIndex(permutation, {c});
+               Value token = arith::DivUIOp::create(b, loc, c, k);
+               e.strided(e.thread, e.index(dModel), e.threads, [&](Value col) {
+                 memref::StoreOp::create(
+                     b, loc,
+                     memref::LoadOp::create(b, loc, x, ValueRange{token, col}),
+                     permuted, ValueRange{row, col});
+               });
+             });
+           });
+}
+
+void emitExpertFFN(OpBuilder &b, ExpertFFNOp op, bool gpu, int64_t threads,
+                   ValueRange in, ValueRange out, Value hidden) {
+  Location loc = op.getLoc();
+  Value x = in[0], offsets = in[1], gateUp = in[2], down = in[3];
+  Value group = op.getExpertGroup() ? in[4] : Value();
+  Value result = out[0];
+  auto downType = cast<MemRefType>(down.getType());
+  int64_t experts = downType.getDimSize(0), dModel = downType.getDimSize(1),
+          width = downType.getDimSize(2);
+  int64_t globalExperts = op.getNumModelExperts();
+  bool gated = op.getGated();
+  Activation activation = op.getActivation();
+  int64_t lanes = gpu ? 32 : 1;
+  int64_t warps = gpu ? threads / lanes : 1;
+  Value rows = memref::DimOp::create(b, loc, x, 0);
+
+  // The local expert of row r, and whether this rank holds it.
+  auto expertOf = [&](GridEmitter &e, Value r) -> std::pair<Value, Value> {
+    OpBuilder &b = e.b;
+    Value zero = e.index(0), step = e.index(1);
+    // Rows of expert g are [offsets[g], offsets[g + 1]).
+    Value global =
+        e.loop(zero, e.index(globalExperts), step, {zero},
+               [&](Value g, ValueRange acc) -> SmallVector<Value> {
+                 Value end = e.loadIndex(offsets, {add(e, g, step)});
+                 Value before = cmp(e, arith::CmpIPredicate::sle, end, r);
+                 return {arith::SelectOp::create(b, loc, before,
+                                                 add(e, acc[0], step), acc[0])};
+               })
+            .front();
+    Value first = zero;
+    if (group)
+      first = mul(e, e.loadIndex(group, {zero}), e.index(experts));
+    Value local = arith::SubIOp::create(b, loc, global, first);
+    Value held = arith::AndIOp::create(
+        b, loc, cmp(e, arith::CmpIPredicate::sge, local, zero),
+        cmp(e, arith::CmpIPredicate::slt, local, e.index(experts)));
+    // A clamped index keeps the loads in bounds when the rank does not
+    // hold the expert (the value is then not used).
+    Value clamped = arith::SelectOp::create(b, loc, held, local, zero);
+    return {clamped, held};
+  };
+  // The warp and lane of this thread (host: one of each).
+  auto warpLane = [&](GridEmitter &e) -> std::pair<Value, Value> {
+    if (!gpu)
+      return {e.index(0), e.index(0)};
+    return {arith::DivUIOp::create(e.b, loc, e.thread, e.index(lanes)),
+            arith::RemUIOp::create(e.b, loc, e.thread, e.index(lanes))};
+  };
+
+  // hidden[r, f] = act(gate[e, f] · x[r]) * (up[e, f] · x[r]), one warp per
+  // (r, f).
+  Value gridF = arith::ConstantIndexOp::create(b, loc,
+                                               (width + warps - 1) / warps);
+  emitGrid(b, loc, gpu, rows, gridF, threads, {},
+           [&](GridEmitter &e, Value r, Value fBlock, ArrayRef<Value>) {
+             OpBuilder &b = e.b;
+             Value warp, lane;
+             std::tie(warp, lane) = warpLane(e);
+             Value f = add(e, mul(e, fBlock, e.index(warps)), warp);
+             Value ex, held;
+             std::tie(ex, held) = expertOf(e, r);
+             e.when(cmp(e, arith::CmpIPredicate::slt, f, e.index(width)), [&] {
+               auto dot = [&](Value feature) {
+                 Value partial = e.stridedSum(
+                     lane, e.index(dModel), e.index(lanes), [&](Value c) {
+                       return arith::MulFOp::create(
+                           b, loc, e.loadF32(x, {r, c}),
+                           e.loadF32(gateUp, {ex, feature, c}));
+                     });
+                 return e.warpSum(partial);
+               };
+               Value y = activate(e, activation, dot(f));
+               if (gated)
+                 y = arith::MulFOp::create(b, loc, y,
+                                           dot(add(e, f, e.index(width))));
+               y = arith::SelectOp::create(b, loc, held, y, e.f32(0));
+               e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
+                 memref::StoreOp::create(b, loc, y, hidden, ValueRange{r, f});
+               });
+             });
+           });
+
+  // result[r, o] = down[e, o] · hidden[r], one warp per (r, o); rows of
+  // experts this rank does not hold are zero.
+  Value gridO = arith::ConstantIndexOp::create(b, loc,
+                                               (dModel + warps - 1) / warps);
+  emitGrid(b, loc, gpu, rows, gridO, threads, {},
+           [&](GridEmitter &e, Value r, Value oBlock, ArrayRef<Value>) {
+             OpBuilder &b = e.b;
+             Value warp, lane;
+             std::tie(warp, lane) = warpLane(e);
+             Value o = add(e, mul(e, oBlock, e.index(warps)), warp);
+             Value ex, held;
+             std::tie(ex, held) = expertOf(e, r);
+             e.when(cmp(e, arith::CmpIPredicate::slt, o, e.index(dModel)), [&] {
+               Value partial = e.stridedSum(
+                   lane, e.index(width), e.index(lanes), [&](Value i) {
+                     return arith::MulFOp::create(
+                         b, loc,
+                         memref::LoadOp::create(b, loc, hidden,
+                                                ValueRange{r, i}),
+                         e.loadF32(down, {ex, o, i}));
+                   });
+               Value y = e.warpSum(partial);
+               y = arith::SelectOp::create(b, loc, held, y, e.f32(0));
+               e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
+                 e.storeF32(y, result, {r, o});
+               });
+             });
+           });
+}
+
+/// The memref type of a kernel argument or result of tensor type `type`.
+MemRefType toMemRef(Type type) {
+  auto tensor = cast<RankedTensorType>(type);
+  return MemRefType::get(tensor.getShape(), tensor.getElementType());
+}
+
+/// Rewrites `kernel` (one router, dispatch or expert_ffn op) into its grid
+/// form on memrefs: inputs, then one output per result, then the scratch.
+LogicalResult buildKernel(func::FuncOp kernel, Operation *op, bool gpu,
+                          int64_t threads) {
+  Block &body = kernel.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  SmallVector<Type> types;
+  for (Type type : kernel.getArgumentTypes())
+    types.push_back(toMemRef(type));
+  for (Type type : kernel.getResultTypes())
+    types.push_back(toMemRef(type));
+  auto expertFFN = dyn_cast<ExpertFFNOp>(op);
+  if (expertFFN) {
+    // act(gate) * up of each row, in f32.
+    auto down = cast<RankedTensorType>(expertFFN.getDown().getType());
+    types.push_back(MemRefType::get({ShapedType::kDynamic, down.getDimSize(2)},
+                                    Float32Type::get(kernel.getContext())));
+  }
+  OpBuilder b(kernel);
+  auto rewritten = func::FuncOp::create(b, kernel.getLoc(), kernel.getName(),
+                                        b.getFunctionType(types, {}));
+  rewritten->setAttrs(kernel->getAttrs());
+  rewritten.setFunctionType(b.getFunctionType(types, {}));
+  rewritten->setAttr("moe.grid_kernel", b.getUnitAttr());
+  if (expertFFN)
+    rewritten->setAttr("moe.scratch_args", b.getI64IntegerAttr(1));
+  Block *entry = rewritten.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+
+  unsigned numInputs = kernel.getNumArguments();
+  ValueRange args = entry->getArguments();
+  ValueRange kernelArgs = args.take_front(numInputs);
+  // The op's operands are kernel arguments; its results are returned in
+  // some order.
+  SmallVector<Value> in;
+  for (Value operand : op->getOperands()) {
+    auto arg = dyn_cast<BlockArgument>(operand);
+    if (!arg || arg.getOwner() != &body)
+      return op->emitError("moe-build-expert-kernels: an operand is not a "
+                           "kernel argument");
+    in.push_back(kernelArgs[arg.getArgNumber()]);
+  }
+  SmallVector<Value> out;
+  for (Value result : op->getResults()) {
+    auto it = llvm::find(ret.getOperands(), result);
+    if (it == ret.getOperands().end())
+      return op->emitError("moe-build-expert-kernels: a result is not "
+                           "returned");
+    out.push_back(args[numInputs + (it - ret.getOperands().begin())]);
+  }
+  if (auto router = dyn_cast<RouterOp>(op))
+    emitRouter(b, router, gpu, threads, in, out);
+  else if (auto dispatch = dyn_cast<DispatchOp>(op))
+    emitDispatch(b, dispatch, gpu, threads, in, out);
+  else
+    emitExpertFFN(b, expertFFN, gpu, threads, in, out, args.back());
+  func::ReturnOp::create(b, kernel.getLoc());
+  kernel.erase();
+  return success();
+}
+
+/// The one router, dispatch or expert_ffn op of `kernel`, if that is all it
+/// computes.
+Operation *expertOp(func::FuncOp kernel) {
+  Block &body = kernel.getBody().front();
+  if (!llvm::hasSingleElement(body.without_terminator()))
+    return nullptr;
+  Operation &op = body.front();
+  if (auto ffn = dyn_cast<ExpertFFNOp>(op))
+    return ffn.getGlobalExperts() && !ffn.getExpertGroup() ? nullptr : &op;
+  if (isa<RouterOp, DispatchOp>(op))
+    return &op;
+  return nullptr;
+}
+
+struct MoEBuildExpertKernelsPass
+    : public moe::impl::MoEBuildExpertKernelsBase<MoEBuildExpertKernelsPass> {
+  using MoEBuildExpertKernelsBase::MoEBuildExpertKernelsBase;
+  void runOnOperation() override {
+    if (target != "host" && target != "gpu") {
+      getOperation().emitError() << "moe-build-expert-kernels: target must "
+                                    "be host or gpu, got '"
+                                 << target << "'";
+      return signalPassFailure();
+    }
+    if (threads < 32 || threads > 1024 || threads % 32) {
+      getOperation().emitError() << "moe-build-expert-kernels: threads must "
+                                    "be a multiple of 32 in [32, 1024], got "
+                                 << threads;
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<func::FuncOp, Operation *>> kernels;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func->hasAttr("moe.kernel") && !func.isExternal())
+        if (Operation *op = expertOp(func))
+          kernels.push_back({func, op});
+    for (auto [kernel, op] : kernels) {
+      if (!SymbolTable::symbolKnownUseEmpty(kernel, getOperation())) {
+        kernel.emitError("moe-build-expert-kernels: kernel '")
+            << kernel.getName()
+            << "' still has callers; run the pass on a module of kernels";
+        return signalPassFailure();
+      }
+      if (failed(buildKernel(kernel, op, target == "gpu", threads)))
+        return signalPassFailure();
+    }
+  }
+};
+} // namespace

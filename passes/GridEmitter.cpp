@@ -1,0 +1,170 @@
+//===- GridEmitter.cpp - Kernels written for a grid of blocks -------------===//
+
+#include "passes/GridEmitter.h"
+#include "passes/LinalgBuilder.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moe;
+
+Value GridEmitter::index(int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+Value GridEmitter::f32(double value) {
+  return arith::ConstantOp::create(b, loc,
+                                   b.getF32FloatAttr(static_cast<float>(value)));
+}
+Value GridEmitter::i32(int32_t value) {
+  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(value));
+}
+
+Value GridEmitter::loadF32(Value memref, ValueRange at) {
+  LinalgBuilder l{b, loc};
+  return l.toF32(memref::LoadOp::create(b, loc, memref, at));
+}
+void GridEmitter::storeF32(Value value, Value memref, ValueRange at) {
+  LinalgBuilder l{b, loc};
+  Type element = cast<MemRefType>(memref.getType()).getElementType();
+  memref::StoreOp::create(b, loc, l.fromF32(value, element), memref, at);
+}
+Value GridEmitter::loadIndex(Value memref, ValueRange at) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                    memref::LoadOp::create(b, loc, memref, at));
+}
+
+void GridEmitter::forEach(Value lower, Value upper, Value step,
+                          function_ref<void(Value)> body) {
+  auto loop = scf::ForOp::create(b, loc, lower, upper, step);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(loop.getBody()->getTerminator());
+  body(loop.getInductionVar());
+}
+
+SmallVector<Value>
+GridEmitter::loop(Value lower, Value upper, Value step, ValueRange init,
+                  function_ref<SmallVector<Value>(Value, ValueRange)> body) {
+  auto loop = scf::ForOp::create(b, loc, lower, upper, step, init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToEnd(loop.getBody());
+    SmallVector<Value> next =
+        body(loop.getInductionVar(), loop.getRegionIterArgs());
+    scf::YieldOp::create(b, loc, next);
+  }
+  return SmallVector<Value>(loop.getResults());
+}
+
+SmallVector<Value>
+GridEmitter::ifElse(Value condition, function_ref<SmallVector<Value>()> then,
+                    function_ref<SmallVector<Value>()> otherwise) {
+  auto branch = [&](function_ref<SmallVector<Value>()> emit) {
+    return [&, emit](OpBuilder &nb, Location) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+      SmallVector<Value> results = emit();
+      scf::YieldOp::create(b, loc, results);
+    };
+  };
+  auto op = scf::IfOp::create(b, loc, condition, branch(then),
+                              branch(otherwise));
+  return SmallVector<Value>(op.getResults());
+}
+
+void GridEmitter::when(Value condition, function_ref<void()> then) {
+  auto op = scf::IfOp::create(b, loc, condition, /*withElseRegion=*/false);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPoint(op.thenBlock()->getTerminator());
+  then();
+}
+
+void GridEmitter::onFirstThread(function_ref<void()> then) {
+  if (!gpu)
+    return then();
+  when(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
+                             index(0)),
+       then);
+}
+
+void GridEmitter::strided(Value start, Value upper, Value stride,
+                          function_ref<void(Value)> body) {
+  forEach(start, upper, stride, body);
+}
+
+Value GridEmitter::stridedSum(Value start, Value upper, Value stride,
+                              function_ref<Value(Value)> term) {
+  return loop(start, upper, stride, {f32(0)},
+              [&](Value i, ValueRange acc) -> SmallVector<Value> {
+                return {arith::AddFOp::create(b, loc, acc[0], term(i))};
+              })
+      .front();
+}
+
+Value GridEmitter::blockReduce(Value value,
+                               gpu::AllReduceOperation operation) {
+  if (!gpu)
+    return value;
+  return gpu::AllReduceOp::create(
+      b, loc, value,
+      gpu::AllReduceOperationAttr::get(b.getContext(), operation),
+      /*uniform=*/true);
+}
+
+Value GridEmitter::warpSum(Value value) {
+  if (!gpu)
+    return value;
+  Value width = i32(32);
+  for (int32_t offset = 16; offset > 0; offset /= 2) {
+    auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset), width,
+                                          gpu::ShuffleMode::XOR);
+    value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
+  }
+  return value;
+}
+
+void GridEmitter::barrier() {
+  if (gpu)
+    gpu::BarrierOp::create(b, loc);
+}
+
+void mlir::moe::emitGrid(
+    OpBuilder &b, Location loc, bool gpu, Value gridX, Value gridY,
+    int64_t threads, ArrayRef<MemRefType> shared,
+    function_ref<void(GridEmitter &, Value, Value, ArrayRef<Value>)> body) {
+  if (gpu) {
+    Value one = arith::ConstantIndexOp::create(b, loc, 1);
+    Value block = arith::ConstantIndexOp::create(b, loc, threads);
+    SmallVector<Type> workgroup;
+    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
+                                            gpu::AddressSpace::Workgroup);
+    for (MemRefType type : shared)
+      workgroup.push_back(MemRefType::get(type.getShape(),
+                                          type.getElementType(),
+                                          MemRefLayoutAttrInterface(), space));
+    auto launch = gpu::LaunchOp::create(b, loc, gridX, gridY, one, block, one,
+                                        one, Value(), Type(), ValueRange{},
+                                        workgroup);
+    OpBuilder lb = OpBuilder::atBlockBegin(&launch.getBody().front());
+    GridEmitter e{lb, loc, true, launch.getThreadIds().x,
+                  launch.getBlockSize().x};
+    SmallVector<Value> buffers(launch.getWorkgroupAttributions().begin(),
+                               launch.getWorkgroupAttributions().end());
+    body(e, launch.getBlockIds().x, launch.getBlockIds().y, buffers);
+    gpu::TerminatorOp::create(lb, loc);
+    return;
+  }
+  SmallVector<Value> buffers;
+  for (MemRefType type : shared)
+    buffers.push_back(memref::AllocaOp::create(b, loc, type));
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  GridEmitter outer{b, loc, false, zero, one};
+  outer.forEach(zero, gridX, one, [&](Value x) {
+    outer.forEach(zero, gridY, one, [&](Value y) {
+      GridEmitter e{b, loc, false, zero, one};
+      body(e, x, y, buffers);
+    });
+  });
+}
