@@ -1,6 +1,7 @@
 //===- ArtifactWriter.cpp - The compiled artifact -------------------------===//
 
 #include "codegen/ArtifactWriter.h"
+#include "codegen/CudaObject.h"
 
 #include "dialects/moe/MoEOps.h"
 #include "passes/Partition.h"
@@ -70,7 +71,7 @@ static llvm::json::Array describeWeights(func::FuncOp func) {
 
 FailureOr<std::string> mlir::moe::writeArtifact(
     ModuleOp module, const ::moec::ModelConfig &config, llvm::StringRef target,
-    const HostCompilation *host) {
+    const HostCompilation *host, const CudaCompilation *cuda) {
   SmallVector<func::FuncOp> funcs = getForwardFunctions(module);
   if (funcs.empty())
     return module.emitError("the module has no forward function to write");
@@ -123,6 +124,8 @@ FailureOr<std::string> mlir::moe::writeArtifact(
           {"sequences", kv.getSequences()}};
     if (host && static_cast<size_t>(stage) < host->executions.size())
       entry["execution"] = llvm::json::Object(host->executions[stage]);
+    if (cuda && static_cast<size_t>(stage) < cuda->executions.size())
+      entry["execution"] = llvm::json::Object(cuda->executions[stage]);
     stages.push_back(std::move(entry));
   }
 
@@ -159,6 +162,34 @@ FailureOr<std::string> mlir::moe::writeArtifact(
         {"format", "elf-shared-object"},
         {"size", static_cast<int64_t>(host->sharedObject.size())},
         {"base64", llvm::encodeBase64(host->sharedObject)}};
+  if (cuda) {
+    llvm::json::Array chips, modules;
+    for (const std::string &chip : cuda->chips)
+      chips.push_back(chip);
+    for (const CudaKernel &kernel : cuda->kernels) {
+      llvm::json::Object ptx, cubin;
+      for (const auto &[chip, text] : kernel.ptx)
+        ptx[chip] = text;
+      for (const auto &[chip, bytes] : kernel.cubin)
+        cubin[chip] = llvm::json::Object{
+            {"size", static_cast<int64_t>(bytes.size())},
+            {"base64", llvm::encodeBase64(bytes)}};
+      llvm::json::Object entry{{"module", kernel.module},
+                               {"function", kernel.function},
+                               {"ptx", std::move(ptx)},
+                               {"cubin", std::move(cubin)}};
+      if (kernel.report)
+        entry["ptxas"] = llvm::json::Object{
+            {"registers", kernel.report->registers},
+            {"shared_bytes", kernel.report->sharedBytes},
+            {"stack_bytes", kernel.report->stackBytes},
+            {"spill_stores", kernel.report->spillStores},
+            {"spill_loads", kernel.report->spillLoads}};
+      modules.push_back(std::move(entry));
+    }
+    artifact["cuda"] = llvm::json::Object{{"chips", std::move(chips)},
+                                          {"modules", std::move(modules)}};
+  }
   std::string text =
       llvm::formatv("{0:2}", llvm::json::Value(std::move(artifact))).str() +
       "\n";

@@ -406,19 +406,22 @@ LogicalResult PlanBuilder::step(Operation *op) {
       args.push_back(define(result, shape));
     }
     // Grid kernels may take scratch buffers after their outputs: [rows of
-    // the first argument, width] f32.
+    // argument moe.scratch_rows_arg, width] f32.
     auto compiled = code ? code.lookupSymbol<func::FuncOp>(call.getCallee())
                          : func::FuncOp();
     if (auto scratch = compiled ? compiled->getAttrOfType<IntegerAttr>(
                                       "moe.scratch_args")
                                 : IntegerAttr()) {
       ArrayRef<Type> types = compiled.getArgumentTypes();
+      auto rowsArg =
+          compiled->getAttrOfType<IntegerAttr>("moe.scratch_rows_arg");
+      int64_t rowsOf = args[rowsArg ? rowsArg.getInt() : 0];
       for (Type type : types.take_back(scratch.getInt())) {
         auto memref = cast<MemRefType>(type);
         args.push_back(addBuffer(
             llvm::json::Object{{"kind", "activation"},
                                {"dtype", typeName(memref.getElementType())}},
-            {shapes[args.front()][0], {"", memref.getDimSize(1)}}));
+            {shapes[rowsOf][0], {"", memref.getDimSize(1)}}));
       }
     }
     kernelStep(call.getCallee(), args);
@@ -482,7 +485,8 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
 
 FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
                                                int64_t blockSize,
-                                               KernelForm form) {
+                                               KernelForm form,
+                                               int64_t sharedMemoryLimit) {
   SmallVector<func::FuncOp> stages = getForwardFunctions(module);
   if (stages.empty())
     return module.emitError("the module has no forward function");
@@ -505,7 +509,8 @@ FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
     gridCode = kernels->clone();
     std::string target = form == KernelForm::Gpu ? "gpu" : "host";
     PassManager gridPm(module.getContext());
-    gridPm.addPass(createMoEBuildRowKernels({target, kGridThreads}));
+    gridPm.addPass(
+        createMoEBuildRowKernels({target, kGridThreads, sharedMemoryLimit}));
     gridPm.addPass(createMoEBuildExpertKernels({target, kGridThreads}));
     if (form == KernelForm::HostGrid)
       gridPm.addPass(createConvertMoEToLinalg());
@@ -578,9 +583,11 @@ FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
 
 FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
                                                      int64_t blockSize,
-                                                     bool gridKernels) {
+                                                     bool gridKernels,
+                                                     int64_t sharedMemoryLimit) {
   FailureOr<PlannedStages> planned = planStages(
-      module, blockSize, gridKernels ? KernelForm::HostGrid : KernelForm::Loops);
+      module, blockSize, gridKernels ? KernelForm::HostGrid : KernelForm::Loops,
+      sharedMemoryLimit);
   if (failed(planned))
     return failure();
   FailureOr<std::string> object = compileHostSharedObject(*planned->code);

@@ -67,15 +67,19 @@ struct PlannedStages {
 /// and pipeline transfers become steps the runtime's communicator carries
 /// out. Fails with an error on the module naming what is not supported
 /// (experts exchanged by all-to-all).
+/// Grid kernels keep up to `sharedMemoryLimit` bytes of row buffers in a
+/// block's shared memory (beyond: global scratch buffers).
 FailureOr<PlannedStages> planStages(ModuleOp module, int64_t blockSize,
-                                    KernelForm form);
+                                    KernelForm form,
+                                    int64_t sharedMemoryLimit = 49152);
 
 /// Plans and compiles `module` for the host: one shared object serves
 /// every stage. With `gridKernels`, the kernels are the GPU kernels' code
 /// run with one thread per block (KernelForm::HostGrid), so that the
 /// runtime executes and checks that logic on the host.
 FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize,
-                                          bool gridKernels = false);
+                                          bool gridKernels = false,
+                                          int64_t sharedMemoryLimit = 49152);
 
 } // namespace mlir::moe
 

@@ -15,6 +15,8 @@
 //               per hidden feature of a row, writing act(gate) * up to an
 //               f32 scratch [rows, ffn]; then down, one warp per output
 //               feature of a row. A row's expert is found from the offsets.
+//   ffn         the dense FFN (draft models): the same two launches with one
+//               expert.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,6 +30,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace mlir::moe {
@@ -236,27 +239,119 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
            });
 }
 
+/// What the FFN kernels need to know of their weights: the row's expert
+/// (and whether this rank holds it) and the weight elements, as f32.
+struct FFNSpec {
+  int64_t dModel, width;
+  bool gated;
+  Activation activation;
+  std::function<std::pair<Value, Value>(GridEmitter &, Value row)> expertOf;
+  /// Gate (if gated) and up element [feature, column] of an expert.
+  std::function<Value(GridEmitter &, Value ex, Value f, Value c)> gate, up;
+  /// Down element [output, hidden] of an expert.
+  std::function<Value(GridEmitter &, Value ex, Value o, Value i)> down;
+};
+
+/// The FFN of each row of x in two launches: hidden = act(gate · x) * (up ·
+/// x) (f32, [rows, width]), then result = down · hidden; one warp per output
+/// feature of a row, reading only the weights of the row's expert.
+void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
+             const FFNSpec &spec, Value result, Value hidden) {
+  int64_t lanes = gpu ? 32 : 1;
+  int64_t warps = gpu ? threads / lanes : 1;
+  Value rows = memref::DimOp::create(b, loc, x, 0);
+  // The warp and lane of this thread (host: one of each).
+  auto warpLane = [&](GridEmitter &e) -> std::pair<Value, Value> {
+    if (!gpu)
+      return {e.index(0), e.index(0)};
+    return {arith::DivUIOp::create(e.b, loc, e.thread, e.index(lanes)),
+            arith::RemUIOp::create(e.b, loc, e.thread, e.index(lanes))};
+  };
+  // One warp per (row, feature), `features` features per row.
+  auto perFeature = [&](int64_t features,
+                        function_ref<Value(GridEmitter &, Value r, Value f,
+                                           Value ex, Value lane)>
+                            compute,
+                        function_ref<void(GridEmitter &, Value r, Value f,
+                                          Value y)>
+                            store) {
+    Value grid = arith::ConstantIndexOp::create(b, loc,
+                                                (features + warps - 1) / warps);
+    emitGrid(b, loc, gpu, rows, grid, threads, {},
+             [&](GridEmitter &e, Value r, Value block, ArrayRef<Value>) {
+               Value warp, lane, ex, held;
+               std::tie(warp, lane) = warpLane(e);
+               Value f = add(e, mul(e, block, e.index(warps)), warp);
+               std::tie(ex, held) = spec.expertOf(e, r);
+               e.when(cmp(e, arith::CmpIPredicate::slt, f, e.index(features)),
+                      [&] {
+                        Value y = compute(e, r, f, ex, lane);
+                        y = arith::SelectOp::create(e.b, loc, held, y,
+                                                    e.f32(0));
+                        e.when(cmp(e, arith::CmpIPredicate::eq, lane,
+                                   e.index(0)),
+                               [&] { store(e, r, f, y); });
+                      });
+             });
+  };
+
+  perFeature(
+      spec.width,
+      [&](GridEmitter &e, Value r, Value f, Value ex, Value lane) -> Value {
+        auto dot = [&](const std::function<Value(GridEmitter &, Value, Value,
+                                                 Value)> &weight) {
+          Value partial = e.stridedSum(
+              lane, e.index(spec.dModel), e.index(lanes), [&](Value c) {
+                return arith::MulFOp::create(e.b, loc, e.loadF32(x, {r, c}),
+                                             weight(e, ex, f, c));
+              });
+          return e.warpSum(partial);
+        };
+        if (!spec.gated)
+          return activate(e, spec.activation, dot(spec.up));
+        return arith::MulFOp::create(e.b, loc,
+                                     activate(e, spec.activation,
+                                              dot(spec.gate)),
+                                     dot(spec.up));
+      },
+      [&](GridEmitter &e, Value r, Value f, Value y) {
+        memref::StoreOp::create(e.b, loc, y, hidden, ValueRange{r, f});
+      });
+  perFeature(
+      spec.dModel,
+      [&](GridEmitter &e, Value r, Value o, Value ex, Value lane) -> Value {
+        Value partial = e.stridedSum(
+            lane, e.index(spec.width), e.index(lanes), [&](Value i) {
+              return arith::MulFOp::create(
+                  e.b, loc,
+                  memref::LoadOp::create(e.b, loc, hidden, ValueRange{r, i}),
+                  spec.down(e, ex, o, i));
+            });
+        return e.warpSum(partial);
+      },
+      [&](GridEmitter &e, Value r, Value o, Value y) {
+        e.storeF32(y, result, {r, o});
+      });
+}
+
 void emitExpertFFN(OpBuilder &b, ExpertFFNOp op, bool gpu, int64_t threads,
                    ValueRange in, ValueRange out, Value hidden) {
   Location loc = op.getLoc();
   Value x = in[0], offsets = in[1], gateUp = in[2], down = in[3];
   Value group = op.getExpertGroup() ? in[4] : Value();
-  Value result = out[0];
   auto downType = cast<MemRefType>(down.getType());
-  int64_t experts = downType.getDimSize(0), dModel = downType.getDimSize(1),
-          width = downType.getDimSize(2);
+  int64_t experts = downType.getDimSize(0);
   int64_t globalExperts = op.getNumModelExperts();
-  bool gated = op.getGated();
-  Activation activation = op.getActivation();
-  int64_t lanes = gpu ? 32 : 1;
-  int64_t warps = gpu ? threads / lanes : 1;
-  Value rows = memref::DimOp::create(b, loc, x, 0);
-
-  // The local expert of row r, and whether this rank holds it.
-  auto expertOf = [&](GridEmitter &e, Value r) -> std::pair<Value, Value> {
+  FFNSpec spec;
+  spec.dModel = downType.getDimSize(1);
+  spec.width = downType.getDimSize(2);
+  spec.gated = op.getGated();
+  spec.activation = op.getActivation();
+  // The local expert of row r (rows of expert g are [offsets[g],
+  // offsets[g + 1])), and whether this rank holds it.
+  spec.expertOf = [=](GridEmitter &e, Value r) -> std::pair<Value, Value> {
     OpBuilder &b = e.b;
     Value zero = e.index(0), step = e.index(1);
-    // Rows of expert g are [offsets[g], offsets[g + 1]).
     Value global =
         e.loop(zero, e.index(globalExperts), step, {zero},
                [&](Value g, ValueRange acc) -> SmallVector<Value> {
@@ -275,78 +370,49 @@ void emitExpertFFN(OpBuilder &b, ExpertFFNOp op, bool gpu, int64_t threads,
         cmp(e, arith::CmpIPredicate::slt, local, e.index(experts)));
     // A clamped index keeps the loads in bounds when the rank does not
     // hold the expert (the value is then not used).
-    Value clamped = arith::SelectOp::create(b, loc, held, local, zero);
-    return {clamped, held};
+    return {arith::SelectOp::create(b, loc, held, local, zero), held};
   };
-  // The warp and lane of this thread (host: one of each).
-  auto warpLane = [&](GridEmitter &e) -> std::pair<Value, Value> {
-    if (!gpu)
-      return {e.index(0), e.index(0)};
-    return {arith::DivUIOp::create(e.b, loc, e.thread, e.index(lanes)),
-            arith::RemUIOp::create(e.b, loc, e.thread, e.index(lanes))};
+  int64_t width = spec.width;
+  spec.gate = [=](GridEmitter &e, Value ex, Value f, Value c) {
+    return e.loadF32(gateUp, {ex, f, c});
   };
+  spec.up = [=](GridEmitter &e, Value ex, Value f, Value c) {
+    // Gated: the up rows follow the gate rows.
+    Value row = spec.gated ? add(e, f, e.index(width)) : f;
+    return e.loadF32(gateUp, {ex, row, c});
+  };
+  spec.down = [=](GridEmitter &e, Value ex, Value o, Value i) {
+    return e.loadF32(down, {ex, o, i});
+  };
+  emitFFN(b, loc, gpu, threads, x, spec, out[0], hidden);
+}
 
-  // hidden[r, f] = act(gate[e, f] · x[r]) * (up[e, f] · x[r]), one warp per
-  // (r, f).
-  Value gridF = arith::ConstantIndexOp::create(b, loc,
-                                               (width + warps - 1) / warps);
-  emitGrid(b, loc, gpu, rows, gridF, threads, {},
-           [&](GridEmitter &e, Value r, Value fBlock, ArrayRef<Value>) {
-             OpBuilder &b = e.b;
-             Value warp, lane;
-             std::tie(warp, lane) = warpLane(e);
-             Value f = add(e, mul(e, fBlock, e.index(warps)), warp);
-             Value ex, held;
-             std::tie(ex, held) = expertOf(e, r);
-             e.when(cmp(e, arith::CmpIPredicate::slt, f, e.index(width)), [&] {
-               auto dot = [&](Value feature) {
-                 Value partial = e.stridedSum(
-                     lane, e.index(dModel), e.index(lanes), [&](Value c) {
-                       return arith::MulFOp::create(
-                           b, loc, e.loadF32(x, {r, c}),
-                           e.loadF32(gateUp, {ex, feature, c}));
-                     });
-                 return e.warpSum(partial);
-               };
-               Value y = activate(e, activation, dot(f));
-               if (gated)
-                 y = arith::MulFOp::create(b, loc, y,
-                                           dot(add(e, f, e.index(width))));
-               y = arith::SelectOp::create(b, loc, held, y, e.f32(0));
-               e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
-                 memref::StoreOp::create(b, loc, y, hidden, ValueRange{r, f});
-               });
-             });
-           });
-
-  // result[r, o] = down[e, o] · hidden[r], one warp per (r, o); rows of
-  // experts this rank does not hold are zero.
-  Value gridO = arith::ConstantIndexOp::create(b, loc,
-                                               (dModel + warps - 1) / warps);
-  emitGrid(b, loc, gpu, rows, gridO, threads, {},
-           [&](GridEmitter &e, Value r, Value oBlock, ArrayRef<Value>) {
-             OpBuilder &b = e.b;
-             Value warp, lane;
-             std::tie(warp, lane) = warpLane(e);
-             Value o = add(e, mul(e, oBlock, e.index(warps)), warp);
-             Value ex, held;
-             std::tie(ex, held) = expertOf(e, r);
-             e.when(cmp(e, arith::CmpIPredicate::slt, o, e.index(dModel)), [&] {
-               Value partial = e.stridedSum(
-                   lane, e.index(width), e.index(lanes), [&](Value i) {
-                     return arith::MulFOp::create(
-                         b, loc,
-                         memref::LoadOp::create(b, loc, hidden,
-                                                ValueRange{r, i}),
-                         e.loadF32(down, {ex, o, i}));
-                   });
-               Value y = e.warpSum(partial);
-               y = arith::SelectOp::create(b, loc, held, y, e.f32(0));
-               e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
-                 e.storeF32(y, result, {r, o});
-               });
-             });
-           });
+/// The dense FFN: the same kernels with one expert, held.
+void emitDenseFFN(OpBuilder &b, FFNOp op, bool gpu, int64_t threads,
+                  ValueRange in, ValueRange out, Value hidden) {
+  Location loc = op.getLoc();
+  Value x = in[0], up = in[1], down = in[2];
+  Value gate = op.getGate() ? in[3] : Value();
+  auto downType = cast<MemRefType>(down.getType());
+  FFNSpec spec;
+  spec.dModel = downType.getDimSize(0);
+  spec.width = downType.getDimSize(1);
+  spec.gated = static_cast<bool>(gate);
+  spec.activation = op.getActivation();
+  spec.expertOf = [=](GridEmitter &e, Value) -> std::pair<Value, Value> {
+    return {e.index(0),
+            arith::ConstantOp::create(e.b, loc, e.b.getBoolAttr(true))};
+  };
+  spec.gate = [=](GridEmitter &e, Value, Value f, Value c) {
+    return e.loadF32(gate, {f, c});
+  };
+  spec.up = [=](GridEmitter &e, Value, Value f, Value c) {
+    return e.loadF32(up, {f, c});
+  };
+  spec.down = [=](GridEmitter &e, Value, Value o, Value i) {
+    return e.loadF32(down, {o, i});
+  };
+  emitFFN(b, loc, gpu, threads, x, spec, out[0], hidden);
 }
 
 /// The memref type of a kernel argument or result of tensor type `type`.
@@ -367,10 +433,13 @@ LogicalResult buildKernel(func::FuncOp kernel, Operation *op, bool gpu,
   for (Type type : kernel.getResultTypes())
     types.push_back(toMemRef(type));
   auto expertFFN = dyn_cast<ExpertFFNOp>(op);
-  if (expertFFN) {
+  auto denseFFN = dyn_cast<FFNOp>(op);
+  if (expertFFN || denseFFN) {
     // act(gate) * up of each row, in f32.
-    auto down = cast<RankedTensorType>(expertFFN.getDown().getType());
-    types.push_back(MemRefType::get({ShapedType::kDynamic, down.getDimSize(2)},
+    auto down = cast<RankedTensorType>(
+        expertFFN ? expertFFN.getDown().getType() : denseFFN.getDown().getType());
+    types.push_back(MemRefType::get({ShapedType::kDynamic,
+                                     down.getDimSize(down.getRank() - 1)},
                                     Float32Type::get(kernel.getContext())));
   }
   OpBuilder b(kernel);
@@ -379,8 +448,13 @@ LogicalResult buildKernel(func::FuncOp kernel, Operation *op, bool gpu,
   rewritten->setAttrs(kernel->getAttrs());
   rewritten.setFunctionType(b.getFunctionType(types, {}));
   rewritten->setAttr("moe.grid_kernel", b.getUnitAttr());
-  if (expertFFN)
+  if (expertFFN || denseFFN) {
     rewritten->setAttr("moe.scratch_args", b.getI64IntegerAttr(1));
+    // The scratch has the rows of the op's input.
+    auto input = cast<BlockArgument>(op->getOperand(0));
+    rewritten->setAttr("moe.scratch_rows_arg",
+                       b.getI64IntegerAttr(input.getArgNumber()));
+  }
   Block *entry = rewritten.addEntryBlock();
   b.setInsertionPointToStart(entry);
 
@@ -409,8 +483,10 @@ LogicalResult buildKernel(func::FuncOp kernel, Operation *op, bool gpu,
     emitRouter(b, router, gpu, threads, in, out);
   else if (auto dispatch = dyn_cast<DispatchOp>(op))
     emitDispatch(b, dispatch, gpu, threads, in, out);
-  else
+  else if (expertFFN)
     emitExpertFFN(b, expertFFN, gpu, threads, in, out, args.back());
+  else
+    emitDenseFFN(b, denseFFN, gpu, threads, in, out, args.back());
   func::ReturnOp::create(b, kernel.getLoc());
   kernel.erase();
   return success();
@@ -425,7 +501,7 @@ Operation *expertOp(func::FuncOp kernel) {
   Operation &op = body.front();
   if (auto ffn = dyn_cast<ExpertFFNOp>(op))
     return ffn.getGlobalExperts() && !ffn.getExpertGroup() ? nullptr : &op;
-  if (isa<RouterOp, DispatchOp>(op))
+  if (isa<RouterOp, DispatchOp, FFNOp>(op))
     return &op;
   return nullptr;
 }

@@ -247,13 +247,20 @@ def MoEBuildRowKernels : Pass<"moe-build-row-kernels", "::mlir::ModuleOp"> {
     between ops; `target=host` emits the same code as loops over rows with
     one thread, which is how the GPU code's logic is checked on a machine
     without a GPU. Intermediate rows live in workgroup memory (host: stack),
-    in f32. Other kernels are left as they are.
+    in f32, up to `shared-memory-limit` bytes; beyond, in trailing f32
+    scratch arguments [rows, width] (`moe.scratch_args` says how many,
+    `moe.scratch_rows_arg` which argument's rows they have). Other kernels
+    are left as they are.
   }];
   let options = [
     Option<"target", "target", "std::string", /*default=*/"\"host\"",
            "host (loops) or gpu (gpu.launch, one block per row)">,
     Option<"threads", "threads", "int64_t", /*default=*/"256",
            "Threads per block (gpu)">,
+    Option<"sharedMemoryLimit", "shared-memory-limit", "int64_t",
+           /*default=*/"49152",
+           "Bytes of row buffers a block may keep in shared memory; wider "
+           "kernels keep them in global scratch arguments">,
   ];
   let dependentDialects = ["::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
@@ -264,18 +271,20 @@ def MoEBuildRowKernels : Pass<"moe-build-row-kernels", "::mlir::ModuleOp"> {
 
 def MoEBuildExpertKernels
     : Pass<"moe-build-expert-kernels", "::mlir::ModuleOp"> {
-  let summary = "Generate grid kernels for the router, dispatch and experts";
+  let summary = "Generate grid kernels for the router, dispatch and FFNs";
   let description = [{
     Rewrites every kernel function (`moe.kernel`) that computes one
-    moe.router, moe.dispatch or moe.expert_ffn into a function on memrefs
-    in destination-passing style (inputs, then one output per result, then
-    for moe.expert_ffn an f32 scratch [rows, ffn] marked by the
-    `moe.scratch_args` attribute) written for a grid of thread blocks:
+    moe.router, moe.dispatch, moe.expert_ffn or moe.ffn into a function on
+    memrefs in destination-passing style (inputs, then one output per
+    result, then for the FFNs an f32 scratch [rows, ffn] marked by the
+    `moe.scratch_args` and `moe.scratch_rows_arg` attributes) written for a
+    grid of thread blocks:
     the router takes one block per token (block-wide dot products, then
     one thread for the softmax and top-k), dispatch one block (a counting
     sort by one thread, then the block copies the rows), and the expert FFN
     two launches, gate/up then down, with one warp per output feature of a
-    row, reading only the weights of the row's expert. `target=gpu` emits
+    row, reading only the weights of the row's expert (the dense FFN: the
+    same with one expert). `target=gpu` emits
     `gpu.launch`es; `target=host` the same code with one thread per block,
     which is how the GPU code's logic is checked without a GPU.
   }];

@@ -314,7 +314,8 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
 }
 
 /// Rewrites `kernel` into its row form.
-LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
+LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
+                             int64_t sharedMemoryLimit) {
   Block &body = kernel.getBody().front();
   Operation *ret = body.getTerminator();
   Location loc = kernel.getLoc();
@@ -327,31 +328,6 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
   SmallVector<Type> all = inputs;
   for (Type type : kernel.getResultTypes())
     all.push_back(memrefOf(type));
-  OpBuilder b(ctx);
-  b.setInsertionPoint(kernel);
-  auto rowKernel = func::FuncOp::create(b, loc, kernel.getName(),
-                                        b.getFunctionType(all, {}));
-  rowKernel->setAttrs(kernel->getAttrs());
-  rowKernel.setFunctionType(b.getFunctionType(all, {}));
-  rowKernel->setAttr("moe.row_kernel", b.getUnitAttr());
-  Block *entry = rowKernel.addEntryBlock();
-  b.setInsertionPointToStart(entry);
-
-  IRMapping args;
-  for (auto [old, now] : llvm::zip(body.getArguments(),
-                                   entry->getArguments().take_front(
-                                       inputs.size())))
-    args.map(old, now);
-  ValueRange outputs = entry->getArguments().drop_front(inputs.size());
-
-  // The rows to compute: the result's, or the gathered ones.
-  GatherTokensOp gather;
-  for (Operation &op : body.without_terminator())
-    if (auto g = dyn_cast<GatherTokensOp>(op))
-      gather = g;
-  Value rowCount =
-      memref::DimOp::create(b, loc, outputs.front(), 0);
-
   // Intermediate rows (not results) go to f32 row buffers, a buffer being
   // reused once the value in it has been read for the last time.
   SmallVector<Operation *> ops;
@@ -388,6 +364,61 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
     bufferOf[result] = *reuse;
   }
 
+  // Rows too wide for the block's shared memory live in global scratch
+  // buffers [rows, width] f32 (trailing arguments), read at the token row.
+  int64_t sharedBytes = 0;
+  for (int64_t width : bufferWidths)
+    sharedBytes += 4 * width;
+  bool scratch = sharedBytes > sharedMemoryLimit;
+  std::optional<unsigned> rowsArg;
+  for (auto [i, type] : llvm::enumerate(kernel.getArgumentTypes())) {
+    auto shaped = dyn_cast<RankedTensorType>(type);
+    if (shaped && shaped.getRank() == 2 && shaped.isDynamicDim(0) &&
+        !rowsArg)
+      rowsArg = i;
+  }
+  if (scratch && !rowsArg)
+    return kernel.emitError("moe-build-row-kernels: no token-row argument "
+                            "to size the scratch rows by");
+  if (scratch)
+    for (int64_t width : bufferWidths)
+      all.push_back(MemRefType::get({ShapedType::kDynamic, width},
+                                    Float32Type::get(ctx)));
+
+  OpBuilder b(ctx);
+  b.setInsertionPoint(kernel);
+  auto rowKernel = func::FuncOp::create(b, loc, kernel.getName(),
+                                        b.getFunctionType(all, {}));
+  rowKernel->setAttrs(kernel->getAttrs());
+  rowKernel.setFunctionType(b.getFunctionType(all, {}));
+  rowKernel->setAttr("moe.row_kernel", b.getUnitAttr());
+  if (scratch) {
+    rowKernel->setAttr("moe.scratch_args",
+                       b.getI64IntegerAttr(bufferWidths.size()));
+    rowKernel->setAttr("moe.scratch_rows_arg", b.getI64IntegerAttr(*rowsArg));
+  }
+  Block *entry = rowKernel.addEntryBlock();
+  b.setInsertionPointToStart(entry);
+
+  IRMapping args;
+  for (auto [old, now] : llvm::zip(body.getArguments(),
+                                   entry->getArguments().take_front(
+                                       inputs.size())))
+    args.map(old, now);
+  ValueRange outputs = entry->getArguments()
+                           .drop_front(inputs.size())
+                           .take_front(kernel.getNumResults());
+  ValueRange scratchRows =
+      entry->getArguments().drop_front(inputs.size() + outputs.size());
+
+  // The rows to compute: the result's, or the gathered ones.
+  GatherTokensOp gather;
+  for (Operation &op : body.without_terminator())
+    if (auto g = dyn_cast<GatherTokensOp>(op))
+      gather = g;
+  Value rowCount =
+      memref::DimOp::create(b, loc, outputs.front(), 0);
+
   auto emitRow = [&](OpBuilder &rb, Value row, Value thread, Value nthreads,
                      ArrayRef<Value> buffers) -> LogicalResult {
     Value srcRow = row;
@@ -404,7 +435,8 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
         rows[arg] = RowRef{args.lookup(arg), srcRow};
     }
     for (auto [value, buffer] : bufferOf)
-      rows[value] = RowRef{buffers[buffer], Value()};
+      rows[value] = scratch ? RowRef{scratchRows[buffer], srcRow}
+                            : RowRef{buffers[buffer], Value()};
     for (auto [value, output] : llvm::zip(ret->getOperands(), outputs))
       rows[value] = RowRef{output, isa<GatherTokensOp>(value.getDefiningOp())
                                        ? row
@@ -421,7 +453,7 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
     Value one = arith::ConstantIndexOp::create(b, loc, 1);
     Value block = arith::ConstantIndexOp::create(b, loc, threads);
     SmallVector<Type> workgroup;
-    for (int64_t width : bufferWidths)
+    for (int64_t width : scratch ? ArrayRef<int64_t>() : bufferWidths)
       workgroup.push_back(MemRefType::get(
           {width}, b.getF32Type(), MemRefLayoutAttrInterface(),
           gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup)));
@@ -437,7 +469,7 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads) {
     gpu::TerminatorOp::create(lb, loc);
   } else {
     SmallVector<Value> buffers;
-    for (int64_t width : bufferWidths)
+    for (int64_t width : scratch ? ArrayRef<int64_t>() : bufferWidths)
       buffers.push_back(memref::AllocaOp::create(
           b, loc, MemRefType::get({width}, b.getF32Type())));
     Value zero = arith::ConstantIndexOp::create(b, loc, 0);
@@ -486,7 +518,8 @@ struct MoEBuildRowKernelsPass
             << "' still has callers; run the pass on a module of kernels";
         return signalPassFailure();
       }
-      if (failed(buildRowKernel(kernel, target == "gpu", threads)))
+      if (failed(buildRowKernel(kernel, target == "gpu", threads,
+                                sharedMemoryLimit)))
         return signalPassFailure();
     }
   }

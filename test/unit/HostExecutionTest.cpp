@@ -152,7 +152,8 @@ TEST_P(HostModels, GreedyTokensMatchTheReference) {
 INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                          ::testing::Values("tiny-moe", "tiny-gqa",
                                            "tiny-draft", "tiny-moe.grid",
-                                           "tiny-gqa.grid"),
+                                           "tiny-gqa.grid", "tiny-draft.grid",
+                                           "tiny-moe.grid-scratch"),
                          [](const auto &info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "codegen/ArtifactWriter.h"
+#include "codegen/CudaObject.h"
 #include "codegen/ExecutionPlan.h"
 #include "codegen/HostObject.h"
 #include "dialects/moe/MoEDialect.h"
@@ -73,6 +74,28 @@ cl::opt<EmitKind> emit(
 cl::opt<std::string> target(
     "target", cl::desc("Target of the artifact: host or cuda"),
     cl::init("host"), cl::cat(moecCategory));
+cl::list<std::string> cudaChips(
+    "cuda-chip", cl::CommaSeparated,
+    cl::desc("cuda target: chips to generate PTX for, the first being the "
+             "one ptxas checks (default: sm_90a; e.g. sm_90a,sm_80)"),
+    cl::value_desc("chips"), cl::cat(moecCategory));
+cl::opt<std::string> ptxasPath(
+    "ptxas",
+    cl::desc("cuda target: the ptxas that assembles each kernel (default: "
+             "$CUDA_HOME/bin, /usr/local/cuda/bin or the PATH; 'none' to "
+             "skip assembling)"),
+    cl::value_desc("path"), cl::cat(moecCategory));
+cl::opt<std::string> libdevicePath(
+    "libdevice",
+    cl::desc("cuda target: libdevice.10.bc, the math functions the kernels "
+             "call (default: from $CUDA_HOME or /usr/local/cuda)"),
+    cl::value_desc("path"), cl::cat(moecCategory));
+cl::opt<int64_t> sharedMemoryLimit(
+    "shared-memory-limit",
+    cl::desc("Grid kernels: bytes of f32 row buffers a thread block keeps "
+             "in shared memory; wider rows go to global scratch buffers "
+             "(default: 49152, the static shared-memory limit)"),
+    cl::init(49152), cl::value_desc("bytes"), cl::cat(moecCategory));
 cl::opt<std::string> dtype(
     "dtype",
     cl::desc("Element type of weights and activations, overriding the "
@@ -223,6 +246,7 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   registry.insert<moe::MoEDialect, func::FuncDialect>();
   moe::registerHostCodegenDialects(registry);
+  moe::registerCudaCodegenDialects(registry);
   MLIRContext mlirContext(registry);
   mlirContext.printOpOnDiagnostic(false);
   // Diagnostics name the model file, as the reader's errors do; IR
@@ -367,14 +391,60 @@ int main(int argc, char **argv) {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =
-          moe::compileForHost(*module, blockSize, gridKernels);
+          moe::compileForHost(*module, blockSize, gridKernels,
+                              sharedMemoryLimit);
       if (failed(compiled))
         return failWith({"host code generation failed (see the diagnostics "
                          "above)"});
       host = std::move(*compiled);
     }
+    std::optional<moe::CudaCompilation> cuda;
+    if (target == "cuda") {
+      moe::CudaOptions options;
+      if (!cudaChips.empty())
+        options.chips.assign(cudaChips.begin(), cudaChips.end());
+      options.libdevice = libdevicePath.getNumOccurrences()
+                              ? libdevicePath.getValue()
+                              : moe::findLibdevice();
+      options.ptxas = ptxasPath.getNumOccurrences() ? ptxasPath.getValue()
+                                                    : moe::findPtxas();
+      if (options.ptxas == "none")
+        options.ptxas.clear();
+      options.failureDir = ".";
+      options.sharedMemoryLimit = sharedMemoryLimit;
+      if (allToAll) {
+        llvm::errs() << "moec: warning: the cuda target cannot execute "
+                        "experts exchanged by all-to-all yet; this artifact "
+                        "has no kernels\n";
+      } else if (options.libdevice.empty()) {
+        llvm::errs() << "moec: warning: no libdevice.10.bc (the CUDA "
+                        "toolkit's math library) in $CUDA_HOME or "
+                        "/usr/local/cuda, and no --libdevice: this cuda "
+                        "artifact has a plan but no kernels\n";
+      } else {
+        llvm::errs() << "moec: generating the GPU kernels of " << config->name
+                     << " (" << llvm::join(options.chips, ", ")
+                     << (options.ptxas.empty() ? ", not assembled"
+                                               : ", assembled by ptxas")
+                     << ")...\n";
+        FailureOr<moe::CudaCompilation> compiled =
+            moe::compileForCuda(*module, blockSize, options);
+        if (failed(compiled))
+          return failWith({"cuda code generation failed (see the "
+                           "diagnostics above)"});
+        for (const moe::CudaKernel &kernel : compiled->kernels)
+          if (kernel.report && (kernel.report->spillStores ||
+                                kernel.report->spillLoads))
+            llvm::errs() << "moec: warning: kernel " << kernel.function
+                         << " spills (" << kernel.report->spillStores
+                         << " bytes stored, " << kernel.report->spillLoads
+                         << " loaded) on " << options.chips.front() << "\n";
+        cuda = std::move(*compiled);
+      }
+    }
     FailureOr<std::string> artifact = moe::writeArtifact(
-        *module, *config, target, host ? &*host : nullptr);
+        *module, *config, target, host ? &*host : nullptr,
+        cuda ? &*cuda : nullptr);
     if (failed(artifact))
       return 1;
     output->os() << *artifact;
