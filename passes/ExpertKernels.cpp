@@ -519,7 +519,7 @@ struct MoEBuildExpertKernelsPass
     if (threads < 32 || threads > 1024 || threads % 32) {
       getOperation().emitError() << "moe-build-expert-kernels: threads must "
                                     "be a multiple of 32 in [32, 1024], got "
-                                 << threads;
+                                 << static_cast<int64_t>(threads);
       return signalPassFailure();
     }
     SmallVector<std::pair<func::FuncOp, Operation *>> kernels;

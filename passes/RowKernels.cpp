@@ -371,11 +371,17 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
     sharedBytes += 4 * width;
   bool scratch = sharedBytes > sharedMemoryLimit;
   std::optional<unsigned> rowsArg;
-  for (auto [i, type] : llvm::enumerate(kernel.getArgumentTypes())) {
-    auto shaped = dyn_cast<RankedTensorType>(type);
+  // A token-row argument (the expert outputs a combine reads have a row per
+  // routed copy instead).
+  for (BlockArgument arg : body.getArguments()) {
+    auto shaped = dyn_cast<RankedTensorType>(arg.getType());
+    bool copies = llvm::any_of(arg.getUsers(), [&](Operation *user) {
+      auto combine = dyn_cast<CombineOp>(user);
+      return combine && combine->getOperand(0) == arg;
+    });
     if (shaped && shaped.getRank() == 2 && shaped.isDynamicDim(0) &&
-        !rowsArg)
-      rowsArg = i;
+        !copies && !rowsArg)
+      rowsArg = arg.getArgNumber();
   }
   if (scratch && !rowsArg)
     return kernel.emitError("moe-build-row-kernels: no token-row argument "
@@ -501,7 +507,7 @@ struct MoEBuildRowKernelsPass
     if (threads < 1 || threads > 1024) {
       getOperation().emitError() << "moe-build-row-kernels: threads must be "
                                     "in [1, 1024], got "
-                                 << threads;
+                                 << static_cast<int64_t>(threads);
       return signalPassFailure();
     }
     SmallVector<func::FuncOp> kernels;

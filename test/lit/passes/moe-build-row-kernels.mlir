@@ -1,12 +1,25 @@
 // RUN: moe-opt %s -split-input-file -moe-build-row-kernels | FileCheck %s --check-prefix=HOST
 // RUN: moe-opt %s -split-input-file -moe-build-row-kernels='target=gpu threads=128' | FileCheck %s --check-prefix=GPU
 // RUN: not moe-opt %s -split-input-file -moe-build-row-kernels='target=tpu' 2>&1 | FileCheck %s --check-prefix=TARGET
+// RUN: not moe-opt %s -split-input-file -moe-build-row-kernels='threads=2000' 2>&1 | FileCheck %s --check-prefix=THREADS
+// THREADS: error: moe-build-row-kernels: threads must be in [1, 1024], got 2000
 // The pass changes signatures, so kernels must have no callers left.
 // RUN: not moe-opt %S/Inputs/row-kernel-caller.mlir -moe-build-row-kernels 2>&1 | FileCheck %s --check-prefix=CALLER
 // CALLER: error: moe-build-row-kernels: kernel 'kernel_add' still has callers; run the pass on a module of kernels
-// Numerics: the host artifacts compiled with --row-kernels match the
-// reference model (test/unit/HostExecutionTest, *_rows); the GPU form is
-// assembled by ptxas in codegen/gpu-row-kernels.mlir.
+// Rows wider than the shared-memory limit go to global scratch arguments.
+// RUN: moe-opt %s -split-input-file -moe-build-row-kernels='shared-memory-limit=0' | FileCheck %s --check-prefix=SCRATCH
+// Numerics: the host artifacts compiled with --grid-kernels match the
+// reference model (test/unit/HostExecutionTest, *_grid, *_grid_scratch);
+// the GPU form is assembled by ptxas in codegen/gpu-row-kernels.mlir.
+// SCRATCH-LABEL: func.func private @kernel_add_rms_norm
+// SCRATCH-NOT: moe.scratch_args
+// SCRATCH-LABEL: func.func private @kernel_combine_add_rms_norm_gather_tokens
+// The two intermediate rows: [token rows (of the routing weights, argument
+// 2), 64] f32.
+// SCRATCH-SAME: %[[OUT:.*]]: memref<?x64xf32>, %[[S0:.*]]: memref<?x64xf32>, %[[S1:.*]]: memref<?x64xf32>)
+// SCRATCH-SAME: moe.scratch_args = 2 : i64, moe.scratch_rows_arg = 2 : i64
+// SCRATCH-NOT: memref.alloca
+// SCRATCH: memref.store %{{.*}}, %[[S0]][%{{.*}}, %{{.*}}]
 
 // Residual add + RMSNorm: results become out-parameters; one row at a time,
 // the columns strided by the threads, the sum of squares reduced over the
