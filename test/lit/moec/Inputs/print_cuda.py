@@ -1,0 +1,37 @@
+"""Prints what a cuda artifact holds, one line per item, for FileCheck:
+  module M function F ptx CHIPS cubin CHIPS [regs R stack S spills A B smem M]
+  launch KERNEL FUNCTION grid [..] block [..] params [..]   (each kernel once)
+  print_cuda.py ARTIFACT"""
+import json
+import sys
+
+artifact = json.load(open(sys.argv[1], encoding="utf-8"))
+cuda = artifact["cuda"]
+print("chips", " ".join(cuda["chips"]))
+for module in cuda["modules"]:
+    line = "module %s function %s ptx %s cubin %s" % (
+        module["module"], module["function"],
+        ",".join(sorted(module["ptx"])) or "-",
+        ",".join(sorted(module["cubin"])) or "-")
+    for chip, ptx in module["ptx"].items():
+        # Every PTX declares its entry and the target it was made for.
+        assert ".entry " + module["function"] in ptx, module["module"]
+        assert ".target " + chip in ptx, (module["module"], chip)
+    report = module.get("ptxas")
+    if report:
+        line += " regs %d stack %d spills %d %d smem %d" % (
+            report["registers"], report["stack_bytes"],
+            report["spill_stores"], report["spill_loads"],
+            report["shared_bytes"])
+    print(line)
+seen = set()
+for stage in artifact["stages"]:
+    for step in stage["execution"]["steps"]:
+        if step["kind"] != "kernel" or step["kernel"] in seen:
+            continue
+        seen.add(step["kernel"])
+        for launch in step["launches"]:
+            print("launch %s %s grid %s block %s params %s" % (
+                step["kernel"], launch["module"],
+                json.dumps(launch["grid"]), json.dumps(launch["block"]),
+                json.dumps(launch["params"])))
