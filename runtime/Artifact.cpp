@@ -503,6 +503,8 @@ private:
                  "expected a buffer id below " +
                      std::to_string(info.buffers.size()) + ", got " +
                      std::to_string(step.args[a]));
+        if (entry.contains("launches"))
+          readLaunches(entry, at, step);
       } else if (kind == "gemm") {
         step.kind = StepInfo::Kind::Gemm;
         step.a = bufferId(entry, at, "a");
@@ -547,6 +549,85 @@ private:
     if (outputs.contains("logits"))
       info.logits = bufferId(outputs, path + ".outputs", "logits");
     return info;
+  }
+
+  void readLaunches(const json &entry, const std::string &at, StepInfo &step) {
+    const json &launches = array(entry, at, "launches");
+    for (size_t l = 0; l < launches.size(); ++l) {
+      std::string where = at + ".launches[" + std::to_string(l) + "]";
+      const json &launch = launches[l];
+      if (!launch.is_object())
+        fail(where, "expected an object");
+      LaunchInfo info;
+      info.module = string(launch, where, "module");
+      info.function = string(launch, where, "function");
+      const json &grid = array(launch, where, "grid");
+      std::vector<int64_t> block = integers(launch, where, "block", true);
+      if (grid.size() != 3)
+        fail(where + ".grid", "expected 3 sizes");
+      if (block.size() != 3)
+        fail(where + ".block", "expected 3 sizes");
+      for (int i = 0; i < 3; ++i) {
+        info.grid[i] =
+            readDim(grid[i], where + ".grid[" + std::to_string(i) + "]");
+        info.block[i] = block[i];
+      }
+      info.params = integers(launch, where, "params", false);
+      for (size_t p = 0; p < info.params.size(); ++p)
+        if (info.params[p] >= static_cast<int64_t>(step.args.size()))
+          fail(where + ".params[" + std::to_string(p) + "]",
+               "expected an argument index below " +
+                   std::to_string(step.args.size()) + ", got " +
+                   std::to_string(info.params[p]));
+      step.launches.push_back(std::move(info));
+    }
+  }
+
+  void readCuda(const json &root) {
+    const json &cuda = object(root, "$", "cuda");
+    const json &chips = array(cuda, "$.cuda", "chips");
+    for (size_t c = 0; c < chips.size(); ++c) {
+      if (!chips[c].is_string())
+        fail("$.cuda.chips[" + std::to_string(c) + "]", "expected a chip");
+      out.chips.push_back(chips[c].get<std::string>());
+    }
+    const json &modules = array(cuda, "$.cuda", "modules");
+    for (size_t m = 0; m < modules.size(); ++m) {
+      std::string at = "$.cuda.modules[" + std::to_string(m) + "]";
+      if (!modules[m].is_object())
+        fail(at, "expected an object");
+      CudaModuleInfo module;
+      module.module = string(modules[m], at, "module");
+      module.function = string(modules[m], at, "function");
+      const json &ptx = object(modules[m], at, "ptx");
+      for (auto it = ptx.begin(); it != ptx.end(); ++it) {
+        if (!it.value().is_string())
+          fail(at + ".ptx." + it.key(), "expected PTX text");
+        module.ptx[it.key()] = it.value().get<std::string>();
+      }
+      const json &cubin = object(modules[m], at, "cubin");
+      for (auto it = cubin.begin(); it != cubin.end(); ++it) {
+        std::string where = at + ".cubin." + it.key();
+        int64_t size = integer(it.value(), where, "size", true);
+        if (!decodeBase64(string(it.value(), where, "base64"),
+                          module.cubin[it.key()]))
+          fail(where + ".base64", "expected base64 text");
+        expect(static_cast<int64_t>(module.cubin[it.key()].size()), size,
+               where, "a decoded size of ");
+      }
+      out.modules.push_back(std::move(module));
+    }
+    // Every launch names a module the artifact holds.
+    for (const StageInfo &stage : out.stageInfos)
+      if (stage.execution)
+        for (const StepInfo &step : stage.execution->steps)
+          for (const LaunchInfo &launch : step.launches)
+            if (std::none_of(out.modules.begin(), out.modules.end(),
+                             [&](const CudaModuleInfo &m) {
+                               return m.module == launch.module;
+                             }))
+              fail("$.cuda.modules", "no module '" + launch.module +
+                                         "' for kernel '" + step.kernel + "'");
   }
 
   void readHostObject(const json &root) {
@@ -608,6 +689,8 @@ void ArtifactReader::read(std::string_view text) {
               static_cast<int64_t>(s));
   if (root.contains("host_object"))
     readHostObject(root);
+  if (root.contains("cuda"))
+    readCuda(root);
   const json &kernels = array(root, "$", "kernels");
   for (size_t k = 0; k < kernels.size(); ++k) {
     std::string at = "$.kernels[" + std::to_string(k) + "]";

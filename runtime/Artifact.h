@@ -20,6 +20,7 @@
 #include "runtime/Safetensors.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -131,6 +132,17 @@ struct BufferInfo {
   std::vector<PlanDim> shape;
 };
 
+/// One GPU launch of a kernel step (cuda target): the kernel `function` of
+/// GPU module `module`, its grid (in the plan's sizes) and block, and which
+/// of the step's `args` each kernel parameter is (a memref parameter is
+/// passed as its descriptor, flattened: codegen/README.md).
+struct LaunchInfo {
+  std::string module, function;
+  PlanDim grid[3];
+  int64_t block[3] = {1, 1, 1};
+  std::vector<int64_t> params;
+};
+
 /// One step of an execution plan (`$.stages[s].execution.steps[i]`).
 struct StepInfo {
   enum class Kind { Kernel, Gemm, AllReduce, AllGather, Send, Recv };
@@ -138,6 +150,8 @@ struct StepInfo {
   /// Kernel: its name and its buffer arguments, inputs then outputs.
   std::string kernel;
   std::vector<int64_t> args;
+  /// Kernel, cuda target: its GPU launches, in order.
+  std::vector<LaunchInfo> launches;
   /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed. AllReduce: c =
   /// the sum of every group member's a. AllGather: c = the members' a
   /// concatenated along `dim`. Send: a to the same group index of stage
@@ -197,6 +211,13 @@ struct KernelInfo {
   std::string mlir;
 };
 
+/// One GPU module of a cuda artifact (`$.cuda.modules[m]`): its kernel
+/// function, PTX per chip and, where moec assembled it, cubin per chip.
+struct CudaModuleInfo {
+  std::string module, function;
+  std::map<std::string, std::string> ptx, cubin;
+};
+
 /// A validated artifact, held in memory.
 class Artifact {
 public:
@@ -222,6 +243,10 @@ public:
   const std::vector<KernelInfo> &kernels() const { return kernelInfos; }
   /// The host kernels' shared object (ELF bytes); empty for cuda.
   const std::string &hostObject() const { return hostObjectBytes; }
+  /// cuda target: the chips the kernels were compiled for (first: the one
+  /// ptxas checked) and the GPU modules; empty when moec generated none.
+  const std::vector<std::string> &cudaChips() const { return chips; }
+  const std::vector<CudaModuleInfo> &cudaModules() const { return modules; }
   /// The stored checksum, "fnv1a64:<16 hex digits>".
   const std::string &checksum() const { return checksumText; }
 
@@ -253,6 +278,8 @@ private:
   std::vector<StageInfo> stageInfos;
   std::vector<KernelInfo> kernelInfos;
   std::string hostObjectBytes;
+  std::vector<std::string> chips;
+  std::vector<CudaModuleInfo> modules;
 };
 
 } // namespace moert

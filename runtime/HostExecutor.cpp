@@ -1,6 +1,7 @@
 //===- HostExecutor.cpp - Running an artifact's plan on the CPU -----------===//
 
 #include "runtime/HostExecutor.h"
+#include "runtime/WeightInit.h"
 
 #include <cmath>
 #include <cstring>
@@ -15,19 +16,6 @@
 using namespace moert;
 
 namespace {
-/// splitmix64: a small, well-mixed generator; the same on every machine.
-uint64_t splitmix64(uint64_t &state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-bool endsWith(const std::string &text, const std::string &suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 /// c [m, n] = a [m, k] * b [n, k]^T, f32.
 void gemm(const float *a, const float *b, float *c, int64_t m, int64_t n,
           int64_t k) {
@@ -148,108 +136,21 @@ HostExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
 }
 
 void HostExecutor::initRandomWeights(uint64_t seed) {
-  // Each value is drawn for the whole checkpoint tensor and this rank's part
-  // cut from it, so that every partitioning sees the same model.
   std::vector<float> full;
-  for (WeightSpec spec : specs) {
-    std::vector<float> &values = weights[spec.name];
-    int64_t elements = 1;
-    for (int64_t extent : spec.fullShape)
-      elements *= extent;
-    full.resize(elements);
-    if (endsWith(spec.name, "norm.weight")) {
-      std::fill(full.begin(), full.end(), 1.0f);
-    } else if (endsWith(spec.name, ".bias")) {
-      std::fill(full.begin(), full.end(), 0.0f);
-    } else {
-      int64_t fanIn = spec.fullShape.empty() ? 1 : spec.fullShape.back();
-      double bound = 1.0 / std::sqrt(static_cast<double>(fanIn));
-      uint64_t state = seed ^ fnv1a64(spec.name);
-      for (float &value : full) {
-        double unit = (splitmix64(state) >> 11) * 0x1.0p-53; // [0, 1)
-        value = static_cast<float>((2.0 * unit - 1.0) * bound);
-      }
-    }
-    spec.dtype = DType::F32;
-    std::string error;
-    // The artifact reader checked every shard against its shape.
-    copyShard(spec, full.data(), rankInStage, groupSize, values.data(), error);
-  }
-}
-
-/// IEEE half to float.
-static float halfToFloat(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1f,
-           mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else { // subnormal: renormalise
-    exponent = 113;
-    while (!(mantissa & 0x400)) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
+  for (const WeightSpec &spec : specs)
+    randomWeightShard(spec, seed, rankInStage, groupSize, full,
+                      weights[spec.name].data());
 }
 
 bool HostExecutor::loadWeights(
     const std::string &checkpoint, std::string &error,
     const std::function<void(int64_t, int64_t)> &progress) {
-  std::unique_ptr<WeightLoader> loader = WeightLoader::open(checkpoint, error);
-  if (!loader)
-    return false;
-  int64_t total = 0, done = 0;
-  for (const WeightSpec &spec : specs)
-    total += WeightLoader::partBytes(spec);
-  std::vector<char> scratch;
-  for (WeightSpec spec : specs) {
-    std::vector<float> &values = weights[spec.name];
-    // The checkpoint's own element type, widened below.
-    if (const TensorInfo *tensor = loader->find(spec.name)) {
-      if (tensor->dtype != DType::BF16 && tensor->dtype != DType::F16 &&
-          tensor->dtype != DType::F32) {
-        error = "weight '" + spec.name + "' is " + dtypeName(tensor->dtype) +
-                " in the checkpoint; the host runtime reads BF16, F16 and F32";
-        return false;
-      }
-      spec.dtype = tensor->dtype;
-    }
-    int64_t bytes = WeightLoader::partBytes(spec);
-    if (bytes < 0 ||
-        bytes / dtypeSize(spec.dtype) != static_cast<int64_t>(values.size())) {
-      error = "weight '" + spec.name + "': its shard does not match the plan";
-      return false;
-    }
-    scratch.resize(bytes);
-    if (!loader->load(spec, rankInStage, groupSize, scratch.data(), error))
-      return false;
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (spec.dtype == DType::F32) {
-        std::memcpy(&values[i], scratch.data() + 4 * i, 4);
-      } else {
-        uint16_t half;
-        std::memcpy(&half, scratch.data() + 2 * i, 2);
-        if (spec.dtype == DType::F16) {
-          values[i] = halfToFloat(half);
-        } else {
-          uint32_t bits = static_cast<uint32_t>(half) << 16;
-          std::memcpy(&values[i], &bits, 4);
-        }
-      }
-    }
-    done += bytes;
-    if (progress)
-      progress(done, total);
-  }
-  return true;
+  return loadWeightShards(
+      checkpoint, specs, rankInStage, groupSize, error,
+      [&](const WeightSpec &spec, const std::vector<float> &values) {
+        weights[spec.name] = values;
+      },
+      progress);
 }
 
 const std::vector<float> *HostExecutor::weight(const std::string &name) const {
