@@ -14,9 +14,7 @@
 #ifndef MOEC_RUNTIME_HOSTEXECUTOR_H
 #define MOEC_RUNTIME_HOSTEXECUTOR_H
 
-#include "runtime/Artifact.h"
-#include "runtime/Communicator.h"
-#include "runtime/ModelRunner.h"
+#include "runtime/RankExecutor.h"
 
 #include <cstdint>
 #include <functional>
@@ -28,7 +26,7 @@
 namespace moert {
 
 /// Runs one rank's execution plan on the CPU.
-class HostExecutor : public ModelRunner {
+class HostExecutor : public RankExecutor {
 public:
   ~HostExecutor() override;
 
@@ -46,13 +44,18 @@ public:
   /// ±1/sqrt(fan-in) for matrices and embeddings, 1 for norm scales, 0 for
   /// biases; the same seed gives the same weights on every machine.
   void initRandomWeights(uint64_t seed);
+  bool initRandomWeights(uint64_t seed, std::string &) override {
+    initRandomWeights(seed);
+    return true;
+  }
   /// Loads this rank's part of every weight from safetensors `checkpoint`
   /// (a file, an index .json or a folder), widening bf16 and f16 to the
   /// plan's f32. `progress(bytesDone, bytesTotal)` is called after each
   /// tensor. False with `error` naming the tensor on a missing or mismatched
   /// weight; weights loaded before it keep their new values.
   bool loadWeights(const std::string &checkpoint, std::string &error,
-                   const std::function<void(int64_t, int64_t)> &progress = {});
+                   const std::function<void(int64_t, int64_t)> &progress = {})
+      override;
   /// The weight `name` as the plan holds it (f32, row-major); null if the
   /// plan has no such weight.
   const std::vector<float> *weight(const std::string &name) const;
@@ -74,13 +77,13 @@ public:
   /// planner predicts them (ring algorithms: an all-reduce of B bytes over
   /// g ranks sends 2B(g-1)/g, an all-gather of a B-byte result B(g-1)/g, a
   /// pipeline send its B bytes): within its stage, and to the next stage.
-  std::pair<int64_t, int64_t> lastStepBytesSent() const {
+  std::pair<int64_t, int64_t> lastStepBytesSent() const override {
     return {bytesWithinStage, bytesToNextStage};
   }
 
   /// "" when forward() accepts `inputs`, else why not (the message forward
   /// fails with). The same on every rank of a plan.
-  std::string checkInputs(const StepInputs &inputs) const;
+  std::string checkInputs(const StepInputs &inputs) const override;
 
 private:
   HostExecutor() = default;

@@ -14,7 +14,7 @@ LocalRunner::create(const Artifact &artifact, int64_t numBlocks,
   runner->world = std::make_unique<LocalWorld>(ranks, timeout);
   for (int64_t rank = 0; rank < ranks; ++rank) {
     runner->communicators.push_back(runner->world->communicator(rank));
-    std::unique_ptr<HostExecutor> executor = HostExecutor::create(
+    std::unique_ptr<RankExecutor> executor = RankExecutor::create(
         artifact, rank, numBlocks, error,
         ranks > 1 ? runner->communicators.back().get() : nullptr);
     if (!executor) {
@@ -29,9 +29,14 @@ LocalRunner::create(const Artifact &artifact, int64_t numBlocks,
   return runner;
 }
 
-void LocalRunner::initRandomWeights(uint64_t seed) {
-  for (auto &executor : executors)
-    executor->initRandomWeights(seed);
+bool LocalRunner::initRandomWeights(uint64_t seed, std::string &error) {
+  for (size_t rank = 0; rank < executors.size(); ++rank)
+    if (!executors[rank]->initRandomWeights(seed, error)) {
+      if (executors.size() > 1)
+        error = "rank " + std::to_string(rank) + ": " + error;
+      return false;
+    }
+  return true;
 }
 
 bool LocalRunner::loadWeights(

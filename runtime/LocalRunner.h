@@ -1,7 +1,7 @@
 //===- LocalRunner.h - Every rank of a plan in one process ------*- C++ -*-===//
 //
-// Runs a partitioned host plan with all its ranks in this process: one
-// HostExecutor per rank, the ranks talking through an in-process
+// Runs a plan with all its ranks in this process: one executor per rank
+// (RankExecutor: the host's or the CUDA one, by the artifact's target), the ranks talking through an in-process
 // communicator (LocalWorld), one thread per rank for each step. It is the
 // ModelRunner the serving loops drive, seen from the head rank: every rank
 // gets the same step inputs (the scheduler's decisions) and the logits come
@@ -20,14 +20,14 @@
 #define MOEC_RUNTIME_LOCALRUNNER_H
 
 #include "runtime/Communicator.h"
-#include "runtime/HostExecutor.h"
+#include "runtime/RankExecutor.h"
 
 #include <chrono>
 #include <memory>
 
 namespace moert {
 
-/// All ranks of a host plan, in this process.
+/// All ranks of a plan, in this process.
 class LocalRunner : public ModelRunner {
 public:
   /// Prepares every rank of `artifact` with `numBlocks` KV-cache blocks per
@@ -40,7 +40,12 @@ public:
   /// As HostExecutor::initRandomWeights on every rank: each rank gets its
   /// part of the same whole tensors, so any partitioning computes the same
   /// model.
-  void initRandomWeights(uint64_t seed);
+  void initRandomWeights(uint64_t seed) {
+    std::string error;
+    initRandomWeights(seed, error);
+  }
+  /// The same, false with `error` set when a device cannot take them.
+  bool initRandomWeights(uint64_t seed, std::string &error);
   /// As HostExecutor::loadWeights on every rank; `progress` sees the bytes
   /// of every rank.
   bool loadWeights(const std::string &checkpoint, std::string &error,
@@ -68,7 +73,7 @@ private:
 
   std::unique_ptr<LocalWorld> world;
   std::vector<std::unique_ptr<Communicator>> communicators;
-  std::vector<std::unique_ptr<HostExecutor>> executors;
+  std::vector<std::unique_ptr<RankExecutor>> executors;
   /// The rank whose logits are returned: the first of the last stage.
   int64_t head = 0;
   bool broken = false;

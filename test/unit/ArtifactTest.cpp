@@ -582,3 +582,72 @@ TEST(Artifact, RejectsABadHostObject) {
   EXPECT_EQ(errorOf(artifact),
             "'a.json': $.host_object: expected a decoded size of 6, got 5");
 }
+
+namespace {
+/// validExecution() with GPU launches, in a cuda artifact with its module.
+json validCudaArtifact() {
+  json artifact = validArtifact();
+  artifact["target"] = "cuda";
+  json plan = validExecution();
+  plan["steps"][0]["launches"] = {{{"module", "k0_kernel"},
+                                   {"function", "k0_kernel"},
+                                   {"grid", {"2T", 4, 1}},
+                                   {"block", {256, 1, 1}},
+                                   {"params", {2, 0, 1}}}};
+  artifact["stages"][0]["execution"] = plan;
+  artifact["cuda"] = {
+      {"chips", {"sm_90a"}},
+      {"modules",
+       {{{"module", "k0_kernel"},
+         {"function", "k0_kernel"},
+         {"ptx", {{"sm_90a", ".version 8.0"}}},
+         {"cubin", {{"sm_90a", {{"size", 5}, {"base64", "f0VMRgI="}}}}}}}}};
+  return artifact;
+}
+} // namespace
+
+TEST(Artifact, ReadsGPULaunchesAndModules) {
+  std::string error;
+  std::unique_ptr<Artifact> parsed =
+      Artifact::parse(serialize(validCudaArtifact()), error, "a.json");
+  ASSERT_TRUE(parsed) << error;
+  EXPECT_EQ(parsed->cudaChips(), std::vector<std::string>{"sm_90a"});
+  ASSERT_EQ(parsed->cudaModules().size(), 1u);
+  const CudaModuleInfo &module = parsed->cudaModules()[0];
+  EXPECT_EQ(module.function, "k0_kernel");
+  EXPECT_EQ(module.ptx.at("sm_90a"), ".version 8.0");
+  EXPECT_EQ(module.cubin.at("sm_90a"), std::string("\x7f" "ELF\x02"));
+  const StepInfo &step = parsed->stages()[0].execution->steps[0];
+  ASSERT_EQ(step.launches.size(), 1u);
+  const LaunchInfo &launch = step.launches[0];
+  EXPECT_EQ(launch.module, "k0_kernel");
+  EXPECT_EQ(launch.grid[0].symbol, 'T');
+  EXPECT_EQ(launch.grid[0].factor, 2);
+  EXPECT_EQ(launch.grid[1].symbol, 0);
+  EXPECT_EQ(launch.grid[1].factor, 4);
+  EXPECT_EQ(launch.block[0], 256);
+  EXPECT_EQ(launch.params, (std::vector<int64_t>{2, 0, 1}));
+}
+
+TEST(Artifact, RejectsBadGPULaunches) {
+  const std::string at = "'a.json': $.stages[0].execution.steps[0].launches[0]";
+  json artifact = validCudaArtifact();
+  artifact["stages"][0]["execution"]["steps"][0]["launches"][0]["params"][1] =
+      3;
+  EXPECT_EQ(errorOf(artifact), at + ".params[1]: expected an argument index "
+                                    "below 3, got 3");
+  artifact = validCudaArtifact();
+  artifact["stages"][0]["execution"]["steps"][0]["launches"][0]["grid"] = {
+      "T", 1};
+  EXPECT_EQ(errorOf(artifact), at + ".grid: expected 3 sizes");
+  artifact = validCudaArtifact();
+  artifact["cuda"]["modules"][0]["module"] = "other";
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.cuda.modules: no module 'k0_kernel' for kernel 'k0'");
+  artifact = validCudaArtifact();
+  artifact["cuda"]["modules"][0]["cubin"]["sm_90a"]["size"] = 6;
+  EXPECT_EQ(errorOf(artifact).rfind("'a.json': $.cuda.modules[0].cubin.sm_90a",
+                                    0),
+            0u)
+      << errorOf(artifact);
+}

@@ -120,9 +120,8 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
       LocalRunner::create(*artifact, o.kvBlocks, error);
   if (!executor)
     throw BenchError{error};
-  if (o.checkpoint.empty())
-    executor->initRandomWeights(o.weightsSeed);
-  else if (!executor->loadWeights(o.checkpoint, error))
+  if (o.checkpoint.empty() ? !executor->initRandomWeights(o.weightsSeed, error)
+                           : !executor->loadWeights(o.checkpoint, error))
     throw BenchError{error};
   info.numBlocks = executor->numBlocks();
   info.blockSize = executor->blockSize();
@@ -142,9 +141,9 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
     draft = LocalRunner::create(*draftArtifact, executor->numBlocks(), error);
     if (!draft)
       throw BenchError{"draft: " + error};
-    if (o.draftCheckpoint.empty())
-      draft->initRandomWeights(o.draftWeightsSeed);
-    else if (!draft->loadWeights(o.draftCheckpoint, error))
+    if (o.draftCheckpoint.empty()
+            ? !draft->initRandomWeights(o.draftWeightsSeed, error)
+            : !draft->loadWeights(o.draftCheckpoint, error))
       throw BenchError{"draft: " + error};
     info.maxContext =
         std::min(info.maxContext, draftArtifact->model().maxContext);

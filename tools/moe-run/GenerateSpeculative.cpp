@@ -35,9 +35,9 @@ int moert::generateSpeculative(const Artifact &artifact, LocalRunner &target,
       LocalRunner::create(*draftArtifact, target.numBlocks(), error);
   if (!draft)
     return fail("draft: " + error);
-  if (draftArgs.checkpoint.empty())
-    draft->initRandomWeights(draftArgs.weightsSeed);
-  else if (!draft->loadWeights(draftArgs.checkpoint, error))
+  if (draftArgs.checkpoint.empty()
+          ? !draft->initRandomWeights(draftArgs.weightsSeed, error)
+          : !draft->loadWeights(draftArgs.checkpoint, error))
     return fail("draft: " + error);
 
   SchedulerOptions options;

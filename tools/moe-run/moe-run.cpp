@@ -56,8 +56,8 @@ const char *kUsage =
     "           [--stop-token=ID] [--comm-timeout=SECONDS]\n"
     "           [--draft=DRAFT_ART [--draft-tokens=K] [--speculate=auto|always]\n"
     "            [--draft-weights=CHECKPOINT | --draft-weights-seed=W]]\n"
-    "                          run a host artifact on the prompt token ids\n"
-    "                          (comma or space separated) and stream the\n"
+    "                          run a host or cuda artifact on the prompt token\n"
+    "                          ids (comma or space separated) and stream the\n"
     "                          generated ids to stdout as they are sampled;\n"
     "                          time to first token and per output token go to\n"
     "                          stderr. Greedy unless --temperature > 0. The\n"
@@ -430,7 +430,8 @@ int generateCommand(const std::string &path,
   if (!executor)
     throw Failure{error};
   if (checkpoint.empty()) {
-    executor->initRandomWeights(weightsSeed);
+    if (!executor->initRandomWeights(weightsSeed, error))
+      throw Failure{error};
   } else {
     using Clock = std::chrono::steady_clock;
     Clock::time_point start = Clock::now(), last = start;

@@ -1,0 +1,75 @@
+//===- CudaExecutor.h - Running an artifact's plan on a GPU -----*- C++ -*-===//
+//
+// The cuda device: loads the artifact's GPU modules (the cubin for the
+// device's chip when moec assembled one, else the PTX, JIT-compiled by the
+// driver), binds the weights in device memory in the plan's dtypes, owns
+// the paged KV cache of every layer and runs the execution plan of one
+// forward step on one stream: kernel launches with the plan's grids and the
+// buffers' memref descriptors as parameters, GEMMs through cuBLAS
+// (cublasGemmEx, f32 accumulation). The driver functions are reached through
+// the CUDA runtime (cudaGetDriverEntryPointByVersion), so a machine without
+// a driver still runs everything else and reports why the GPU is not used.
+//
+// One-rank plans only for now; partitioned cuda plans (NCCL, issue 8) are
+// refused with a message.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_CUDAEXECUTOR_H
+#define MOEC_RUNTIME_CUDAEXECUTOR_H
+
+#include "runtime/RankExecutor.h"
+
+#include <memory>
+
+namespace moert {
+
+/// Runs one rank's execution plan on a CUDA GPU.
+class CudaExecutor : public RankExecutor {
+public:
+  ~CudaExecutor() override;
+
+  /// "" when this process can run on CUDA device `device`, else why not
+  /// (built without CUDA, no driver, no device).
+  static std::string deviceStatus(int device = 0);
+
+  /// Prepares rank `rank` of a cuda `artifact` on device `device` with a KV
+  /// cache of `numBlocks` blocks per layer. Null with `error` set when the
+  /// device is unusable, the artifact has no GPU code for it, or memory
+  /// runs out.
+  static std::unique_ptr<CudaExecutor>
+  create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
+         std::string &error, Communicator *communicator = nullptr,
+         int device = 0);
+
+  bool initRandomWeights(uint64_t seed, std::string &error) override;
+  bool loadWeights(const std::string &checkpoint, std::string &error,
+                   const std::function<void(int64_t, int64_t)> &progress = {})
+      override;
+  bool forward(const StepInputs &inputs, std::vector<float> &logits,
+               std::string &error) override;
+  std::string checkInputs(const StepInputs &inputs) const override;
+  std::pair<int64_t, int64_t> lastStepBytesSent() const override {
+    return {0, 0};
+  }
+  int64_t blockSize() const override;
+  int64_t numBlocks() const override;
+  int64_t vocabSize() const override;
+
+  /// GPU time of the last forward() step in milliseconds (CUDA events
+  /// around the step's work on the stream).
+  float lastStepMilliseconds() const;
+  /// The device and the code loaded, e.g. "NVIDIA H100 80GB HBM3 (sm_90a
+  /// cubins)".
+  std::string describe() const;
+
+  struct State;
+
+private:
+  CudaExecutor() = default;
+  std::unique_ptr<State> state;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_CUDAEXECUTOR_H

@@ -1,0 +1,53 @@
+//===- RankExecutor.h - One rank's execution plan on a device ---*- C++ -*-===//
+//
+// What the host executor and the CUDA executor share: run one rank's plan
+// of an artifact over a paged KV cache, with weights drawn from a seed or
+// loaded from safetensors. LocalRunner drives one per rank through this
+// interface, so the serving loops (generate, the scheduler, speculative
+// decoding, bench) run either target unchanged.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_RUNTIME_RANKEXECUTOR_H
+#define MOEC_RUNTIME_RANKEXECUTOR_H
+
+#include "runtime/Artifact.h"
+#include "runtime/Communicator.h"
+#include "runtime/ModelRunner.h"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace moert {
+
+/// Runs one rank's execution plan on one device.
+class RankExecutor : public ModelRunner {
+public:
+  /// The executor for the artifact's target ("host": HostExecutor, "cuda":
+  /// CudaExecutor), for rank `rank` with `numBlocks` KV-cache blocks per
+  /// layer; `communicator` as HostExecutor::create. Null with `error` set.
+  static std::unique_ptr<RankExecutor>
+  create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
+         std::string &error, Communicator *communicator = nullptr);
+
+  /// Deterministic weights from `seed` (WeightInit.h). False with `error`
+  /// set if the device cannot take them.
+  virtual bool initRandomWeights(uint64_t seed, std::string &error) = 0;
+  /// This rank's part of every weight from safetensors `checkpoint`;
+  /// `progress(bytesDone, bytesTotal)` after each tensor.
+  virtual bool
+  loadWeights(const std::string &checkpoint, std::string &error,
+              const std::function<void(int64_t, int64_t)> &progress = {}) = 0;
+  /// "" when forward() accepts `inputs`, else why not.
+  virtual std::string checkInputs(const StepInputs &inputs) const = 0;
+  /// Bytes this rank sent in its last step: within its stage, and to the
+  /// next stage.
+  virtual std::pair<int64_t, int64_t> lastStepBytesSent() const = 0;
+};
+
+} // namespace moert
+
+#endif // MOEC_RUNTIME_RANKEXECUTOR_H
