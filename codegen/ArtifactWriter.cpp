@@ -147,6 +147,8 @@ FailureOr<std::string> mlir::moe::writeArtifact(
            {"d_model", config.dModel},
            {"num_layers", config.numLayers},
            {"max_context", config.maxContext},
+           {"experts", config.mlp.isMoE ? config.mlp.numExperts : 0},
+           {"top_k", config.mlp.isMoE ? config.mlp.topK : 0},
            {"dtype", std::string(::moec::stringifyDType(config.dtype))}}},
       {"plan",
        llvm::json::Object{{"pipeline_stages", pipelineStages},

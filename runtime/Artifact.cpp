@@ -245,6 +245,12 @@ private:
     info.dModel = integer(model, "$.model", "d_model", true);
     info.numLayers = integer(model, "$.model", "num_layers", true);
     info.maxContext = integer(model, "$.model", "max_context", true);
+    info.experts = integer(model, "$.model", "experts", false);
+    info.topK = integer(model, "$.model", "top_k", false);
+    if (info.topK > info.experts)
+      fail("$.model.top_k", "expected at most experts (" +
+                                std::to_string(info.experts) + "), got " +
+                                std::to_string(info.topK));
     std::string dtype = string(model, "$.model", "dtype");
     if ((dtype != "bf16" && dtype != "f16" && dtype != "f32") ||
         !parseArtifactDType(dtype, info.dtype))

@@ -49,6 +49,9 @@ struct ModelInfo {
   int64_t dModel = 0;
   int64_t numLayers = 0;
   int64_t maxContext = 0;
+  /// Routed experts per MoE layer and experts per token (0 for a dense
+  /// model).
+  int64_t experts = 0, topK = 0;
   /// Activation type: BF16, F16 or F32.
   DType dtype = DType::BF16;
 };

@@ -47,6 +47,10 @@ int64_t CudaExecutor::numBlocks() const { return 0; }
 int64_t CudaExecutor::vocabSize() const { return 0; }
 float CudaExecutor::lastStepMilliseconds() const { return 0; }
 std::string CudaExecutor::describe() const { return ""; }
+double CudaExecutor::measureCopyBandwidth(int, int64_t, std::string &error) {
+  error = deviceStatus();
+  return 0;
+}
 
 #else
 
@@ -659,6 +663,50 @@ bool CudaExecutor::forward(const StepInputs &in, std::vector<float> &logits,
                "timing the step", error))
     return false;
   return true;
+}
+
+double CudaExecutor::measureCopyBandwidth(int device, int64_t bytes,
+                                          std::string &error) {
+  error = deviceStatus(device);
+  if (!error.empty())
+    return 0;
+  void *from = nullptr, *to = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  std::vector<float> times;
+  auto check = [&](cudaError_t result, const char *what) {
+    if (result == cudaSuccess)
+      return true;
+    error = std::string(what) + ": " + cudaGetErrorString(result);
+    return false;
+  };
+  bool ok = check(cudaSetDevice(device), "selecting the CUDA device") &&
+            check(cudaMalloc(&from, bytes), "allocating the copy source") &&
+            check(cudaMalloc(&to, bytes), "allocating the copy target") &&
+            check(cudaMemset(from, 1, bytes), "filling the copy source") &&
+            check(cudaEventCreate(&start), "creating an event") &&
+            check(cudaEventCreate(&stop), "creating an event");
+  for (int i = 0; ok && i < 11; ++i) {
+    float ms = 0;
+    ok = check(cudaEventRecord(start), "recording an event") &&
+         check(cudaMemcpy(to, from, bytes, cudaMemcpyDeviceToDevice),
+               "copying") &&
+         check(cudaEventRecord(stop), "recording an event") &&
+         check(cudaEventSynchronize(stop), "waiting for the copy") &&
+         check(cudaEventElapsedTime(&ms, start, stop), "timing the copy");
+    if (ok && i > 0) // the first copy warms up
+      times.push_back(ms);
+  }
+  cudaFree(from);
+  cudaFree(to);
+  if (start)
+    cudaEventDestroy(start);
+  if (stop)
+    cudaEventDestroy(stop);
+  if (!ok || times.empty())
+    return 0;
+  std::sort(times.begin(), times.end());
+  double ms = times[times.size() / 2];
+  return ms > 0 ? 2.0 * static_cast<double>(bytes) / (ms * 1e-3) : 0;
 }
 
 #endif // MOEC_HAVE_CUDA

@@ -63,6 +63,13 @@ public:
   /// cubins)".
   std::string describe() const;
 
+  /// The device-to-device copy rate of device `device` in bytes per second
+  /// (bytes read plus bytes written), the median of 10 copies of `bytes`
+  /// timed with CUDA events after a warm-up copy; 0 with `error` set on
+  /// failure. The floor a memory-bound kernel is measured against.
+  static double measureCopyBandwidth(int device, int64_t bytes,
+                                     std::string &error);
+
   struct State;
 
 private:

@@ -74,6 +74,8 @@ json validArtifact() {
             {"d_model", 16},
             {"num_layers", 4},
             {"max_context", 128},
+            {"experts", 4},
+            {"top_k", 2},
             {"dtype", "bf16"}}},
           {"plan",
            {{"pipeline_stages", 2},
@@ -262,6 +264,10 @@ TEST(Artifact, NamesTheJsonPathOfBadFields) {
   artifact["model"].erase("d_model");
   EXPECT_EQ(errorOf(artifact), "'a.json': $.model.d_model: missing required "
                                "field (expected a positive integer)");
+  artifact = validArtifact();
+  artifact["model"]["top_k"] = 5;
+  EXPECT_EQ(errorOf(artifact),
+            "'a.json': $.model.top_k: expected at most experts (4), got 5");
   artifact = validArtifact();
   artifact["plan"]["expert_all_to_all"] = 1;
   EXPECT_EQ(errorOf(artifact),

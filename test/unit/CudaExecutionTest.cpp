@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <ostream>
 
 using namespace moert;
 
@@ -106,6 +107,8 @@ struct Case {
   double tolerance;
   bool sameTokens;
 };
+
+void PrintTo(const Case &c, std::ostream *os) { *os << c.cuda; }
 
 class CudaModels : public ::testing::TestWithParam<Case> {};
 
