@@ -19,6 +19,7 @@
 #include "tools/moe-run/GenerateSpeculative.h"
 #include "runtime/Safetensors.h"
 #include "tools/moe-run/Bench.h"
+#include "tools/moe-run/StepTime.h"
 
 #include <algorithm>
 #include <cctype>
@@ -74,6 +75,12 @@ const char *kUsage =
     "                          step (speculative decoding; greedy output is\n"
     "                          unchanged); auto speculates while the cost\n"
     "                          model says it pays.\n"
+    "  step-time [--batch=1,32] [--context=512] [--steps=20] [--warmup=3]\n"
+    "            [--weights-seed=W]\n"
+    "                          time decode steps of whole batches at a\n"
+    "                          context length: the median step (wall clock)\n"
+    "                          next to the bytes a step must read and, on a\n"
+    "                          GPU, that floor at the measured copy rate\n"
     "  bench [--requests=N] [--rate=R|inf] [--prompt-len=DIST]\n"
     "        [--output-len=DIST] [--seed=S] [--mode=continuous|static]\n"
     "        [--max-tokens-per-step=T] [--max-running=M] [--batch=B]\n"
@@ -104,7 +111,7 @@ const char *kUsage =
     "  --help     print this help\n"
     "  --version  print the runtime version\n";
 
-const char *kCommands = "inspect, check-weights, generate, bench";
+const char *kCommands = "inspect, check-weights, generate, bench, step-time";
 
 /// A failure with the exit status it ends the program with.
 struct Failure {
@@ -514,6 +521,8 @@ int run(int argc, char **argv) {
     return generateCommand(path, args);
   if (command == "bench")
     return benchCommand(path, args);
+  if (command == "step-time")
+    return stepTimeCommand(path, args);
   usageError("unknown command '" + command +
              "' (commands: " + std::string(kCommands) + ")");
 }
