@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Compiles the artifacts scripts/gpu-check.sh runs on the device machine
-# (which has no MLIR): the small models for the host, whole and partitioned.
+# (which has no MLIR). Names follow test/unit/CudaExecutionTest.cpp:
+#   NAME.host.moeart      the host target (the GPU code's reference)
+#   NAME.cuda-f32.moeart  the cuda target in f32 (compared with the host)
+#   NAME.cuda.moeart      the cuda target in the model's dtype (bf16)
+# plus gpt4-mini (the one-GPU benchmark model) and a partitioned host plan.
 # Carry build/gpu-artifacts to the device machine with the source tree.
 #   scripts/gpu-artifacts.sh [OUT_DIR]
 set -euo pipefail
@@ -8,8 +12,17 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/build/gpu-artifacts}"
 moec="$root/build/bin/moec"
 mkdir -p "$out"
-"$moec" "$root/models/tiny-moe.json" --emit=artifact -o "$out/tiny-moe.moeart"
-"$moec" "$root/models/tiny-gqa.json" --emit=artifact -o "$out/tiny-gqa.moeart"
+for model in tiny-moe tiny-gqa tiny-draft; do
+  "$moec" "$root/models/$model.json" --emit=artifact -o "$out/$model.host.moeart"
+  "$moec" "$root/models/$model.json" --target=cuda --dtype=f32 \
+    --emit=artifact -o "$out/$model.cuda-f32.moeart"
+  "$moec" "$root/models/$model.json" --target=cuda --emit=artifact \
+    -o "$out/$model.cuda.moeart"
+done
+for model in gpt4-mini gpt4-mini-draft; do
+  "$moec" "$root/models/$model.json" --target=cuda --emit=artifact \
+    -o "$out/$model.cuda.moeart"
+done
 "$moec" "$root/models/tiny-moe.json" --tensor-parallel=2 --pipeline-parallel=2 \
-  --expert-parallel=2 --emit=artifact -o "$out/tiny-moe.tp2pp2.moeart"
+  --expert-parallel=2 --emit=artifact -o "$out/tiny-moe.tp2pp2.host.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"

@@ -207,6 +207,26 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
     std::printf("%s\n", line.c_str());
   }
   std::printf("kernels: %zu\n", artifact->kernels().size());
+  if (artifact->target() == "cuda") {
+    if (artifact->cudaModules().empty()) {
+      std::printf("gpu: no GPU code (moec found no CUDA toolkit)\n");
+    } else {
+      std::string chips;
+      for (const std::string &chip : artifact->cudaChips())
+        chips += (chips.empty() ? "" : ", ") + chip;
+      size_t cubins = 0, launches = 0;
+      for (const CudaModuleInfo &module : artifact->cudaModules())
+        cubins += module.cubin.size();
+      for (const StageInfo &stage : artifact->stages())
+        if (stage.execution)
+          for (const StepInfo &step : stage.execution->steps)
+            launches += step.launches.size();
+      std::printf("gpu: %zu modules for %s (%zu cubins); %zu launches per "
+                  "step\n",
+                  artifact->cudaModules().size(), chips.c_str(), cubins,
+                  launches);
+    }
+  }
   return 0;
 }
 
