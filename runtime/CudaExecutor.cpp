@@ -1,11 +1,14 @@
 //===- CudaExecutor.cpp - Running an artifact's plan on a GPU -------------===//
 
 #include "runtime/CudaExecutor.h"
+#include "runtime/HalfFloat.h"
 #include "runtime/HostExecutor.h"
+#include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <type_traits>
@@ -17,6 +20,63 @@
 #endif
 
 using namespace moert;
+
+/// The parameters of PTX entry `function` in `ptx`: their count and whether
+/// every one is 64-bit; -1 when there is no such entry.
+static int64_t ptxParameters(const std::string &ptx,
+                             const std::string &function, bool &all64) {
+  std::string entry = ".entry " + function + "(";
+  size_t start = ptx.find(entry);
+  if (start == std::string::npos)
+    return -1;
+  size_t end = ptx.find(')', start);
+  std::string list = ptx.substr(start + entry.size(), end - start);
+  int64_t count = 0;
+  all64 = true;
+  for (size_t at = list.find(".param"); at != std::string::npos;
+       at = list.find(".param", at + 1)) {
+    ++count;
+    size_t lineEnd = list.find_first_of(",\n", at);
+    std::string param = list.substr(at, lineEnd - at);
+    all64 &= param.find(".u64") != std::string::npos ||
+             param.find(".b64") != std::string::npos ||
+             param.find(".s64") != std::string::npos;
+  }
+  return count;
+}
+
+std::string CudaExecutor::checkKernelParameters(const Artifact &artifact) {
+  for (const StageInfo &stage : artifact.stages()) {
+    if (!stage.execution)
+      continue;
+    const ExecutionInfo &plan = *stage.execution;
+    for (const StepInfo &step : plan.steps)
+      for (const LaunchInfo &launch : step.launches) {
+        int64_t expected = 0;
+        for (int64_t p : launch.params)
+          expected += 3 + 2 * static_cast<int64_t>(
+                                  plan.buffers[step.args[p]].shape.size());
+        for (const CudaModuleInfo &module : artifact.cudaModules()) {
+          if (module.module != launch.module)
+            continue;
+          for (const auto &[chip, ptx] : module.ptx) {
+            bool all64 = true;
+            int64_t declared = ptxParameters(ptx, launch.function, all64);
+            std::string where = "kernel " + launch.function + " (" +
+                                module.module + ", " + chip + ")";
+            if (declared < 0)
+              return where + ": no such entry in its PTX";
+            if (declared != expected || !all64)
+              return where + " declares " + std::to_string(declared) +
+                     (all64 ? "" : " (not all 64-bit)") +
+                     " parameters; the plan passes " +
+                     std::to_string(expected);
+          }
+        }
+      }
+  }
+  return "";
+}
 
 #ifndef MOEC_HAVE_CUDA
 
@@ -47,6 +107,10 @@ int64_t CudaExecutor::numBlocks() const { return 0; }
 int64_t CudaExecutor::vocabSize() const { return 0; }
 float CudaExecutor::lastStepMilliseconds() const { return 0; }
 std::string CudaExecutor::describe() const { return ""; }
+std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
+  return {0, 0};
+}
+void CudaExecutor::useGraphs(bool) {}
 double CudaExecutor::measureCopyBandwidth(int, int64_t, std::string &error) {
   error = deviceStatus();
   return 0;
@@ -114,46 +178,6 @@ const char *blasStatus(cublasStatus_t status) {
   }
 }
 
-/// f32 to bf16, rounding to nearest even (NaN stays NaN).
-uint16_t toBF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return static_cast<uint16_t>((bits >> 16) | 0x40);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
-/// f32 to IEEE half, rounding to nearest even.
-uint16_t toF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  uint32_t sign = (bits >> 16) & 0x8000u;
-  uint32_t rawExponent = (bits >> 23) & 0xffu, mantissa = bits & 0x7fffffu;
-  if (rawExponent == 0xff)
-    return static_cast<uint16_t>(sign | 0x7c00u | (mantissa ? 0x200u : 0));
-  int32_t exponent = static_cast<int32_t>(rawExponent) - 127 + 15;
-  if (exponent >= 31)
-    return static_cast<uint16_t>(sign | 0x7c00u);
-  if (exponent <= 0) {
-    if (exponent < -10)
-      return static_cast<uint16_t>(sign);
-    mantissa |= 0x800000u;
-    uint32_t shift = static_cast<uint32_t>(14 - exponent);
-    uint32_t half = mantissa >> shift, rest = mantissa & ((1u << shift) - 1);
-    uint32_t middle = 1u << (shift - 1);
-    if (rest > middle || (rest == middle && (half & 1u)))
-      ++half;
-    return static_cast<uint16_t>(sign | half);
-  }
-  uint32_t half = sign | (static_cast<uint32_t>(exponent) << 10) |
-                  (mantissa >> 13);
-  uint32_t rest = mantissa & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u)))
-    ++half; // a carry into the exponent is the correct rounding
-  return static_cast<uint16_t>(half);
-}
-
 cudaDataType blasType(DType dtype) {
   switch (dtype) {
   case DType::BF16:
@@ -164,6 +188,43 @@ cudaDataType blasType(DType dtype) {
     return CUDA_R_32F;
   }
 }
+
+size_t elementsOf(const std::vector<int64_t> &shape) {
+  size_t elements = 1;
+  for (int64_t extent : shape)
+    elements *= static_cast<size_t>(extent);
+  return elements;
+}
+
+/// Page-locked host memory, which graphs copy from and to.
+struct PinnedBuffer {
+  void *data = nullptr;
+  size_t bytes = 0;
+  ~PinnedBuffer() {
+    if (data)
+      cudaFreeHost(data);
+  }
+  bool reserve(size_t size, std::string &error) {
+    if (data)
+      cudaFreeHost(data);
+    data = nullptr;
+    bytes = 0;
+    cudaError_t result = cudaMallocHost(&data, size);
+    if (result != cudaSuccess) {
+      error = std::string("allocating pinned memory: ") +
+              cudaGetErrorString(result);
+      data = nullptr;
+      return false;
+    }
+    bytes = size;
+    return true;
+  }
+};
+
+/// Decode steps of up to this many sequences replay CUDA graphs.
+constexpr int64_t kMaxGraphBatch = 256;
+/// The workspace cuBLAS gets (instead of allocating its own).
+constexpr size_t kBlasWorkspace = size_t(32) << 20;
 
 /// A device allocation that grows on demand.
 struct DeviceBuffer {
@@ -190,11 +251,55 @@ struct CudaExecutor::State {
   std::map<std::string, DeviceBuffer> weights;
   std::vector<WeightSpec> specs;
   int64_t rankInStage = 0, groupSize = 1;
+  RankPlace place;
+  int64_t bytesWithinStage = 0, bytesToNextStage = 0;
+  /// Decode-step graphs by batch bucket, and what they read and write at
+  /// fixed addresses: pinned inputs and logits, the descriptors.
+  bool useGraphs = false;
+  int64_t maxBlocksPerSeq = 0;
+  std::map<int64_t, cudaGraphExec_t> graphs;
+  PinnedBuffer staging[6], stagedLogits;
+  std::vector<std::vector<int64_t>> descriptors;
+  void *blasWorkspace = nullptr;
+
+  void dropGraphs() {
+    for (auto &[bucket, graph] : graphs)
+      cudaGraphExecDestroy(graph);
+    graphs.clear();
+  }
+
+  /// Copies the step's inputs into the pinned staging buffers (grown, and
+  /// the graphs dropped, when too small).
+  bool stageGraphInputs(const std::vector<int32_t> *const sources[6],
+                        size_t logitCount, std::string &error) {
+    bool moved = false;
+    for (int i = 0; i < 6; ++i) {
+      size_t bytes = std::max<size_t>(sources[i]->size() * sizeof(int32_t), 4);
+      if (staging[i].bytes < bytes) {
+        if (!staging[i].reserve(bytes, error))
+          return false;
+        moved = true;
+      }
+      std::memcpy(staging[i].data, sources[i]->data(),
+                  sources[i]->size() * sizeof(int32_t));
+    }
+    size_t bytes = std::max<size_t>(logitCount * sizeof(float), 4);
+    if (stagedLogits.bytes < bytes) {
+      if (!stagedLogits.reserve(bytes, error))
+        return false;
+      moved = true;
+    }
+    if (moved)
+      dropGraphs();
+    return true;
+  }
 
   ~State() {
     cudaSetDevice(device);
     if (stream)
       cudaStreamSynchronize(stream);
+    dropGraphs();
+    cudaFree(blasWorkspace);
     for (DeviceBuffer &buffer : buffers)
       cudaFree(buffer.data);
     for (auto &[name, buffer] : weights)
@@ -247,6 +352,46 @@ struct CudaExecutor::State {
     return true;
   }
 
+  /// Copies a device buffer of `dtype` and `shape` to `out` as f32.
+  bool toHost(const void *device, DType dtype,
+              const std::vector<int64_t> &shape, std::vector<float> &out,
+              std::string &error) {
+    size_t elements = elementsOf(shape);
+    std::vector<char> bytes(elements * dtypeSize(dtype));
+    if (!check(cudaMemcpy(bytes.data(), device, bytes.size(),
+                          cudaMemcpyDeviceToHost),
+               "copying a buffer to the host", error))
+      return false;
+    out.resize(elements);
+    for (size_t i = 0; i < elements; ++i) {
+      if (dtype == DType::F32) {
+        std::memcpy(&out[i], bytes.data() + 4 * i, 4);
+      } else {
+        uint16_t half;
+        std::memcpy(&half, bytes.data() + 2 * i, 2);
+        out[i] = dtype == DType::BF16 ? bf16ToFloat(half) : halfToFloat(half);
+      }
+    }
+    return true;
+  }
+  /// Copies f32 `values` to a device buffer of `dtype`.
+  bool toDevice(const std::vector<float> &values, DType dtype, void *device,
+                std::string &error) {
+    std::vector<char> bytes(values.size() * dtypeSize(dtype));
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (dtype == DType::F32) {
+        std::memcpy(bytes.data() + 4 * i, &values[i], 4);
+      } else {
+        uint16_t half = dtype == DType::BF16 ? floatToBF16(values[i])
+                                             : floatToHalf(values[i]);
+        std::memcpy(bytes.data() + 2 * i, &half, 2);
+      }
+    }
+    return check(cudaMemcpy(device, bytes.data(), bytes.size(),
+                            cudaMemcpyHostToDevice),
+                 "copying a buffer to the device", error);
+  }
+
   /// Converts `values` to the weight's plan dtype and copies them to the
   /// device.
   bool upload(const std::string &name, const std::vector<float> &values,
@@ -260,23 +405,11 @@ struct CudaExecutor::State {
     for (const BufferInfo &buffer : plan.buffers)
       if (buffer.kind == BufferInfo::Kind::Weight && buffer.name == name)
         dtype = buffer.dtype;
-    std::vector<char> bytes(values.size() * dtypeSize(dtype));
-    for (size_t i = 0; i < values.size(); ++i) {
-      if (dtype == DType::F32) {
-        std::memcpy(bytes.data() + 4 * i, &values[i], 4);
-      } else {
-        uint16_t half = dtype == DType::BF16 ? toBF16(values[i])
-                                             : toF16(values[i]);
-        std::memcpy(bytes.data() + 2 * i, &half, 2);
-      }
-    }
-    if (bytes.size() > it->second.bytes) {
+    if (values.size() * dtypeSize(dtype) > it->second.bytes) {
       error = "weight '" + name + "': its shard does not match the plan";
       return false;
     }
-    return check(cudaMemcpy(it->second.data, bytes.data(), bytes.size(),
-                            cudaMemcpyHostToDevice),
-                 "copying a weight to the device", error);
+    return toDevice(values, dtype, it->second.data, error);
   }
 };
 
@@ -322,10 +455,9 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
     error = launch;
     return nullptr;
   }
-  if (artifact.plan().ranks > 1) {
-    error = "the CUDA executor runs one-rank plans for now; this plan has " +
-            std::to_string(artifact.plan().ranks) +
-            " ranks (run it on the host target)";
+  if (communicator && communicator->rank() != rank) {
+    error = "the communicator is rank " + std::to_string(communicator->rank()) +
+            "'s, not rank " + std::to_string(rank) + "'s";
     return nullptr;
   }
   const StageInfo &stage = artifact.stageOfRank(rank);
@@ -413,16 +545,32 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
       error = "kernel step '" + step.kernel + "' has no GPU launch";
       return nullptr;
     }
+  error = checkKernelParameters(artifact);
+  if (!error.empty())
+    return nullptr;
 
   if (!s.check(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking),
                "creating a stream", error) ||
       !s.check(cudaEventCreate(&s.start), "creating an event", error) ||
       !s.check(cudaEventCreate(&s.stop), "creating an event", error) ||
       !s.check(cublasCreate(&s.blas), "creating the cuBLAS handle", error) ||
-      !s.check(cublasSetStream(s.blas, s.stream), "binding cuBLAS", error))
+      !s.check(cublasSetStream(s.blas, s.stream), "binding cuBLAS", error) ||
+      // cuBLAS must not allocate while a graph is captured.
+      !s.check(cudaMalloc(&s.blasWorkspace, kBlasWorkspace),
+               "allocating the cuBLAS workspace", error) ||
+      !s.check(cublasSetWorkspace(s.blas, s.blasWorkspace, kBlasWorkspace),
+               "setting the cuBLAS workspace", error))
     return nullptr;
+  s.maxBlocksPerSeq = (artifact.model().maxContext + s.plan.blockSize - 1) /
+                      s.plan.blockSize;
+  if (const char *graphs = std::getenv("MOEC_CUDA_GRAPHS"))
+    s.useGraphs = std::string(graphs) == "1";
 
   s.specs = artifact.weightsForRank(rank);
+  s.place.comm = communicator;
+  for (int64_t r = stage.firstRank; r < stage.firstRank + stage.ranks; ++r)
+    s.place.group.push_back(r);
+  s.place.rankInStage = artifact.rankInStage(rank);
   s.rankInStage = artifact.rankInStage(rank);
   s.groupSize = artifact.groupSize(rank);
   s.buffers.resize(s.plan.buffers.size());
@@ -439,6 +587,14 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
           !s.check(cudaMemset(s.weights[buffer.name].data, 0,
                               elements * dtypeSize(buffer.dtype)),
                    "clearing a weight", error))
+        return nullptr;
+    } else if (buffer.kind == BufferInfo::Kind::GroupRank) {
+      // The rank's index in its stage / divisor, set once.
+      int32_t index = static_cast<int32_t>(s.rankInStage / buffer.divisor);
+      if (!s.reserve(s.buffers[id], sizeof index, error) ||
+          !s.check(cudaMemcpy(s.buffers[id].data, &index, sizeof index,
+                              cudaMemcpyHostToDevice),
+                   "setting the group rank", error))
         return nullptr;
     } else if (buffer.kind == BufferInfo::Kind::KCache ||
                buffer.kind == BufferInfo::Kind::VCache) {
@@ -501,16 +657,72 @@ float CudaExecutor::lastStepMilliseconds() const { return state->lastMs; }
 std::string CudaExecutor::describe() const {
   return state->deviceName + " (" + state->code + ")";
 }
+std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
+  return {state->bytesWithinStage, state->bytesToNextStage};
+}
 
-bool CudaExecutor::forward(const StepInputs &in, std::vector<float> &logits,
-                           std::string &error) {
+/// Whether `in` is a pure decode step: one token per sequence, in sequence
+/// order, every token's logits wanted.
+static bool isDecodeStep(const StepInputs &in) {
+  size_t n = in.tokens.size();
+  if (static_cast<size_t>(in.sequences) != n || in.logitRows.size() != n)
+    return false;
+  for (size_t i = 0; i < n; ++i)
+    if (in.tokenSeq[i] != static_cast<int32_t>(i) ||
+        in.logitRows[i] != static_cast<int32_t>(i))
+      return false;
+  return true;
+}
+
+/// `in` padded to `batch` sequences of `blocksPerSeq` table entries: the
+/// extra tokens are token 0 at position 0 of their own sequence, write no
+/// cache slot, and read block 0; their logits are computed and dropped.
+static StepInputs padDecodeStep(const StepInputs &in, int64_t batch,
+                                int64_t blocksPerSeq) {
+  StepInputs out;
+  out.sequences = batch;
+  out.blocksPerSeq = blocksPerSeq;
+  out.tokens = in.tokens;
+  out.positions = in.positions;
+  out.slotMapping = in.slotMapping;
+  out.blockTables.assign(batch * blocksPerSeq, 0);
+  for (int64_t i = 0; i < in.sequences; ++i)
+    for (int64_t j = 0; j < in.blocksPerSeq; ++j)
+      out.blockTables[i * blocksPerSeq + j] =
+          in.blockTables[i * in.blocksPerSeq + j];
+  for (int64_t i = static_cast<int64_t>(in.tokens.size()); i < batch; ++i) {
+    out.tokens.push_back(0);
+    out.positions.push_back(0);
+    out.slotMapping.push_back(-1);
+  }
+  for (int64_t i = 0; i < batch; ++i) {
+    out.tokenSeq.push_back(static_cast<int32_t>(i));
+    out.logitRows.push_back(static_cast<int32_t>(i));
+  }
+  return out;
+}
+
+bool CudaExecutor::forward(const StepInputs &request,
+                           std::vector<float> &logits, std::string &error) {
   State &s = *state;
   const ExecutionInfo &plan = s.plan;
-  error = checkInputs(in);
+  error = checkInputs(request);
   if (!error.empty())
     return false;
   if (!s.check(cudaSetDevice(s.device), "selecting the CUDA device", error))
     return false;
+  // Decode steps of one-rank plans replay a CUDA graph of their batch-size
+  // bucket (a power of two), captured on first use.
+  int64_t bucket = 0;
+  StepInputs padded;
+  if (s.useGraphs && !s.place.comm && isDecodeStep(request) &&
+      static_cast<int64_t>(request.tokens.size()) <= kMaxGraphBatch) {
+    bucket = 1;
+    while (bucket < static_cast<int64_t>(request.tokens.size()))
+      bucket *= 2;
+    padded = padDecodeStep(request, bucket, s.maxBlocksPerSeq);
+  }
+  const StepInputs &in = bucket ? padded : request;
   auto size = [&](char symbol) -> int64_t {
     switch (symbol) {
     case 'T':
@@ -532,6 +744,7 @@ bool CudaExecutor::forward(const StepInputs &in, std::vector<float> &logits,
   };
   std::vector<std::vector<int64_t>> sizes(plan.buffers.size());
   std::vector<void *> data(plan.buffers.size());
+  bool moved = false;
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
     int64_t elements = 1;
@@ -543,127 +756,194 @@ bool CudaExecutor::forward(const StepInputs &in, std::vector<float> &logits,
       data[id] = s.weights[buffer.name].data;
       continue;
     }
+    void *before = s.buffers[id].data;
     if (buffer.kind != BufferInfo::Kind::KCache &&
         buffer.kind != BufferInfo::Kind::VCache &&
         !s.reserve(s.buffers[id], elements * dtypeSize(buffer.dtype), error))
       return false;
+    moved |= before && before != s.buffers[id].data;
     data[id] = s.buffers[id].data;
+  }
+  // A graph holds the buffers' addresses: one that moved invalidates them.
+  if (moved)
+    s.dropGraphs();
+  s.bytesWithinStage = s.bytesToNextStage = 0;
+
+  // The host side of the step's copies: the request's vectors, or (graphs)
+  // pinned staging buffers at fixed addresses.
+  const std::vector<int32_t> *sources[6] = {&in.tokens,     &in.positions,
+                                            &in.slotMapping, &in.tokenSeq,
+                                            &in.blockTables, &in.logitRows};
+  const int64_t targets[6] = {plan.tokens,      plan.positions,
+                              plan.slotMapping, plan.tokenSeq,
+                              plan.blockTables, plan.logitRows};
+  size_t logitCount = plan.logits >= 0 ? in.logitRows.size() * s.vocab : 0;
+  const void *hostInputs[6];
+  float *hostLogits = nullptr;
+  if (bucket) {
+    if (!s.stageGraphInputs(sources, logitCount, error))
+      return false;
+    for (int i = 0; i < 6; ++i)
+      hostInputs[i] = s.staging[i].data;
+    hostLogits = static_cast<float *>(s.stagedLogits.data);
+  } else {
+    for (int i = 0; i < 6; ++i)
+      hostInputs[i] = sources[i]->data();
+    logits.resize(logitCount);
+    hostLogits = logits.data();
+  }
+
+  // Everything one step puts on the stream.
+  std::vector<void *> params;
+  auto enqueue = [&]() -> bool {
+    for (int i = 0; i < 6; ++i)
+      if (!sources[i]->empty() &&
+          !s.check(cudaMemcpyAsync(data[targets[i]], hostInputs[i],
+                                   sources[i]->size() * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, s.stream),
+                   "copying the step's inputs", error))
+        return false;
+    // One memref descriptor per buffer, as the kernels' parameters:
+    // {allocated, aligned, offset, sizes..., strides...}, 64-bit each.
+    std::vector<std::vector<int64_t>> &descriptors = s.descriptors;
+    descriptors.assign(plan.buffers.size(), {});
+    for (size_t id = 0; id < plan.buffers.size(); ++id) {
+      const std::vector<int64_t> &shape = sizes[id];
+      std::vector<int64_t> &d = descriptors[id];
+      d.assign(3 + 2 * shape.size(), 0);
+      d[0] = d[1] = reinterpret_cast<int64_t>(data[id]);
+      int64_t stride = 1;
+      for (size_t i = shape.size(); i-- > 0;) {
+        d[3 + i] = shape[i];
+        d[3 + shape.size() + i] = stride;
+        stride *= shape[i];
+      }
+    }
+    for (const StepInfo &step : plan.steps) {
+      if (step.kind == StepInfo::Kind::Kernel) {
+        for (const LaunchInfo &launch : step.launches) {
+          int64_t grid[3];
+          for (int i = 0; i < 3; ++i)
+            grid[i] = extent(launch.grid[i]);
+          if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
+            continue; // nothing to compute (no logit rows, ...)
+          params.clear();
+          for (int64_t p : launch.params)
+            for (int64_t &field : descriptors[step.args[p]])
+              params.push_back(&field);
+          if (!s.check(s.driver.launchKernel(
+                           s.functions.at(launch.module),
+                           static_cast<unsigned>(grid[0]),
+                           static_cast<unsigned>(grid[1]),
+                           static_cast<unsigned>(grid[2]),
+                           static_cast<unsigned>(launch.block[0]),
+                           static_cast<unsigned>(launch.block[1]),
+                           static_cast<unsigned>(launch.block[2]), 0,
+                           reinterpret_cast<CUstream>(s.stream), params.data(),
+                           nullptr),
+                       ("launching " + launch.function).c_str(), error))
+            return false;
+        }
+        continue;
+      }
+      if (step.kind == StepInfo::Kind::Gemm) {
+        // c [m, n] = a [m, k] b [n, k]^T, row-major: in cuBLAS's
+        // column-major terms c^T [n, m] = op(b) a^T with op(b) = T.
+        int64_t m = sizes[step.a][0], k = sizes[step.a][1],
+                n = sizes[step.b][0];
+        if (m == 0)
+          continue;
+        const float one = 1.0f, zero = 0.0f;
+        if (!s.check(cublasGemmEx(s.blas, CUBLAS_OP_T, CUBLAS_OP_N,
+                                  static_cast<int>(n), static_cast<int>(m),
+                                  static_cast<int>(k), &one, data[step.b],
+                                  blasType(plan.buffers[step.b].dtype),
+                                  static_cast<int>(k), data[step.a],
+                                  blasType(plan.buffers[step.a].dtype),
+                                  static_cast<int>(k), &zero, data[step.c],
+                                  blasType(plan.buffers[step.c].dtype),
+                                  static_cast<int>(n), CUBLAS_COMPUTE_32F,
+                                  CUBLAS_GEMM_DEFAULT),
+                     "a GEMM (cublasGemmEx)", error))
+          return false;
+        continue;
+      }
+      // Collectives and pipeline transfers (never in a graph): staged
+      // through the host in f32.
+      if (!s.check(cudaStreamSynchronize(s.stream), "running the step",
+                   error))
+        return false;
+      std::vector<float> a, c;
+      if (step.a >= 0 && !s.toHost(data[step.a], plan.buffers[step.a].dtype,
+                                   sizes[step.a], a, error))
+        return false;
+      if (step.c >= 0)
+        c.assign(elementsOf(sizes[step.c]), 0.0f);
+      static const std::vector<int64_t> none;
+      int64_t elementBytes =
+          dtypeSize(plan.buffers[step.a >= 0 ? step.a : step.c].dtype);
+      if (!runTransferStep(step, s.place, a.data(),
+                           step.a >= 0 ? sizes[step.a] : none, c.data(),
+                           step.c >= 0 ? sizes[step.c] : none, elementBytes,
+                           s.bytesWithinStage, s.bytesToNextStage, error))
+        return false;
+      if (step.c >= 0 &&
+          !s.toDevice(c, plan.buffers[step.c].dtype, data[step.c], error))
+        return false;
+    }
+    if (logitCount &&
+        !s.check(cudaMemcpyAsync(hostLogits, data[plan.logits],
+                                 logitCount * sizeof(float),
+                                 cudaMemcpyDeviceToHost, s.stream),
+                 "copying the logits", error))
+      return false;
+    return true;
+  };
+
+  cudaGraphExec_t graph = nullptr;
+  if (bucket) {
+    auto it = s.graphs.find(bucket);
+    if (it == s.graphs.end()) {
+      cudaGraph_t captured = nullptr;
+      if (!s.check(cudaStreamBeginCapture(s.stream,
+                                          cudaStreamCaptureModeThreadLocal),
+                   "capturing a decode step", error))
+        return false;
+      bool enqueued = enqueue();
+      cudaError_t ended = cudaStreamEndCapture(s.stream, &captured);
+      if (!enqueued || !s.check(ended, "capturing a decode step", error) ||
+          !s.check(cudaGraphInstantiate(&graph, captured, 0),
+                   "instantiating a decode-step graph", error)) {
+        if (captured)
+          cudaGraphDestroy(captured);
+        return false;
+      }
+      cudaGraphDestroy(captured);
+      s.graphs[bucket] = graph;
+    } else {
+      graph = it->second;
+    }
   }
   if (!s.check(cudaEventRecord(s.start, s.stream), "recording an event",
                error))
     return false;
-  auto fill = [&](int64_t id, const void *values, size_t bytes) {
-    return s.check(cudaMemcpyAsync(data[id], values, bytes,
-                                   cudaMemcpyHostToDevice, s.stream),
-                   "copying the step's inputs", error);
-  };
-  auto fillInts = [&](int64_t id, const std::vector<int32_t> &values) {
-    return values.empty() ||
-           fill(id, values.data(), values.size() * sizeof(int32_t));
-  };
-  if (!fillInts(plan.tokens, in.tokens) ||
-      !fillInts(plan.positions, in.positions) ||
-      !fillInts(plan.slotMapping, in.slotMapping) ||
-      !fillInts(plan.tokenSeq, in.tokenSeq) ||
-      !fillInts(plan.blockTables, in.blockTables) ||
-      !fillInts(plan.logitRows, in.logitRows))
+  if (graph ? !s.check(cudaGraphLaunch(graph, s.stream),
+                       "replaying a decode-step graph", error)
+            : !enqueue())
     return false;
-  std::vector<int32_t> groupRanks(plan.buffers.size(), 0);
-  for (size_t id = 0; id < plan.buffers.size(); ++id)
-    if (plan.buffers[id].kind == BufferInfo::Kind::GroupRank) {
-      groupRanks[id] =
-          static_cast<int32_t>(s.rankInStage / plan.buffers[id].divisor);
-      if (!fill(id, &groupRanks[id], sizeof(int32_t)))
-        return false;
-    }
-
-  // One memref descriptor per buffer, as the kernels' parameters:
-  // {allocated, aligned, offset, sizes..., strides...}, 64-bit each.
-  std::vector<std::vector<int64_t>> descriptors(plan.buffers.size());
-  for (size_t id = 0; id < plan.buffers.size(); ++id) {
-    const std::vector<int64_t> &shape = sizes[id];
-    std::vector<int64_t> &d = descriptors[id];
-    d.assign(3 + 2 * shape.size(), 0);
-    d[0] = d[1] = reinterpret_cast<int64_t>(data[id]);
-    int64_t stride = 1;
-    for (size_t i = shape.size(); i-- > 0;) {
-      d[3 + i] = shape[i];
-      d[3 + shape.size() + i] = stride;
-      stride *= shape[i];
-    }
-  }
-  std::vector<void *> params;
-  for (const StepInfo &step : plan.steps) {
-    if (step.kind == StepInfo::Kind::Kernel) {
-      for (const LaunchInfo &launch : step.launches) {
-        int64_t grid[3];
-        for (int i = 0; i < 3; ++i)
-          grid[i] = extent(launch.grid[i]);
-        if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
-          continue; // nothing to compute (no logit rows, ...)
-        params.clear();
-        for (int64_t p : launch.params)
-          for (int64_t &field : descriptors[step.args[p]])
-            params.push_back(&field);
-        if (!s.check(s.driver.launchKernel(
-                         s.functions.at(launch.module),
-                         static_cast<unsigned>(grid[0]),
-                         static_cast<unsigned>(grid[1]),
-                         static_cast<unsigned>(grid[2]),
-                         static_cast<unsigned>(launch.block[0]),
-                         static_cast<unsigned>(launch.block[1]),
-                         static_cast<unsigned>(launch.block[2]), 0,
-                         reinterpret_cast<CUstream>(s.stream), params.data(),
-                         nullptr),
-                     ("launching " + launch.function).c_str(), error))
-          return false;
-      }
-      continue;
-    }
-    if (step.kind == StepInfo::Kind::Gemm) {
-      // c [m, n] = a [m, k] b [n, k]^T, row-major: in cuBLAS's column-major
-      // terms c^T [n, m] = b^T' a^T, i.e. op(b) = T, op(a) = N.
-      int64_t m = sizes[step.a][0], k = sizes[step.a][1],
-              n = sizes[step.b][0];
-      if (m == 0)
-        continue;
-      const float one = 1.0f, zero = 0.0f;
-      if (!s.check(cublasGemmEx(s.blas, CUBLAS_OP_T, CUBLAS_OP_N,
-                                static_cast<int>(n), static_cast<int>(m),
-                                static_cast<int>(k), &one, data[step.b],
-                                blasType(plan.buffers[step.b].dtype),
-                                static_cast<int>(k), data[step.a],
-                                blasType(plan.buffers[step.a].dtype),
-                                static_cast<int>(k), &zero, data[step.c],
-                                blasType(plan.buffers[step.c].dtype),
-                                static_cast<int>(n), CUBLAS_COMPUTE_32F,
-                                CUBLAS_GEMM_DEFAULT),
-                   "a GEMM (cublasGemmEx)", error))
-        return false;
-      continue;
-    }
-    error = "the CUDA executor cannot run collective or pipeline steps yet";
-    return false;
-  }
   if (!s.check(cudaEventRecord(s.stop, s.stream), "recording an event",
-               error))
-    return false;
-  logits.clear();
-  if (plan.logits >= 0) {
-    logits.resize(static_cast<size_t>(in.logitRows.size()) * s.vocab);
-    if (!logits.empty() &&
-        !s.check(cudaMemcpyAsync(logits.data(), data[plan.logits],
-                                 logits.size() * sizeof(float),
-                                 cudaMemcpyDeviceToHost, s.stream),
-                 "copying the logits", error))
-      return false;
-  }
-  if (!s.check(cudaStreamSynchronize(s.stream), "running the step", error) ||
+               error) ||
+      !s.check(cudaStreamSynchronize(s.stream), "running the step", error) ||
       !s.check(cudaEventElapsedTime(&s.lastMs, s.start, s.stop),
                "timing the step", error))
     return false;
+  if (bucket) // the real rows of the padded batch
+    logits.assign(hostLogits,
+                  hostLogits + request.logitRows.size() * s.vocab);
   return true;
 }
+
+void CudaExecutor::useGraphs(bool enabled) { state->useGraphs = enabled; }
 
 double CudaExecutor::measureCopyBandwidth(int device, int64_t bytes,
                                           std::string &error) {

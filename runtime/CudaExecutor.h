@@ -10,8 +10,10 @@
 // the CUDA runtime (cudaGetDriverEntryPointByVersion), so a machine without
 // a driver still runs everything else and reports why the GPU is not used.
 //
-// One-rank plans only for now; partitioned cuda plans (NCCL, issue 8) are
-// refused with a message.
+// Partitioned plans run with a communicator of their ranks (the in-process
+// one: every rank a thread on the same GPU); their collective and pipeline
+// steps are staged through the host in f32 (runtime/TransferStep.h), a
+// correctness path, not a fast one (NCCL comes with issue 8).
 //
 //===----------------------------------------------------------------------===//
 
@@ -33,6 +35,12 @@ public:
   /// (built without CUDA, no driver, no device).
   static std::string deviceStatus(int device = 0);
 
+  /// "" when every launch of `artifact`'s plans passes its kernel the
+  /// parameters the kernel's PTX declares (one 64-bit value per descriptor
+  /// field: 3 + 2 x rank per buffer), else the first mismatch. Needs no GPU;
+  /// create() checks it too.
+  static std::string checkKernelParameters(const Artifact &artifact);
+
   /// Prepares rank `rank` of a cuda `artifact` on device `device` with a KV
   /// cache of `numBlocks` blocks per layer. Null with `error` set when the
   /// device is unusable, the artifact has no GPU code for it, or memory
@@ -49,12 +57,17 @@ public:
   bool forward(const StepInputs &inputs, std::vector<float> &logits,
                std::string &error) override;
   std::string checkInputs(const StepInputs &inputs) const override;
-  std::pair<int64_t, int64_t> lastStepBytesSent() const override {
-    return {0, 0};
-  }
+  std::pair<int64_t, int64_t> lastStepBytesSent() const override;
   int64_t blockSize() const override;
   int64_t numBlocks() const override;
   int64_t vocabSize() const override;
+
+  /// Whether decode steps (one token per sequence, every logit row wanted,
+  /// one-rank plans) are captured as CUDA graphs, one per batch-size bucket
+  /// (powers of two up to 256; a batch is padded to its bucket and the
+  /// block tables to the model's context), and replayed. Off unless set or
+  /// $MOEC_CUDA_GRAPHS is 1.
+  void useGraphs(bool enabled);
 
   /// GPU time of the last forward() step in milliseconds (CUDA events
   /// around the step's work on the stream).

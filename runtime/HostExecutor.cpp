@@ -1,6 +1,7 @@
 //===- HostExecutor.cpp - Running an artifact's plan on the CPU -----------===//
 
 #include "runtime/HostExecutor.h"
+#include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
 
 #include <cmath>
@@ -255,12 +256,6 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
 bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
                            std::vector<std::vector<int64_t>> &sizes,
                            std::string &error) {
-  auto bytesOf = [&](int64_t id) {
-    int64_t elements = 1;
-    for (int64_t extent : sizes[id])
-      elements *= extent;
-    return elements * 4;
-  };
   if (step.kind == StepInfo::Kind::Gemm) {
     const std::vector<int64_t> &a = sizes[step.a], &b = sizes[step.b];
     gemm(reinterpret_cast<float *>(data[step.a]),
@@ -268,46 +263,12 @@ bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
          reinterpret_cast<float *>(data[step.c]), a[0], b[0], a[1]);
     return true;
   }
-  if (!comm) {
-    error = "this plan has collectives: run it with a communicator of its "
-            "ranks";
-    return false;
-  }
-  int64_t tp = static_cast<int64_t>(group.size());
-  switch (step.kind) {
-  case StepInfo::Kind::AllReduce:
-    bytesWithinStage += 2 * bytesOf(step.c) * (tp - 1) / tp;
-    std::memcpy(data[step.c], data[step.a], bytesOf(step.a));
-    return comm->allReduceSum(reinterpret_cast<float *>(data[step.c]),
-                              bytesOf(step.c) / 4, group, error);
-  case StepInfo::Kind::AllGather: {
-    // Gather whole blocks, then interleave them along `dim`: block g holds
-    // this rank's [outer, inner] slab, placed at column g * inner.
-    int64_t bytes = bytesOf(step.a);
-    bytesWithinStage += bytesOf(step.c) * (tp - 1) / tp;
-    std::vector<char> blocks(bytes * tp);
-    if (!comm->allGather(data[step.a], bytes, blocks.data(), group, error))
-      return false;
-    int64_t outer = 1, inner = 4;
-    const std::vector<int64_t> &shape = sizes[step.a];
-    for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d)
-      (d < step.dim ? outer : inner) *= shape[d];
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t g = 0; g < tp; ++g)
-        std::memcpy(data[step.c] + (o * tp + g) * inner,
-                    blocks.data() + g * bytes + o * inner, inner);
-    return true;
-  }
-  // The same index of the tensor group in the other stage.
-  case StepInfo::Kind::Send:
-    bytesToNextStage += bytesOf(step.a);
-    return comm->send(data[step.a], bytesOf(step.a),
-                      step.stage * tp + rankInStage, error);
-  case StepInfo::Kind::Recv:
-    return comm->recv(data[step.c], bytesOf(step.c),
-                      step.stage * tp + rankInStage, error);
-  default:
-    error = "unknown step";
-    return false;
-  }
+  RankPlace place{comm, group, rankInStage};
+  const float *a = step.a >= 0 ? reinterpret_cast<float *>(data[step.a])
+                               : nullptr;
+  float *c = step.c >= 0 ? reinterpret_cast<float *>(data[step.c]) : nullptr;
+  static const std::vector<int64_t> none;
+  return runTransferStep(step, place, a, step.a >= 0 ? sizes[step.a] : none,
+                         c, step.c >= 0 ? sizes[step.c] : none, 4,
+                         bytesWithinStage, bytesToNextStage, error);
 }

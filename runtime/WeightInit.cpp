@@ -2,6 +2,7 @@
 
 #include "runtime/WeightInit.h"
 #include "runtime/Artifact.h"
+#include "runtime/HalfFloat.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,28 +24,6 @@ bool endsWith(const std::string &text, const std::string &suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-/// IEEE half to float.
-float halfToFloat(uint16_t h) {
-  uint32_t sign = (h & 0x8000u) << 16, exponent = (h >> 10) & 0x1f,
-           mantissa = h & 0x3ff, bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else { // subnormal: renormalise
-    exponent = 113;
-    while (!(mantissa & 0x400)) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-  }
-  float value;
-  std::memcpy(&value, &bits, sizeof value);
-  return value;
-}
 } // namespace
 
 int64_t moert::shardElements(const WeightSpec &spec) {
@@ -125,8 +104,7 @@ bool moert::loadWeightShards(
         if (spec.dtype == DType::F16) {
           values[i] = halfToFloat(half);
         } else {
-          uint32_t bits = static_cast<uint32_t>(half) << 16;
-          std::memcpy(&values[i], &bits, 4);
+          values[i] = bf16ToFloat(half);
         }
       }
     }

@@ -25,4 +25,11 @@ for model in gpt4-mini gpt4-mini-draft; do
 done
 "$moec" "$root/models/tiny-moe.json" --tensor-parallel=2 --pipeline-parallel=2 \
   --expert-parallel=2 --emit=artifact -o "$out/tiny-moe.tp2pp2.host.moeart"
+# Partitioned cuda plans, run by threads on the one GPU.
+"$moec" "$root/models/tiny-moe.json" --target=cuda --dtype=f32 \
+  --tensor-parallel=2 --pipeline-parallel=2 --emit=artifact \
+  -o "$out/tiny-moe.tp2-pp2.cuda-f32.moeart"
+"$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
+  --tensor-parallel=2 --expert-parallel=2 --emit=artifact \
+  -o "$out/tiny-gqa.tp2-ep2.cuda-f32.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"

@@ -16,6 +16,7 @@
 #include "runtime/CudaExecutor.h"
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
+#include "runtime/LocalRunner.h"
 
 #include <gtest/gtest.h>
 
@@ -25,6 +26,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <ostream>
+#include <sstream>
 
 using namespace moert;
 
@@ -188,6 +190,170 @@ TEST(CudaExecution, BadRequestLeavesTheExecutorUsable) {
                            error))
       << error;
   EXPECT_EQ(logits.size(), static_cast<size_t>(3 * gpu->vocabSize()));
+}
+
+/// Decode steps of `batch` sequences after a prefill of `context` tokens
+/// each, on `executor`; the logits of every decode step, concatenated.
+std::vector<float> decodeSteps(RankExecutor &executor, int64_t batch,
+                               int64_t context, int64_t steps) {
+  int64_t blockSize = executor.blockSize();
+  int64_t perSeq = (context + steps + blockSize - 1) / blockSize;
+  std::vector<float> all, logits;
+  std::string error;
+  auto slot = [&](int64_t b, int64_t p) {
+    return static_cast<int32_t>((b * perSeq + p / blockSize) * blockSize +
+                                p % blockSize);
+  };
+  std::vector<int32_t> tables;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < perSeq; ++i)
+      tables.push_back(static_cast<int32_t>(b * perSeq + i));
+  for (int64_t b = 0; b < batch; ++b) {
+    StepInputs in;
+    in.sequences = 1;
+    in.blocksPerSeq = perSeq;
+    in.blockTables.assign(tables.begin() + b * perSeq,
+                          tables.begin() + (b + 1) * perSeq);
+    for (int64_t p = 0; p < context; ++p) {
+      in.tokens.push_back(static_cast<int32_t>((p * 13 + b) % 100));
+      in.positions.push_back(static_cast<int32_t>(p));
+      in.slotMapping.push_back(slot(b, p));
+      in.tokenSeq.push_back(0);
+    }
+    in.logitRows = {static_cast<int32_t>(context - 1)};
+    EXPECT_TRUE(executor.forward(in, logits, error)) << error;
+  }
+  for (int64_t step = 0; step < steps; ++step) {
+    StepInputs in;
+    in.sequences = batch;
+    in.blocksPerSeq = perSeq;
+    in.blockTables = tables;
+    for (int64_t b = 0; b < batch; ++b) {
+      in.tokens.push_back(static_cast<int32_t>((step * 7 + b) % 100));
+      in.positions.push_back(static_cast<int32_t>(context + step));
+      in.slotMapping.push_back(slot(b, context + step));
+      in.tokenSeq.push_back(static_cast<int32_t>(b));
+      in.logitRows.push_back(static_cast<int32_t>(b));
+    }
+    EXPECT_TRUE(executor.forward(in, logits, error)) << error;
+    all.insert(all.end(), logits.begin(), logits.end());
+  }
+  return all;
+}
+
+// Decode steps replayed from CUDA graphs (batch 3, padded to its bucket of
+// 4) compute what the same steps compute launched one by one.
+TEST(CudaExecution, GraphedDecodeStepsMatchLaunchedOnes) {
+  REQUIRE_GPU_AND("tiny-moe.cuda-f32");
+  std::unique_ptr<Artifact> artifact;
+  std::unique_ptr<RankExecutor> launched = open("tiny-moe.cuda-f32", artifact);
+  std::unique_ptr<RankExecutor> graphed = open("tiny-moe.cuda-f32", artifact);
+  ASSERT_TRUE(launched && graphed);
+  static_cast<CudaExecutor *>(graphed.get())->useGraphs(true);
+  std::vector<float> a = decodeSteps(*launched, 3, 9, 5);
+  std::vector<float> b = decodeSteps(*graphed, 3, 9, 5);
+  ASSERT_EQ(a.size(), static_cast<size_t>(5 * 3 * launched->vocabSize()));
+  ASSERT_EQ(a.size(), b.size());
+  double rel = relativeError(b, a);
+  std::printf("graphed vs launched decode steps: max relative error %.3g\n",
+              rel);
+  EXPECT_LT(rel, 1e-5);
+}
+
+// Partitioned cuda plans, every rank a thread on the one GPU (the in-process
+// communicator, transfers staged through the host), compute what the whole
+// host plan computes.
+class CudaPartitioned : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaPartitioned, ComputeWhatTheWholeHostPlanComputes) {
+  const Case &c = GetParam();
+  REQUIRE_GPU_AND(c.cuda, c.host);
+  std::string error;
+  std::unique_ptr<Artifact> parts = Artifact::open(artifactPath(c.cuda), error);
+  ASSERT_TRUE(parts) << error;
+  std::unique_ptr<LocalRunner> gpu = LocalRunner::create(*parts, 32, error);
+  ASSERT_TRUE(gpu) << error;
+  ASSERT_TRUE(gpu->initRandomWeights(7, error)) << error;
+  std::unique_ptr<Artifact> wholeArtifact;
+  std::unique_ptr<RankExecutor> host = open(c.host, wholeArtifact);
+  ASSERT_TRUE(host);
+  std::vector<int32_t> prompt = somePrompt(host->vocabSize(), 19);
+  StepInputs in = prefill(prompt, host->blockSize());
+  std::vector<float> gpuLogits, hostLogits;
+  ASSERT_TRUE(gpu->forward(in, gpuLogits, error)) << error;
+  ASSERT_TRUE(host->forward(in, hostLogits, error)) << error;
+  double rel = relativeError(gpuLogits, hostLogits);
+  std::printf("%s (%lld ranks on one GPU) vs %s: max relative logit error "
+              "%.3g\n",
+              c.cuda, static_cast<long long>(gpu->ranks()), c.host, rel);
+  EXPECT_LT(rel, c.tolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmallModels, CudaPartitioned,
+    ::testing::Values(
+        Case{"tiny-moe.tp2-pp2.cuda-f32", "tiny-moe.host", 1e-4, true},
+        Case{"tiny-gqa.tp2-ep2.cuda-f32", "tiny-gqa.host", 1e-4, true}),
+    [](const auto &info) {
+      std::string name = info.param.cuda;
+      std::replace(name.begin(), name.end(), '-', '_');
+      std::replace(name.begin(), name.end(), '.', '_');
+      return name;
+    });
+
+// The runtime's kernel parameters agree with what moec's PTX declares, for
+// every launch of every cuda test artifact (no GPU needed).
+TEST(CudaExecution, LaunchesPassWhatTheKernelsDeclare) {
+  int checked = 0;
+  for (const char *name :
+       {"tiny-moe.cuda-f32", "tiny-gqa.cuda-f32", "tiny-draft.cuda-f32",
+        "tiny-moe.cuda", "tiny-moe.tp2-pp2.cuda-f32",
+        "tiny-gqa.tp2-ep2.cuda-f32"}) {
+    if (!exists(artifactPath(name)))
+      continue;
+    std::string error;
+    std::unique_ptr<Artifact> artifact =
+        Artifact::open(artifactPath(name), error);
+    ASSERT_TRUE(artifact) << error;
+    EXPECT_FALSE(artifact->cudaModules().empty()) << name;
+    EXPECT_EQ(CudaExecutor::checkKernelParameters(*artifact), "") << name;
+    ++checked;
+  }
+  if (!checked)
+    GTEST_SKIP() << "no cuda artifacts in " << artifactPath("");
+}
+
+// A plan whose launch passes a buffer the kernel does not declare is
+// refused with the kernel's name.
+TEST(CudaExecution, ParameterMismatchIsReported) {
+  std::string path = artifactPath("tiny-moe.cuda-f32");
+  if (!exists(path))
+    GTEST_SKIP() << "no " << path;
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  // One more parameter for the router (x, w, indices, weights: four 2-d
+  // buffers, 7 descriptor fields each): its first argument again.
+  std::string edited = text.str();
+  std::string from = "\"function\": \"kernel_router_kernel\",";
+  size_t at = edited.find(from, edited.find("\"stages\":"));
+  ASSERT_NE(at, std::string::npos);
+  size_t params = edited.find("\"params\": [", at);
+  ASSERT_NE(params, std::string::npos);
+  edited.insert(params + 11, "\n              0,");
+  // Re-sign: the reader checks the checksum.
+  size_t sum = edited.find("\"checksum\": \"fnv1a64:") + 21;
+  edited.replace(sum, 16, std::string(16, '0'));
+  char digits[17];
+  std::snprintf(digits, sizeof digits, "%016llx",
+                static_cast<unsigned long long>(fnv1a64(edited)));
+  edited.replace(sum, 16, digits);
+  std::string error;
+  std::unique_ptr<Artifact> artifact = Artifact::parse(edited, error);
+  ASSERT_TRUE(artifact) << error;
+  EXPECT_EQ(CudaExecutor::checkKernelParameters(*artifact),
+            "kernel kernel_router_kernel (kernel_router_kernel, sm_90a) "
+            "declares 28 parameters; the plan passes 35");
 }
 
 // What the CUDA executor refuses, with or without a GPU.
