@@ -2,19 +2,14 @@
 
 #include "codegen/CudaObject.h"
 #include "codegen/ExecutionPlan.h"
+#include "passes/Pipelines.h"
 
-#include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
-#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
-#include "mlir/Conversion/Passes.h"
-#include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
-#include "mlir/Conversion/SCFToControlFlow/SCFToControlFlow.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
@@ -314,23 +309,10 @@ FailureOr<CudaCompilation> mlir::moe::compileForCuda(ModuleOp module,
     return failure();
 
   PassManager pm(context);
-  for (const std::string &chip : options.chips) {
-    GpuNVVMAttachTargetOptions target;
-    target.chip = chip;
-    target.features = "+ptx80";
-    target.optLevel = 3;
-    if (!options.libdevice.empty())
-      target.linkLibs.push_back(options.libdevice);
-    pm.addPass(createGpuNVVMAttachTarget(target));
-  }
-  pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
-  pm.addPass(createReconcileUnrealizedCastsPass());
-  GpuModuleToBinaryPassOptions binary;
-  binary.compilationTarget = "isa";
-  pm.addPass(createGpuModuleToBinaryPass(binary));
+  CudaLoweringOptions lowering;
+  lowering.chips = options.chips;
+  lowering.libdevice = options.libdevice;
+  addCudaLoweringPasses(pm, lowering);
   if (failed(pm.run(code)))
     return module.emitError("lowering the GPU kernels to PTX failed");
 

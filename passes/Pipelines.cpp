@@ -4,6 +4,8 @@
 #include "passes/Passes.h"
 
 #include "mlir/Conversion/AffineToStandard/AffineToStandard.h"
+#include "mlir/Conversion/GPUToNVVM/GPUToNVVMPass.h"
+#include "mlir/Conversion/Passes.h"
 #include "mlir/Conversion/ConvertToLLVM/ToLLVMPass.h"
 #include "mlir/Conversion/MathToLibm/MathToLibm.h"
 #include "mlir/Conversion/ReconcileUnrealizedCasts/ReconcileUnrealizedCasts.h"
@@ -11,6 +13,8 @@
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -88,7 +92,45 @@ void mlir::moe::buildHostLoweringPipeline(OpPassManager &pm) {
   pm.addPass(createMoEHostEntryPoints());
 }
 
+void mlir::moe::addCudaLoweringPasses(OpPassManager &pm,
+                                      const CudaLoweringOptions &options) {
+  for (const std::string &chip : options.chips) {
+    GpuNVVMAttachTargetOptions target;
+    target.chip = chip;
+    target.features = "+ptx80";
+    target.optLevel = 3;
+    if (!options.libdevice.empty())
+      target.linkLibs.push_back(options.libdevice);
+    pm.addPass(createGpuNVVMAttachTarget(target));
+  }
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::moe::buildCudaLoweringPipeline(OpPassManager &pm,
+                                          const CudaLoweringOptions &options) {
+  pm.addPass(createGpuKernelOutliningPass());
+  addCudaLoweringPasses(pm, options);
+}
+
 namespace {
+struct CudaPipelineOptions : public PassPipelineOptions<CudaPipelineOptions> {
+  ListOption<std::string> chips{*this, "chip",
+                                llvm::cl::desc("Chips to generate PTX for "
+                                               "(default: sm_90a)")};
+  Option<std::string> libdevice{
+      *this, "libdevice",
+      llvm::cl::desc("libdevice.10.bc for the math functions (default: "
+                     "none linked)"),
+      llvm::cl::init("")};
+};
+
 struct PipelineOptions : public PassPipelineOptions<PipelineOptions> {
   Option<Stage> stopAfter{
       *this, "stop-after", llvm::cl::desc("Last stage to run"),
@@ -132,6 +174,17 @@ void mlir::moe::registerMoEPipelines() {
         partition.headLayers = options.headLayers;
         partition.cluster = options.cluster;
         buildMoEPipeline(pm, options.stopAfter, partition);
+      });
+  PassPipelineRegistration<CudaPipelineOptions>(
+      "moe-lower-cuda",
+      "cuda back end: grid kernels (gpu.launch) outlined and lowered to PTX "
+      "in gpu.binary ops",
+      [](OpPassManager &pm, const CudaPipelineOptions &options) {
+        CudaLoweringOptions lowering;
+        if (!options.chips.empty())
+          lowering.chips.assign(options.chips.begin(), options.chips.end());
+        lowering.libdevice = options.libdevice;
+        buildCudaLoweringPipeline(pm, lowering);
       });
   PassPipelineRegistration<>(
       "moe-lower-host",

@@ -11,6 +11,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <string>
+#include <vector>
 
 namespace mlir::moe {
 
@@ -63,6 +64,27 @@ void buildMoEPipeline(OpPassManager &pm, Stage stopAfter,
 /// with a packed entry point per kernel (moe-host-entry-points). Kernels
 /// must be public and marked `llvm.emit_c_interface`.
 void buildHostLoweringPipeline(OpPassManager &pm);
+
+/// Options of the cuda back end's lowering.
+struct CudaLoweringOptions {
+  /// Chips to generate PTX for ("sm_90a", "sm_80").
+  std::vector<std::string> chips = {"sm_90a"};
+  /// libdevice.10.bc, linked for the math functions; empty: none.
+  std::string libdevice;
+};
+
+/// The cuda back end after kernel outlining: gpu.modules (the grid kernels'
+/// launches, outlined) lowered to NVVM and serialised to PTX, one object per
+/// chip in each gpu.binary (nvvm-attach-target, convert-gpu-to-nvvm,
+/// gpu-module-to-binary format=isa).
+void addCudaLoweringPasses(OpPassManager &pm,
+                           const CudaLoweringOptions &options);
+
+/// The whole cuda lowering of grid kernels (gpu.launch inside kernel
+/// functions): outlining, then addCudaLoweringPasses. Registered as
+/// `moe-lower-cuda`.
+void buildCudaLoweringPipeline(OpPassManager &pm,
+                               const CudaLoweringOptions &options);
 
 /// Registers `moe-pipeline` (options: stop-after, the partition degrees and
 /// the cluster) and `moe-lower-host` with the pass registry.

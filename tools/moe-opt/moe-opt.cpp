@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "codegen/CudaObject.h"
 #include "codegen/HostObject.h"
 #include "dialects/moe/MoEDialect.h"
 #include "passes/Passes.h"
@@ -35,6 +36,8 @@ int main(int argc, char **argv) {
                   mlir::LLVM::LLVMDialect>();
   // Bufferization models and LLVM conversion interfaces of the host back end.
   mlir::moe::registerHostCodegenDialects(registry);
+  // The NVVM target and LLVM IR translations of the cuda back end.
+  mlir::moe::registerCudaCodegenDialects(registry);
   mlir::registerTransformsPasses();
   mlir::moe::registerMoEPasses();
   mlir::moe::registerMoEPipelines();
