@@ -208,6 +208,25 @@ private:
     return id;
   }
   LogicalResult step(Operation *op);
+  /// Grid kernels may take scratch buffers after their outputs: [rows of
+  /// argument moe.scratch_rows_arg, width] f32 activations.
+  void appendScratch(func::FuncOp compiled, SmallVectorImpl<int64_t> &args) {
+    auto scratch =
+        compiled ? compiled->getAttrOfType<IntegerAttr>("moe.scratch_args")
+                 : IntegerAttr();
+    if (!scratch)
+      return;
+    auto rowsArg = compiled->getAttrOfType<IntegerAttr>("moe.scratch_rows_arg");
+    int64_t rowsOf = args[rowsArg ? rowsArg.getInt() : 0];
+    ArrayRef<Type> types = compiled.getArgumentTypes();
+    for (Type type : types.take_back(scratch.getInt())) {
+      auto memref = cast<MemRefType>(type);
+      args.push_back(addBuffer(
+          llvm::json::Object{{"kind", "activation"},
+                             {"dtype", typeName(memref.getElementType())}},
+          {shapes[rowsOf][0], {"", memref.getDimSize(1)}}));
+    }
+  }
   /// The kernel over the KV cache that `op` (write or attend) calls.
   StringRef kvKernel(Operation *op);
 
@@ -323,10 +342,16 @@ LogicalResult PlanBuilder::step(Operation *op) {
     int64_t layer = attend.getLayer();
     SymShape shape = shapes[*q];
     int64_t out = define(attend.getResult(), shape);
-    kernelStep(kvKernel(op),
-               {*q, *positions, inputIds["token_seq"],
-                inputIds["block_tables"], cache('k', layer, type),
-                cache('v', layer, type), out});
+    StringRef kernel = kvKernel(op);
+    SmallVector<int64_t> args{*q,
+                              *positions,
+                              inputIds["token_seq"],
+                              inputIds["block_tables"],
+                              cache('k', layer, type),
+                              cache('v', layer, type),
+                              out};
+    appendScratch(module.lookupSymbol<func::FuncOp>(kernel), args);
+    kernelStep(kernel, args);
     return success();
   }
   if (auto rank = dyn_cast<GroupRankOp>(op)) {
@@ -405,25 +430,9 @@ LogicalResult PlanBuilder::step(Operation *op) {
       }
       args.push_back(define(result, shape));
     }
-    // Grid kernels may take scratch buffers after their outputs: [rows of
-    // argument moe.scratch_rows_arg, width] f32.
-    auto compiled = code ? code.lookupSymbol<func::FuncOp>(call.getCallee())
-                         : func::FuncOp();
-    if (auto scratch = compiled ? compiled->getAttrOfType<IntegerAttr>(
-                                      "moe.scratch_args")
-                                : IntegerAttr()) {
-      ArrayRef<Type> types = compiled.getArgumentTypes();
-      auto rowsArg =
-          compiled->getAttrOfType<IntegerAttr>("moe.scratch_rows_arg");
-      int64_t rowsOf = args[rowsArg ? rowsArg.getInt() : 0];
-      for (Type type : types.take_back(scratch.getInt())) {
-        auto memref = cast<MemRefType>(type);
-        args.push_back(addBuffer(
-            llvm::json::Object{{"kind", "activation"},
-                               {"dtype", typeName(memref.getElementType())}},
-            {shapes[rowsOf][0], {"", memref.getDimSize(1)}}));
-      }
-    }
+    appendScratch(code ? code.lookupSymbol<func::FuncOp>(call.getCallee())
+                       : func::FuncOp(),
+                  args);
     kernelStep(call.getCallee(), args);
     return success();
   }

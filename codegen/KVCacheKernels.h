@@ -41,17 +41,18 @@ func::FuncOp buildAttendKernel(ModuleOp module, AttendOp op, StringRef name,
 /// The grid forms of the same kernels (passes/GridEmitter.h), for the GPU
 /// (`gpu`) or, with one thread per block, for the host:
 ///   kv_cache_write: one block per token, the threads striding over C.
-///   attend: one block per (token, query head); the block walks the
-///     sequence in chunks of `threads` positions, a thread scoring one
-///     position per chunk, with an online softmax (running maximum and sum,
-///     rescaled per chunk) whose weights and slots the block shares; each
-///     thread accumulates its own columns of the head's output.
+///   attend (codegen/AttentionKernel.cpp): split-K paged attention, each
+///     block serving a tile of the query heads of one KV head from one read
+///     of its K/V, then a log-sum-exp merge of the splits.
 func::FuncOp buildGridKVCacheWriteKernel(ModuleOp module, KVCacheWriteOp op,
                                          StringRef name, bool gpu,
                                          int64_t threads);
 func::FuncOp buildGridAttendKernel(ModuleOp module, AttendOp op,
                                    StringRef name, int64_t blockSize, bool gpu,
                                    int64_t threads);
+
+/// Splits of each sequence's positions in the grid attend kernel.
+constexpr int64_t kAttendSplits = 4;
 
 } // namespace mlir::moe
 

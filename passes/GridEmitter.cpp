@@ -112,16 +112,30 @@ Value GridEmitter::blockReduce(Value value,
       /*uniform=*/true);
 }
 
-Value GridEmitter::warpSum(Value value) {
-  if (!gpu)
+/// A butterfly over the warp's lanes combining with `combine`.
+static Value butterfly(GridEmitter &e, Value value,
+                       function_ref<Value(Value, Value)> combine) {
+  if (!e.gpu)
     return value;
-  Value width = i32(32);
+  Value width = e.i32(32);
   for (int32_t offset = 16; offset > 0; offset /= 2) {
-    auto shuffle = gpu::ShuffleOp::create(b, loc, value, i32(offset), width,
-                                          gpu::ShuffleMode::XOR);
-    value = arith::AddFOp::create(b, loc, value, shuffle.getShuffleResult());
+    auto shuffle = gpu::ShuffleOp::create(e.b, e.loc, value, e.i32(offset),
+                                          width, gpu::ShuffleMode::XOR);
+    value = combine(value, shuffle.getShuffleResult());
   }
   return value;
+}
+
+Value GridEmitter::warpSum(Value value) {
+  return butterfly(*this, value, [&](Value a, Value c) -> Value {
+    return arith::AddFOp::create(b, loc, a, c);
+  });
+}
+
+Value GridEmitter::warpMax(Value value) {
+  return butterfly(*this, value, [&](Value a, Value c) -> Value {
+    return arith::MaximumFOp::create(b, loc, a, c);
+  });
 }
 
 void GridEmitter::barrier() {

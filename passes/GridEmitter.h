@@ -72,6 +72,8 @@ struct GridEmitter {
   /// The sum of `value` over the lanes of this thread's warp (butterfly
   /// shuffles), every lane getting the result.
   Value warpSum(Value value);
+  /// The maximum of `value` over the lanes of this thread's warp.
+  Value warpMax(Value value);
   /// All threads of the block wait here (GPU only).
   void barrier();
 };
