@@ -38,9 +38,8 @@ using namespace mlir;
 using namespace mlir::moe;
 
 func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
-                                              StringRef name,
-                                              int64_t blockSize, bool gpu,
-                                              int64_t threads) {
+                                              StringRef name, int64_t blockSize,
+                                              bool gpu, int64_t threads) {
   MLIRContext *ctx = op.getContext();
   auto cache = cast<KVCacheType>(op.getKvCache().getType());
   int64_t headDim = cache.getHeadDim(), kvHeads = cache.getNumKvHeads();
@@ -77,8 +76,8 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
   Location loc = op.getLoc();
   auto func = func::FuncOp::create(
       b, loc, name,
-      b.getFunctionType({queries, tokenVector, tokenVector, table, slots,
-                         slots, queries, partials, stats},
+      b.getFunctionType({queries, tokenVector, tokenVector, table, slots, slots,
+                         queries, partials, stats},
                         TypeRange{}));
   func->setAttr("moe.kernel", b.getUnitAttr());
   func->setAttr("moe.grid_kernel", b.getUnitAttr());
@@ -124,8 +123,7 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
           return arith::RemUIOp::create(b, loc, x, e.index(z));
         };
         auto lt = [&](Value x, Value z) -> Value {
-          return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x,
-                                       z);
+          return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, z);
         };
         auto load = [&](Value memref, ValueRange at) -> Value {
           return memref::LoadOp::create(b, loc, memref, at);
@@ -135,8 +133,8 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
         };
         Value split = rem(y, splits), rest = div(y, splits);
         Value tileIndex = rem(rest, tiles), kvHead = div(rest, tiles);
-        Value firstHead = add(mul(kvHead, e.index(group)),
-                              mul(tileIndex, e.index(tile)));
+        Value firstHead =
+            add(mul(kvHead, e.index(group)), mul(tileIndex, e.index(tile)));
         Value kBase = mul(kvHead, e.index(headDim));
         Value seq = e.loadIndex(tokenSeq, {t});
         Value context = add(e.loadIndex(positions, {t}), e.index(1));
@@ -179,8 +177,7 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                           Value k = e.loadF32(kCache, {slot, add(kBase, d)});
                           SmallVector<Value> next;
                           for (int64_t h = 0; h < tile; ++h) {
-                            Value qv = load(
-                                qs, {add(e.index(h * headDim), d)});
+                            Value qv = load(qs, {add(e.index(h * headDim), d)});
                             next.push_back(arith::AddFOp::create(
                                 b, loc, sums[h],
                                 arith::MulFOp::create(b, loc, qv, k)));
@@ -222,29 +219,28 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                            })
                         .front();
                 Value old = load(ms, {h});
-                Value fresh = arith::MaximumFOp::create(
-                    b, loc, old, e.warpMax(partialMax));
+                Value fresh = arith::MaximumFOp::create(b, loc, old,
+                                                        e.warpMax(partialMax));
                 Value alpha = math::ExpOp::create(
                     b, loc, arith::SubFOp::create(b, loc, old, fresh));
-                Value partialSum = e.stridedSum(lane, n, e.index(lanes),
-                                                [&](Value j) -> Value {
-                  Value w = math::ExpOp::create(
-                      b, loc,
-                      arith::SubFOp::create(b, loc, load(sc, {add(row, j)}),
-                                            fresh));
-                  store(w, sc, {add(row, j)});
-                  return w;
-                });
+                Value partialSum = e.stridedSum(
+                    lane, n, e.index(lanes), [&](Value j) -> Value {
+                      Value w = math::ExpOp::create(
+                          b, loc,
+                          arith::SubFOp::create(b, loc, load(sc, {add(row, j)}),
+                                                fresh));
+                      store(w, sc, {add(row, j)});
+                      return w;
+                    });
                 Value sum = e.warpSum(partialSum);
-                e.when(arith::CmpIOp::create(b, loc,
-                                             arith::CmpIPredicate::eq, lane,
-                                             e.index(0)),
+                e.when(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                             lane, e.index(0)),
                        [&] {
                          store(fresh, ms, {h});
                          store(arith::AddFOp::create(
                                    b, loc,
-                                   arith::MulFOp::create(b, loc,
-                                                         load(ls, {h}), alpha),
+                                   arith::MulFOp::create(b, loc, load(ls, {h}),
+                                                         alpha),
                                    sum),
                                ls, {h});
                          store(alpha, as, {h});
@@ -265,13 +261,13 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                           e.index(0), n, e.index(1), init,
                           [&](Value j,
                               ValueRange partials) -> SmallVector<Value> {
-                            Value v = e.loadF32(
-                                vCache,
-                                {e.loadIndex(slotOf, {j}), add(kBase, d)});
+                            Value v =
+                                e.loadF32(vCache, {e.loadIndex(slotOf, {j}),
+                                                   add(kBase, d)});
                             SmallVector<Value> more;
                             for (int64_t h = 0; h < tile; ++h) {
-                              Value w = load(
-                                  sc, {add(e.index(h * threads), j)});
+                              Value w =
+                                  load(sc, {add(e.index(h * threads), j)});
                               more.push_back(arith::AddFOp::create(
                                   b, loc, partials[h],
                                   arith::MulFOp::create(b, loc, w, v)));
@@ -304,9 +300,9 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
           e.when(lt(d, e.index(headDim)), [&] {
             for (int64_t h = 0; h < tile; ++h) {
               Value head = add(firstHead, e.index(h));
-              Value at = add(mul(add(mul(head, e.index(splits)), split),
-                                 e.index(headDim)),
-                             d);
+              Value at = add(
+                  mul(add(mul(head, e.index(splits)), split), e.index(headDim)),
+                  d);
               store(acc[c * tile + h], partial, {t, at});
             }
           });
@@ -327,8 +323,7 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
         OpBuilder &b = e.b;
         auto statOf = [&](int64_t s, int64_t which) -> Value {
           Value at = arith::AddIOp::create(
-              b, loc,
-              arith::MulIOp::create(b, loc, h, e.index(splits * 2)),
+              b, loc, arith::MulIOp::create(b, loc, h, e.index(splits * 2)),
               e.index(s * 2 + which));
           return memref::LoadOp::create(b, loc, stat, ValueRange{t, at});
         };
@@ -357,8 +352,8 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                         e.index(s)),
                     e.index(headDim)),
                 d);
-            Value o = memref::LoadOp::create(b, loc, partial,
-                                             ValueRange{t, at});
+            Value o =
+                memref::LoadOp::create(b, loc, partial, ValueRange{t, at});
             sum = arith::AddFOp::create(
                 b, loc, sum, arith::MulFOp::create(b, loc, weights[s], o));
           }

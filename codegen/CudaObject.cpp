@@ -125,8 +125,7 @@ FailureOr<llvm::StringMap<SmallVector<Launch>>> collectLaunches(ModuleOp code) {
       Launch launch;
       launch.module = op.getKernelModuleName().str();
       launch.function = op.getKernelName().str();
-      Value grid[3] = {op.getGridSizeX(), op.getGridSizeY(),
-                       op.getGridSizeZ()};
+      Value grid[3] = {op.getGridSizeX(), op.getGridSizeY(), op.getGridSizeZ()};
       Value block[3] = {op.getBlockSizeX(), op.getBlockSizeY(),
                         op.getBlockSizeZ()};
       for (int i = 0; i < 3; ++i) {
@@ -236,8 +235,8 @@ LogicalResult assemble(ModuleOp module, const CudaOptions &options,
     os << ptx;
   }
   std::string arch = ("-arch=" + chip).str();
-  SmallVector<StringRef> args = {options.ptxas, arch, "-v", ptxPath, "-o",
-                                 cubinPath};
+  SmallVector<StringRef> args = {options.ptxas, arch, "-v",
+                                 ptxPath,       "-o", cubinPath};
   std::optional<StringRef> redirects[] = {std::nullopt, logPath, logPath};
   std::string message;
   int status = llvm::sys::ExecuteAndWait(options.ptxas, args, std::nullopt,
@@ -273,9 +272,9 @@ LogicalResult assemble(ModuleOp module, const CudaOptions &options,
 }
 } // namespace
 
-FailureOr<CudaCompilation> mlir::moe::compileForCuda(ModuleOp module,
-                                                     int64_t blockSize,
-                                                     const CudaOptions &options) {
+FailureOr<CudaCompilation>
+mlir::moe::compileForCuda(ModuleOp module, int64_t blockSize,
+                          const CudaOptions &options) {
   FailureOr<PlannedStages> planned =
       planStages(module, blockSize, KernelForm::Gpu, options.sharedMemoryLimit);
   if (failed(planned))

@@ -88,87 +88,81 @@ void emitRouter(OpBuilder &b, RouterOp op, bool gpu, int64_t threads,
   Value tokens = memref::DimOp::create(b, loc, x, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   auto scoresType = MemRefType::get({experts}, b.getF32Type());
-  emitGrid(b, loc, gpu, tokens, one, threads, {scoresType},
-           [&](GridEmitter &e, Value t, Value, ArrayRef<Value> shared) {
-             Value scores = shared[0];
-             for (int64_t ex = 0; ex < experts; ++ex) {
-               Value partial = e.stridedSum(
-                   e.thread, e.index(dModel), e.threads, [&](Value c) {
-                     return arith::MulFOp::create(
-                         e.b, loc, e.loadF32(x, {t, c}),
-                         e.loadF32(weight, {e.index(ex), c}));
-                   });
-               Value score =
-                   e.blockReduce(partial, gpu::AllReduceOperation::ADD);
-               e.onFirstThread([&] {
-                 memref::StoreOp::create(e.b, loc, score, scores,
-                                         ValueRange{e.index(ex)});
-               });
-             }
-             e.barrier();
-             e.onFirstThread([&] {
-               OpBuilder &b = e.b;
-               Value zero = e.index(0), end = e.index(experts),
-                     step = e.index(1);
-               auto score = [&](Value i) -> Value {
-                 return memref::LoadOp::create(b, loc, scores, i);
-               };
-               Value max =
-                   e.loop(zero, end, step,
-                          {e.f32(-std::numeric_limits<float>::infinity())},
-                          [&](Value i, ValueRange acc) -> SmallVector<Value> {
-                            return {arith::MaximumFOp::create(b, loc, acc[0],
-                                                              score(i))};
-                          })
-                       .front();
-               auto probability = [&](Value s) -> Value {
-                 return math::ExpOp::create(b, loc,
-                                            arith::SubFOp::create(b, loc, s,
-                                                                  max));
-               };
-               Value denominator =
-                   e.stridedSum(zero, end, step,
-                                [&](Value i) { return probability(score(i)); });
-               // k arg-max passes, each skipping the experts already taken.
-               SmallVector<Value> chosen, probabilities;
-               for (int64_t pass = 0; pass < topK; ++pass) {
-                 SmallVector<Value> best = e.loop(
-                     zero, end, step,
-                     {e.f32(-std::numeric_limits<float>::infinity()),
-                      e.index(0)},
+  emitGrid(
+      b, loc, gpu, tokens, one, threads, {scoresType},
+      [&](GridEmitter &e, Value t, Value, ArrayRef<Value> shared) {
+        Value scores = shared[0];
+        for (int64_t ex = 0; ex < experts; ++ex) {
+          Value partial =
+              e.stridedSum(e.thread, e.index(dModel), e.threads, [&](Value c) {
+                return arith::MulFOp::create(
+                    e.b, loc, e.loadF32(x, {t, c}),
+                    e.loadF32(weight, {e.index(ex), c}));
+              });
+          Value score = e.blockReduce(partial, gpu::AllReduceOperation::ADD);
+          e.onFirstThread([&] {
+            memref::StoreOp::create(e.b, loc, score, scores,
+                                    ValueRange{e.index(ex)});
+          });
+        }
+        e.barrier();
+        e.onFirstThread([&] {
+          OpBuilder &b = e.b;
+          Value zero = e.index(0), end = e.index(experts), step = e.index(1);
+          auto score = [&](Value i) -> Value {
+            return memref::LoadOp::create(b, loc, scores, i);
+          };
+          Value max =
+              e.loop(zero, end, step,
+                     {e.f32(-std::numeric_limits<float>::infinity())},
                      [&](Value i, ValueRange acc) -> SmallVector<Value> {
-                       Value s = score(i);
-                       Value better = arith::CmpFOp::create(
-                           b, loc, arith::CmpFPredicate::OGT, s, acc[0]);
-                       for (Value previous : chosen)
-                         better = arith::AndIOp::create(
-                             b, loc, better,
-                             cmp(e, arith::CmpIPredicate::ne, i, previous));
                        return {
-                           arith::SelectOp::create(b, loc, better, s, acc[0]),
-                           arith::SelectOp::create(b, loc, better, i, acc[1])};
-                     });
-                 chosen.push_back(best[1]);
-                 probabilities.push_back(arith::DivFOp::create(
-                     b, loc, probability(best[0]), denominator));
-               }
-               Value total = probabilities.front();
-               for (Value p : ArrayRef<Value>(probabilities).drop_front())
-                 total = arith::AddFOp::create(b, loc, total, p);
-               for (int64_t j = 0; j < topK; ++j) {
-                 Value p = probabilities[j];
-                 if (normalize)
-                   p = arith::DivFOp::create(b, loc, p, total);
-                 memref::StoreOp::create(
-                     b, loc,
-                     arith::IndexCastOp::create(b, loc, b.getI32Type(),
-                                                chosen[j]),
-                     indices, ValueRange{t, e.index(j)});
-                 memref::StoreOp::create(b, loc, p, weights,
-                                         ValueRange{t, e.index(j)});
-               }
-             });
-           });
+                           arith::MaximumFOp::create(b, loc, acc[0], score(i))};
+                     })
+                  .front();
+          auto probability = [&](Value s) -> Value {
+            return math::ExpOp::create(b, loc,
+                                       arith::SubFOp::create(b, loc, s, max));
+          };
+          Value denominator = e.stridedSum(
+              zero, end, step, [&](Value i) { return probability(score(i)); });
+          // k arg-max passes, each skipping the experts already taken.
+          SmallVector<Value> chosen, probabilities;
+          for (int64_t pass = 0; pass < topK; ++pass) {
+            SmallVector<Value> best = e.loop(
+                zero, end, step,
+                {e.f32(-std::numeric_limits<float>::infinity()), e.index(0)},
+                [&](Value i, ValueRange acc) -> SmallVector<Value> {
+                  Value s = score(i);
+                  Value better = arith::CmpFOp::create(
+                      b, loc, arith::CmpFPredicate::OGT, s, acc[0]);
+                  for (Value previous : chosen)
+                    better = arith::AndIOp::create(
+                        b, loc, better,
+                        cmp(e, arith::CmpIPredicate::ne, i, previous));
+                  return {arith::SelectOp::create(b, loc, better, s, acc[0]),
+                          arith::SelectOp::create(b, loc, better, i, acc[1])};
+                });
+            chosen.push_back(best[1]);
+            probabilities.push_back(arith::DivFOp::create(
+                b, loc, probability(best[0]), denominator));
+          }
+          Value total = probabilities.front();
+          for (Value p : ArrayRef<Value>(probabilities).drop_front())
+            total = arith::AddFOp::create(b, loc, total, p);
+          for (int64_t j = 0; j < topK; ++j) {
+            Value p = probabilities[j];
+            if (normalize)
+              p = arith::DivFOp::create(b, loc, p, total);
+            memref::StoreOp::create(
+                b, loc,
+                arith::IndexCastOp::create(b, loc, b.getI32Type(), chosen[j]),
+                indices, ValueRange{t, e.index(j)});
+            memref::StoreOp::create(b, loc, p, weights,
+                                    ValueRange{t, e.index(j)});
+          }
+        });
+      });
 }
 
 void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
@@ -181,62 +175,62 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
   int64_t dModel = cast<MemRefType>(x.getType()).getDimSize(1);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
   auto cursorType = MemRefType::get({experts}, b.getI32Type());
-  emitGrid(b, loc, gpu, one, one, threads, {cursorType},
-           [&](GridEmitter &e, Value, Value, ArrayRef<Value> shared) {
-             OpBuilder &b = e.b;
-             Value cursor = shared[0];
-             Value zero = e.index(0), step = e.index(1), k = e.index(topK);
-             Value tokens = memref::DimOp::create(b, loc, indices, 0);
-             Value copies = mul(e, tokens, k);
-             auto expertOf = [&](Value copy) {
-               return e.loadIndex(
-                   indices, {arith::DivUIOp::create(b, loc, copy, k),
-                             arith::RemUIOp::create(b, loc, copy, k)});
-             };
-             e.onFirstThread([&] {
-               e.forEach(zero, e.index(experts + 1), step, [&](Value i) {
-                 memref::StoreOp::create(b, loc, e.i32(0), offsets, i);
-               });
-               // offsets[ex + 1] counts the copies of expert ex ...
-               e.forEach(zero, copies, step, [&](Value c) {
-                 Value slot = add(e, expertOf(c), step);
-                 Value n = memref::LoadOp::create(b, loc, offsets, slot);
-                 memref::StoreOp::create(
-                     b, loc, arith::AddIOp::create(b, loc, n, e.i32(1)),
-                     offsets, slot);
-               });
-               // ... then becomes the prefix sum; cursors start at offsets.
-               e.forEach(zero, e.index(experts), step, [&](Value ex) {
-                 Value next = add(e, ex, step);
-                 Value start = memref::LoadOp::create(b, loc, offsets, ex);
-                 Value sum = arith::AddIOp::create(
-                     b, loc, start,
-                     memref::LoadOp::create(b, loc, offsets, next));
-                 memref::StoreOp::create(b, loc, sum, offsets, next);
-                 memref::StoreOp::create(b, loc, start, cursor, ex);
-               });
-               e.forEach(zero, copies, step, [&](Value c) {
-                 Value ex = expertOf(c);
-                 Value row = memref::LoadOp::create(b, loc, cursor, ex);
-                 memref::StoreOp::create(
-                     b, loc, arith::AddIOp::create(b, loc, row, e.i32(1)),
-                     cursor, ex);
-                 memref::StoreOp::create(b, loc, row, permutation, c);
-               });
-             });
-             e.barrier();
-             // permuted[permutation[c]] = x[c / k]
-             e.forEach(zero, copies, step, [&](Value c) {
-               Value row = e.loadIndex(permutation, {c});
-               Value token = arith::DivUIOp::create(b, loc, c, k);
-               e.strided(e.thread, e.index(dModel), e.threads, [&](Value col) {
-                 memref::StoreOp::create(
-                     b, loc,
-                     memref::LoadOp::create(b, loc, x, ValueRange{token, col}),
-                     permuted, ValueRange{row, col});
-               });
-             });
-           });
+  emitGrid(
+      b, loc, gpu, one, one, threads, {cursorType},
+      [&](GridEmitter &e, Value, Value, ArrayRef<Value> shared) {
+        OpBuilder &b = e.b;
+        Value cursor = shared[0];
+        Value zero = e.index(0), step = e.index(1), k = e.index(topK);
+        Value tokens = memref::DimOp::create(b, loc, indices, 0);
+        Value copies = mul(e, tokens, k);
+        auto expertOf = [&](Value copy) {
+          return e.loadIndex(indices,
+                             {arith::DivUIOp::create(b, loc, copy, k),
+                              arith::RemUIOp::create(b, loc, copy, k)});
+        };
+        e.onFirstThread([&] {
+          e.forEach(zero, e.index(experts + 1), step, [&](Value i) {
+            memref::StoreOp::create(b, loc, e.i32(0), offsets, i);
+          });
+          // offsets[ex + 1] counts the copies of expert ex ...
+          e.forEach(zero, copies, step, [&](Value c) {
+            Value slot = add(e, expertOf(c), step);
+            Value n = memref::LoadOp::create(b, loc, offsets, slot);
+            memref::StoreOp::create(b, loc,
+                                    arith::AddIOp::create(b, loc, n, e.i32(1)),
+                                    offsets, slot);
+          });
+          // ... then becomes the prefix sum; cursors start at offsets.
+          e.forEach(zero, e.index(experts), step, [&](Value ex) {
+            Value next = add(e, ex, step);
+            Value start = memref::LoadOp::create(b, loc, offsets, ex);
+            Value sum = arith::AddIOp::create(
+                b, loc, start, memref::LoadOp::create(b, loc, offsets, next));
+            memref::StoreOp::create(b, loc, sum, offsets, next);
+            memref::StoreOp::create(b, loc, start, cursor, ex);
+          });
+          e.forEach(zero, copies, step, [&](Value c) {
+            Value ex = expertOf(c);
+            Value row = memref::LoadOp::create(b, loc, cursor, ex);
+            memref::StoreOp::create(
+                b, loc, arith::AddIOp::create(b, loc, row, e.i32(1)), cursor,
+                ex);
+            memref::StoreOp::create(b, loc, row, permutation, c);
+          });
+        });
+        e.barrier();
+        // permuted[permutation[c]] = x[c / k]
+        e.forEach(zero, copies, step, [&](Value c) {
+          Value row = e.loadIndex(permutation, {c});
+          Value token = arith::DivUIOp::create(b, loc, c, k);
+          e.strided(e.thread, e.index(dModel), e.threads, [&](Value col) {
+            memref::StoreOp::create(
+                b, loc,
+                memref::LoadOp::create(b, loc, x, ValueRange{token, col}),
+                permuted, ValueRange{row, col});
+          });
+        });
+      });
 }
 
 /// What the FFN kernels need to know of their weights: the row's expert
@@ -268,51 +262,49 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
             arith::RemUIOp::create(e.b, loc, e.thread, e.index(lanes))};
   };
   // One warp per (row, feature), `features` features per row.
-  auto perFeature = [&](int64_t features,
-                        function_ref<Value(GridEmitter &, Value r, Value f,
-                                           Value ex, Value lane)>
-                            compute,
-                        function_ref<void(GridEmitter &, Value r, Value f,
-                                          Value y)>
-                            store) {
-    Value grid = arith::ConstantIndexOp::create(b, loc,
-                                                (features + warps - 1) / warps);
-    emitGrid(b, loc, gpu, rows, grid, threads, {},
-             [&](GridEmitter &e, Value r, Value block, ArrayRef<Value>) {
-               Value warp, lane, ex, held;
-               std::tie(warp, lane) = warpLane(e);
-               Value f = add(e, mul(e, block, e.index(warps)), warp);
-               std::tie(ex, held) = spec.expertOf(e, r);
-               e.when(cmp(e, arith::CmpIPredicate::slt, f, e.index(features)),
-                      [&] {
-                        Value y = compute(e, r, f, ex, lane);
-                        y = arith::SelectOp::create(e.b, loc, held, y,
-                                                    e.f32(0));
-                        e.when(cmp(e, arith::CmpIPredicate::eq, lane,
-                                   e.index(0)),
-                               [&] { store(e, r, f, y); });
-                      });
-             });
-  };
+  auto perFeature =
+      [&](int64_t features,
+          function_ref<Value(GridEmitter &, Value r, Value f, Value ex,
+                             Value lane)>
+              compute,
+          function_ref<void(GridEmitter &, Value r, Value f, Value y)> store) {
+        Value grid = arith::ConstantIndexOp::create(
+            b, loc, (features + warps - 1) / warps);
+        emitGrid(
+            b, loc, gpu, rows, grid, threads, {},
+            [&](GridEmitter &e, Value r, Value block, ArrayRef<Value>) {
+              Value warp, lane, ex, held;
+              std::tie(warp, lane) = warpLane(e);
+              Value f = add(e, mul(e, block, e.index(warps)), warp);
+              std::tie(ex, held) = spec.expertOf(e, r);
+              e.when(
+                  cmp(e, arith::CmpIPredicate::slt, f, e.index(features)), [&] {
+                    Value y = compute(e, r, f, ex, lane);
+                    y = arith::SelectOp::create(e.b, loc, held, y, e.f32(0));
+                    e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)),
+                           [&] { store(e, r, f, y); });
+                  });
+            });
+      };
 
   perFeature(
       spec.width,
       [&](GridEmitter &e, Value r, Value f, Value ex, Value lane) -> Value {
-        auto dot = [&](const std::function<Value(GridEmitter &, Value, Value,
-                                                 Value)> &weight) {
-          Value partial = e.stridedSum(
-              lane, e.index(spec.dModel), e.index(lanes), [&](Value c) {
-                return arith::MulFOp::create(e.b, loc, e.loadF32(x, {r, c}),
-                                             weight(e, ex, f, c));
-              });
-          return e.warpSum(partial);
-        };
+        auto dot =
+            [&](const std::function<Value(GridEmitter &, Value, Value, Value)>
+                    &weight) {
+              Value partial = e.stridedSum(
+                  lane, e.index(spec.dModel), e.index(lanes), [&](Value c) {
+                    return arith::MulFOp::create(e.b, loc, e.loadF32(x, {r, c}),
+                                                 weight(e, ex, f, c));
+                  });
+              return e.warpSum(partial);
+            };
         if (!spec.gated)
           return activate(e, spec.activation, dot(spec.up));
-        return arith::MulFOp::create(e.b, loc,
-                                     activate(e, spec.activation,
-                                              dot(spec.gate)),
-                                     dot(spec.up));
+        return arith::MulFOp::create(
+            e.b, loc, activate(e, spec.activation, dot(spec.gate)),
+            dot(spec.up));
       },
       [&](GridEmitter &e, Value r, Value f, Value y) {
         memref::StoreOp::create(e.b, loc, y, hidden, ValueRange{r, f});
@@ -436,11 +428,12 @@ LogicalResult buildKernel(func::FuncOp kernel, Operation *op, bool gpu,
   auto denseFFN = dyn_cast<FFNOp>(op);
   if (expertFFN || denseFFN) {
     // act(gate) * up of each row, in f32.
-    auto down = cast<RankedTensorType>(
-        expertFFN ? expertFFN.getDown().getType() : denseFFN.getDown().getType());
-    types.push_back(MemRefType::get({ShapedType::kDynamic,
-                                     down.getDimSize(down.getRank() - 1)},
-                                    Float32Type::get(kernel.getContext())));
+    auto down =
+        cast<RankedTensorType>(expertFFN ? expertFFN.getDown().getType()
+                                         : denseFFN.getDown().getType());
+    types.push_back(MemRefType::get(
+        {ShapedType::kDynamic, down.getDimSize(down.getRank() - 1)},
+        Float32Type::get(kernel.getContext())));
   }
   OpBuilder b(kernel);
   auto rewritten = func::FuncOp::create(b, kernel.getLoc(), kernel.getName(),

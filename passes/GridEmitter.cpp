@@ -14,8 +14,8 @@ Value GridEmitter::index(int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 Value GridEmitter::f32(double value) {
-  return arith::ConstantOp::create(b, loc,
-                                   b.getF32FloatAttr(static_cast<float>(value)));
+  return arith::ConstantOp::create(
+      b, loc, b.getF32FloatAttr(static_cast<float>(value)));
 }
 Value GridEmitter::i32(int32_t value) {
   return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(value));
@@ -68,8 +68,8 @@ GridEmitter::ifElse(Value condition, function_ref<SmallVector<Value>()> then,
       scf::YieldOp::create(b, loc, results);
     };
   };
-  auto op = scf::IfOp::create(b, loc, condition, branch(then),
-                              branch(otherwise));
+  auto op =
+      scf::IfOp::create(b, loc, condition, branch(then), branch(otherwise));
   return SmallVector<Value>(op.getResults());
 }
 
@@ -83,9 +83,9 @@ void GridEmitter::when(Value condition, function_ref<void()> then) {
 void GridEmitter::onFirstThread(function_ref<void()> then) {
   if (!gpu)
     return then();
-  when(arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread,
-                             index(0)),
-       then);
+  when(
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, thread, index(0)),
+      then);
 }
 
 void GridEmitter::strided(Value start, Value upper, Value stride,
@@ -102,8 +102,7 @@ Value GridEmitter::stridedSum(Value start, Value upper, Value stride,
       .front();
 }
 
-Value GridEmitter::blockReduce(Value value,
-                               gpu::AllReduceOperation operation) {
+Value GridEmitter::blockReduce(Value value, gpu::AllReduceOperation operation) {
   if (!gpu)
     return value;
   return gpu::AllReduceOp::create(
@@ -157,9 +156,9 @@ void mlir::moe::emitGrid(
       workgroup.push_back(MemRefType::get(type.getShape(),
                                           type.getElementType(),
                                           MemRefLayoutAttrInterface(), space));
-    auto launch = gpu::LaunchOp::create(b, loc, gridX, gridY, one, block, one,
-                                        one, Value(), Type(), ValueRange{},
-                                        workgroup);
+    auto launch =
+        gpu::LaunchOp::create(b, loc, gridX, gridY, one, block, one, one,
+                              Value(), Type(), ValueRange{}, workgroup);
     OpBuilder lb = OpBuilder::atBlockBegin(&launch.getBody().front());
     GridEmitter e{lb, loc, true, launch.getThreadIds().x,
                   launch.getBlockSize().x};

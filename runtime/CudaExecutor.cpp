@@ -1,8 +1,11 @@
 //===- CudaExecutor.cpp - Running an artifact's plan on a GPU -------------===//
 
 #include "runtime/CudaExecutor.h"
-#include "runtime/HalfFloat.h"
 #include "runtime/HostExecutor.h"
+
+#ifdef MOEC_HAVE_CUDA
+#include "runtime/CudaDriver.h"
+#include "runtime/HalfFloat.h"
 #include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
 
@@ -11,227 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <type_traits>
-
-#ifdef MOEC_HAVE_CUDA
-#include <cublas_v2.h>
-#include <cuda.h>
-#include <cuda_runtime.h>
-#endif
 
 using namespace moert;
+using namespace moert::cuda;
 
-/// The parameters of PTX entry `function` in `ptx`: their count and whether
-/// every one is 64-bit; -1 when there is no such entry.
-static int64_t ptxParameters(const std::string &ptx,
-                             const std::string &function, bool &all64) {
-  std::string entry = ".entry " + function + "(";
-  size_t start = ptx.find(entry);
-  if (start == std::string::npos)
-    return -1;
-  size_t end = ptx.find(')', start);
-  std::string list = ptx.substr(start + entry.size(), end - start);
-  int64_t count = 0;
-  all64 = true;
-  for (size_t at = list.find(".param"); at != std::string::npos;
-       at = list.find(".param", at + 1)) {
-    ++count;
-    size_t lineEnd = list.find_first_of(",\n", at);
-    std::string param = list.substr(at, lineEnd - at);
-    all64 &= param.find(".u64") != std::string::npos ||
-             param.find(".b64") != std::string::npos ||
-             param.find(".s64") != std::string::npos;
-  }
-  return count;
-}
-
-std::string CudaExecutor::checkKernelParameters(const Artifact &artifact) {
-  for (const StageInfo &stage : artifact.stages()) {
-    if (!stage.execution)
-      continue;
-    const ExecutionInfo &plan = *stage.execution;
-    for (const StepInfo &step : plan.steps)
-      for (const LaunchInfo &launch : step.launches) {
-        int64_t expected = 0;
-        for (int64_t p : launch.params)
-          expected += 3 + 2 * static_cast<int64_t>(
-                                  plan.buffers[step.args[p]].shape.size());
-        for (const CudaModuleInfo &module : artifact.cudaModules()) {
-          if (module.module != launch.module)
-            continue;
-          for (const auto &[chip, ptx] : module.ptx) {
-            bool all64 = true;
-            int64_t declared = ptxParameters(ptx, launch.function, all64);
-            std::string where = "kernel " + launch.function + " (" +
-                                module.module + ", " + chip + ")";
-            if (declared < 0)
-              return where + ": no such entry in its PTX";
-            if (declared != expected || !all64)
-              return where + " declares " + std::to_string(declared) +
-                     (all64 ? "" : " (not all 64-bit)") +
-                     " parameters; the plan passes " +
-                     std::to_string(expected);
-          }
-        }
-      }
-  }
-  return "";
-}
-
-#ifndef MOEC_HAVE_CUDA
-
-struct CudaExecutor::State {};
-CudaExecutor::~CudaExecutor() = default;
-std::string CudaExecutor::deviceStatus(int) {
-  return "this moe-run was built without CUDA (no CUDA toolkit was found "
-         "when it was configured)";
-}
-std::unique_ptr<CudaExecutor> CudaExecutor::create(const Artifact &, int64_t,
-                                                   int64_t, std::string &error,
-                                                   Communicator *, int) {
-  error = deviceStatus();
-  return nullptr;
-}
-bool CudaExecutor::initRandomWeights(uint64_t, std::string &) { return false; }
-bool CudaExecutor::loadWeights(const std::string &, std::string &,
-                               const std::function<void(int64_t, int64_t)> &) {
-  return false;
-}
-bool CudaExecutor::forward(const StepInputs &, std::vector<float> &,
-                           std::string &) {
-  return false;
-}
-std::string CudaExecutor::checkInputs(const StepInputs &) const { return ""; }
-int64_t CudaExecutor::blockSize() const { return 0; }
-int64_t CudaExecutor::numBlocks() const { return 0; }
-int64_t CudaExecutor::vocabSize() const { return 0; }
-float CudaExecutor::lastStepMilliseconds() const { return 0; }
-std::string CudaExecutor::describe() const { return ""; }
-std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
-  return {0, 0};
-}
-void CudaExecutor::useGraphs(bool) {}
-double CudaExecutor::measureCopyBandwidth(int, int64_t, std::string &error) {
-  error = deviceStatus();
-  return 0;
-}
-
-#else
-
-namespace {
-/// The driver functions the executor calls, reached through the runtime.
-struct Driver {
-  CUresult (*moduleLoadData)(CUmodule *, const void *) = nullptr;
-  CUresult (*moduleGetFunction)(CUfunction *, CUmodule, const char *) =
-      nullptr;
-  CUresult (*moduleUnload)(CUmodule) = nullptr;
-  CUresult (*launchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned,
-                           unsigned, unsigned, unsigned, CUstream, void **,
-                           void **) = nullptr;
-  CUresult (*getErrorString)(CUresult, const char **) = nullptr;
-
-  bool load(std::string &error) {
-    auto get = [&](const char *symbol, auto &function) {
-      void *pointer = nullptr;
-      cudaDriverEntryPointQueryResult status;
-      cudaError_t result = cudaGetDriverEntryPointByVersion(
-          symbol, &pointer, 12000, cudaEnableDefault, &status);
-      if (result != cudaSuccess || status != cudaDriverEntryPointSuccess ||
-          !pointer) {
-        error = std::string("the CUDA driver lacks ") + symbol;
-        return false;
-      }
-      function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(
-          pointer);
-      return true;
-    };
-    return get("cuModuleLoadData", moduleLoadData) &&
-           get("cuModuleGetFunction", moduleGetFunction) &&
-           get("cuModuleUnload", moduleUnload) &&
-           get("cuLaunchKernel", launchKernel) &&
-           get("cuGetErrorString", getErrorString);
-  }
-  std::string message(CUresult result) const {
-    const char *text = nullptr;
-    if (getErrorString)
-      getErrorString(result, &text);
-    return text ? text : "CUDA driver error " + std::to_string(result);
-  }
-};
-
-const char *blasStatus(cublasStatus_t status) {
-  switch (status) {
-  case CUBLAS_STATUS_NOT_INITIALIZED:
-    return "cuBLAS not initialised";
-  case CUBLAS_STATUS_ALLOC_FAILED:
-    return "cuBLAS allocation failed";
-  case CUBLAS_STATUS_INVALID_VALUE:
-    return "cuBLAS invalid value";
-  case CUBLAS_STATUS_ARCH_MISMATCH:
-    return "cuBLAS architecture mismatch";
-  case CUBLAS_STATUS_EXECUTION_FAILED:
-    return "cuBLAS execution failed";
-  case CUBLAS_STATUS_NOT_SUPPORTED:
-    return "cuBLAS operation not supported";
-  default:
-    return "cuBLAS error";
-  }
-}
-
-cudaDataType blasType(DType dtype) {
-  switch (dtype) {
-  case DType::BF16:
-    return CUDA_R_16BF;
-  case DType::F16:
-    return CUDA_R_16F;
-  default:
-    return CUDA_R_32F;
-  }
-}
-
-size_t elementsOf(const std::vector<int64_t> &shape) {
-  size_t elements = 1;
-  for (int64_t extent : shape)
-    elements *= static_cast<size_t>(extent);
-  return elements;
-}
-
-/// Page-locked host memory, which graphs copy from and to.
-struct PinnedBuffer {
-  void *data = nullptr;
-  size_t bytes = 0;
-  ~PinnedBuffer() {
-    if (data)
-      cudaFreeHost(data);
-  }
-  bool reserve(size_t size, std::string &error) {
-    if (data)
-      cudaFreeHost(data);
-    data = nullptr;
-    bytes = 0;
-    cudaError_t result = cudaMallocHost(&data, size);
-    if (result != cudaSuccess) {
-      error = std::string("allocating pinned memory: ") +
-              cudaGetErrorString(result);
-      data = nullptr;
-      return false;
-    }
-    bytes = size;
-    return true;
-  }
-};
-
-/// Decode steps of up to this many sequences replay CUDA graphs.
-constexpr int64_t kMaxGraphBatch = 256;
-/// The workspace cuBLAS gets (instead of allocating its own).
-constexpr size_t kBlasWorkspace = size_t(32) << 20;
-
-/// A device allocation that grows on demand.
-struct DeviceBuffer {
-  void *data = nullptr;
-  size_t bytes = 0;
-};
-} // namespace
 
 struct CudaExecutor::State {
   ExecutionInfo plan;
@@ -339,8 +125,8 @@ struct CudaExecutor::State {
   bool reserve(DeviceBuffer &buffer, size_t bytes, std::string &error) {
     if (buffer.bytes >= bytes && buffer.data)
       return true;
-    if (buffer.data && !check(cudaStreamSynchronize(stream), "synchronising",
-                              error))
+    if (buffer.data &&
+        !check(cudaStreamSynchronize(stream), "synchronising", error))
       return false;
     cudaFree(buffer.data);
     buffer = {};
@@ -387,9 +173,9 @@ struct CudaExecutor::State {
         std::memcpy(bytes.data() + 2 * i, &half, 2);
       }
     }
-    return check(cudaMemcpy(device, bytes.data(), bytes.size(),
-                            cudaMemcpyHostToDevice),
-                 "copying a buffer to the device", error);
+    return check(
+        cudaMemcpy(device, bytes.data(), bytes.size(), cudaMemcpyHostToDevice),
+        "copying a buffer to the device", error);
   }
 
   /// Converts `values` to the weight's plan dtype and copies them to the
@@ -413,17 +199,6 @@ struct CudaExecutor::State {
   }
 };
 
-std::string CudaExecutor::deviceStatus(int device) {
-  int count = 0;
-  cudaError_t result = cudaGetDeviceCount(&count);
-  if (result != cudaSuccess)
-    return std::string("no usable CUDA device (") + cudaGetErrorString(result) +
-           ")";
-  if (device < 0 || device >= count)
-    return "no CUDA device " + std::to_string(device) + " (" +
-           std::to_string(count) + " present)";
-  return "";
-}
 
 CudaExecutor::~CudaExecutor() = default;
 
@@ -522,8 +297,10 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
       for (const std::string &c : artifact.cudaChips())
         chips += (chips.empty() ? "" : ", ") + c;
       error = "the artifact's GPU code (" + chips + ") cannot run on " +
-              s.deviceName + " (" + chip + "); compile it with moec "
-              "--cuda-chip=" + chip;
+              s.deviceName + " (" + chip +
+              "); compile it with moec "
+              "--cuda-chip=" +
+              chip;
       return nullptr;
     }
     CUmodule handle;
@@ -561,8 +338,8 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
       !s.check(cublasSetWorkspace(s.blas, s.blasWorkspace, kBlasWorkspace),
                "setting the cuBLAS workspace", error))
     return nullptr;
-  s.maxBlocksPerSeq = (artifact.model().maxContext + s.plan.blockSize - 1) /
-                      s.plan.blockSize;
+  s.maxBlocksPerSeq =
+      (artifact.model().maxContext + s.plan.blockSize - 1) / s.plan.blockSize;
   if (const char *graphs = std::getenv("MOEC_CUDA_GRAPHS"))
     s.useGraphs = std::string(graphs) == "1";
 
@@ -661,6 +438,97 @@ std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
   return {state->bytesWithinStage, state->bytesToNextStage};
 }
 
+/// Times every kernel and GEMM step of `plan`, replayed on the buffers of
+/// the step just run (`in`): one warm-up, then `repeats` runs each between
+/// CUDA events, the median kept. The bytes each step must move: its
+/// buffers, with only the routed experts' share of expert weights and only
+/// the cached positions of the K/V a step reads.
+template <typename RunStep>
+static bool profileSteps(CudaExecutor::State &s, const ExecutionInfo &plan,
+                         const StepInputs &in,
+                         const std::vector<std::vector<int64_t>> &sizes,
+                         const std::vector<void *> &data, RunStep &runStep,
+                         std::vector<KernelTiming> &timings, int repeats,
+                         std::string &error) {
+  auto bytesOf = [&](int64_t id) {
+    return static_cast<double>(elementsOf(sizes[id])) *
+           dtypeSize(plan.buffers[id].dtype);
+  };
+  // K/V rows attention reads: every token's cached positions.
+  double cachedRows = 0;
+  for (int32_t position : in.positions)
+    cachedRows += position + 1;
+  for (size_t index = 0; index < plan.steps.size(); ++index) {
+    const StepInfo &step = plan.steps[index];
+    if (step.kind != StepInfo::Kind::Kernel &&
+        step.kind != StepInfo::Kind::Gemm)
+      continue;
+    KernelTiming timing;
+    timing.step = static_cast<int64_t>(index);
+    if (step.kind == StepInfo::Kind::Gemm) {
+      int64_t m = sizes[step.a][0], k = sizes[step.a][1], n = sizes[step.b][0];
+      timing.name = "gemm " + std::to_string(m) + "x" + std::to_string(n) +
+                    "x" + std::to_string(k);
+      timing.bytes = bytesOf(step.a) + bytesOf(step.b) + bytesOf(step.c);
+      timing.flops = 2.0 * m * n * k;
+    } else {
+      timing.name = step.kernel;
+      // Experts routed in this step, from the offsets the FFN reads.
+      double expertShare = 1;
+      for (int64_t id : step.args)
+        if (plan.buffers[id].shape.size() == 1 &&
+            plan.buffers[id].dtype == DType::I32 &&
+            !plan.buffers[id].shape[0].symbol &&
+            plan.buffers[id].shape[0].factor > 2 &&
+            step.kernel.find("expert") != std::string::npos) {
+          std::vector<int32_t> offsets(plan.buffers[id].shape[0].factor);
+          if (!s.check(cudaMemcpy(offsets.data(), data[id],
+                                  offsets.size() * sizeof(int32_t),
+                                  cudaMemcpyDeviceToHost),
+                       "reading the expert offsets", error))
+            return false;
+          int64_t used = 0;
+          for (size_t e = 0; e + 1 < offsets.size(); ++e)
+            used += offsets[e + 1] > offsets[e];
+          expertShare = static_cast<double>(used) / (offsets.size() - 1);
+        }
+      for (int64_t id : step.args) {
+        const BufferInfo &buffer = plan.buffers[id];
+        if (buffer.kind == BufferInfo::Kind::KCache ||
+            buffer.kind == BufferInfo::Kind::VCache)
+          timing.bytes += (step.kernel.find("attend") != std::string::npos
+                               ? cachedRows
+                               : static_cast<double>(in.tokens.size())) *
+                          plan.kvWidth * dtypeSize(buffer.dtype);
+        else if (buffer.kind == BufferInfo::Kind::Weight &&
+                 buffer.shape.size() == 3)
+          timing.bytes += bytesOf(id) * expertShare;
+        else
+          timing.bytes += bytesOf(id);
+      }
+    }
+    std::vector<float> times;
+    for (int r = 0; r <= repeats; ++r) {
+      float ms = 0;
+      if (!s.check(cudaEventRecord(s.start, s.stream), "recording an event",
+                   error) ||
+          !runStep(step) ||
+          !s.check(cudaEventRecord(s.stop, s.stream), "recording an event",
+                   error) ||
+          !s.check(cudaEventSynchronize(s.stop), "timing a kernel", error) ||
+          !s.check(cudaEventElapsedTime(&ms, s.start, s.stop),
+                   "timing a kernel", error))
+        return false;
+      if (r > 0) // the first run warms up
+        times.push_back(ms);
+    }
+    std::sort(times.begin(), times.end());
+    timing.milliseconds = times[times.size() / 2];
+    timings.push_back(std::move(timing));
+  }
+  return true;
+}
+
 /// Whether `in` is a pure decode step: one token per sequence, in sequence
 /// order, every token's logits wanted.
 static bool isDecodeStep(const StepInputs &in) {
@@ -704,6 +572,20 @@ static StepInputs padDecodeStep(const StepInputs &in, int64_t batch,
 
 bool CudaExecutor::forward(const StepInputs &request,
                            std::vector<float> &logits, std::string &error) {
+  return run(request, logits, error, nullptr, 0);
+}
+
+bool CudaExecutor::profileStep(const StepInputs &inputs, int repeats,
+                               std::vector<KernelTiming> &timings,
+                               std::string &error) {
+  std::vector<float> logits;
+  timings.clear();
+  return run(inputs, logits, error, &timings, std::max(repeats, 1));
+}
+
+bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
+                       std::string &error, std::vector<KernelTiming> *profile,
+                       int repeats) {
   State &s = *state;
   const ExecutionInfo &plan = s.plan;
   error = checkInputs(request);
@@ -715,7 +597,7 @@ bool CudaExecutor::forward(const StepInputs &request,
   // bucket (a power of two), captured on first use.
   int64_t bucket = 0;
   StepInputs padded;
-  if (s.useGraphs && !s.place.comm && isDecodeStep(request) &&
+  if (s.useGraphs && !profile && !s.place.comm && isDecodeStep(request) &&
       static_cast<int64_t>(request.tokens.size()) <= kMaxGraphBatch) {
     bucket = 1;
     while (bucket < static_cast<int64_t>(request.tokens.size()))
@@ -771,12 +653,11 @@ bool CudaExecutor::forward(const StepInputs &request,
 
   // The host side of the step's copies: the request's vectors, or (graphs)
   // pinned staging buffers at fixed addresses.
-  const std::vector<int32_t> *sources[6] = {&in.tokens,     &in.positions,
+  const std::vector<int32_t> *sources[6] = {&in.tokens,      &in.positions,
                                             &in.slotMapping, &in.tokenSeq,
                                             &in.blockTables, &in.logitRows};
-  const int64_t targets[6] = {plan.tokens,      plan.positions,
-                              plan.slotMapping, plan.tokenSeq,
-                              plan.blockTables, plan.logitRows};
+  const int64_t targets[6] = {plan.tokens,   plan.positions,   plan.slotMapping,
+                              plan.tokenSeq, plan.blockTables, plan.logitRows};
   size_t logitCount = plan.logits >= 0 ? in.logitRows.size() * s.vocab : 0;
   const void *hostInputs[6];
   float *hostLogits = nullptr;
@@ -795,6 +676,78 @@ bool CudaExecutor::forward(const StepInputs &request,
 
   // Everything one step puts on the stream.
   std::vector<void *> params;
+  // One step of the plan on the stream (collectives: through the host).
+  auto runStep = [&](const StepInfo &step) -> bool {
+    if (step.kind == StepInfo::Kind::Kernel) {
+      for (const LaunchInfo &launch : step.launches) {
+        int64_t grid[3];
+        for (int i = 0; i < 3; ++i)
+          grid[i] = extent(launch.grid[i]);
+        if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
+          continue; // nothing to compute (no logit rows, ...)
+        params.clear();
+        for (int64_t p : launch.params)
+          for (int64_t &field : s.descriptors[step.args[p]])
+            params.push_back(&field);
+        if (!s.check(
+                s.driver.launchKernel(s.functions.at(launch.module),
+                                      static_cast<unsigned>(grid[0]),
+                                      static_cast<unsigned>(grid[1]),
+                                      static_cast<unsigned>(grid[2]),
+                                      static_cast<unsigned>(launch.block[0]),
+                                      static_cast<unsigned>(launch.block[1]),
+                                      static_cast<unsigned>(launch.block[2]), 0,
+                                      reinterpret_cast<CUstream>(s.stream),
+                                      params.data(), nullptr),
+                ("launching " + launch.function).c_str(), error))
+          return false;
+      }
+      return true;
+    }
+    if (step.kind == StepInfo::Kind::Gemm) {
+      // c [m, n] = a [m, k] b [n, k]^T, row-major: in cuBLAS's
+      // column-major terms c^T [n, m] = op(b) a^T with op(b) = T.
+      int64_t m = sizes[step.a][0], k = sizes[step.a][1], n = sizes[step.b][0];
+      if (m == 0)
+        return true;
+      const float one = 1.0f, zero = 0.0f;
+      if (!s.check(
+              cublasGemmEx(
+                  s.blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+                  static_cast<int>(m), static_cast<int>(k), &one, data[step.b],
+                  blasType(plan.buffers[step.b].dtype), static_cast<int>(k),
+                  data[step.a], blasType(plan.buffers[step.a].dtype),
+                  static_cast<int>(k), &zero, data[step.c],
+                  blasType(plan.buffers[step.c].dtype), static_cast<int>(n),
+                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+              "a GEMM (cublasGemmEx)", error))
+        return false;
+      return true;
+    }
+    // Collectives and pipeline transfers (never in a graph): staged
+    // through the host in f32.
+    if (!s.check(cudaStreamSynchronize(s.stream), "running the step", error))
+      return false;
+    std::vector<float> a, c;
+    if (step.a >= 0 && !s.toHost(data[step.a], plan.buffers[step.a].dtype,
+                                 sizes[step.a], a, error))
+      return false;
+    if (step.c >= 0)
+      c.assign(elementsOf(sizes[step.c]), 0.0f);
+    static const std::vector<int64_t> none;
+    int64_t elementBytes =
+        dtypeSize(plan.buffers[step.a >= 0 ? step.a : step.c].dtype);
+    if (!runTransferStep(step, s.place, a.data(),
+                         step.a >= 0 ? sizes[step.a] : none, c.data(),
+                         step.c >= 0 ? sizes[step.c] : none, elementBytes,
+                         s.bytesWithinStage, s.bytesToNextStage, error))
+      return false;
+    if (step.c >= 0 &&
+        !s.toDevice(c, plan.buffers[step.c].dtype, data[step.c], error))
+      return false;
+    return true;
+  };
+
   auto enqueue = [&]() -> bool {
     for (int i = 0; i < 6; ++i)
       if (!sources[i]->empty() &&
@@ -819,78 +772,9 @@ bool CudaExecutor::forward(const StepInputs &request,
         stride *= shape[i];
       }
     }
-    for (const StepInfo &step : plan.steps) {
-      if (step.kind == StepInfo::Kind::Kernel) {
-        for (const LaunchInfo &launch : step.launches) {
-          int64_t grid[3];
-          for (int i = 0; i < 3; ++i)
-            grid[i] = extent(launch.grid[i]);
-          if (grid[0] == 0 || grid[1] == 0 || grid[2] == 0)
-            continue; // nothing to compute (no logit rows, ...)
-          params.clear();
-          for (int64_t p : launch.params)
-            for (int64_t &field : descriptors[step.args[p]])
-              params.push_back(&field);
-          if (!s.check(s.driver.launchKernel(
-                           s.functions.at(launch.module),
-                           static_cast<unsigned>(grid[0]),
-                           static_cast<unsigned>(grid[1]),
-                           static_cast<unsigned>(grid[2]),
-                           static_cast<unsigned>(launch.block[0]),
-                           static_cast<unsigned>(launch.block[1]),
-                           static_cast<unsigned>(launch.block[2]), 0,
-                           reinterpret_cast<CUstream>(s.stream), params.data(),
-                           nullptr),
-                       ("launching " + launch.function).c_str(), error))
-            return false;
-        }
-        continue;
-      }
-      if (step.kind == StepInfo::Kind::Gemm) {
-        // c [m, n] = a [m, k] b [n, k]^T, row-major: in cuBLAS's
-        // column-major terms c^T [n, m] = op(b) a^T with op(b) = T.
-        int64_t m = sizes[step.a][0], k = sizes[step.a][1],
-                n = sizes[step.b][0];
-        if (m == 0)
-          continue;
-        const float one = 1.0f, zero = 0.0f;
-        if (!s.check(cublasGemmEx(s.blas, CUBLAS_OP_T, CUBLAS_OP_N,
-                                  static_cast<int>(n), static_cast<int>(m),
-                                  static_cast<int>(k), &one, data[step.b],
-                                  blasType(plan.buffers[step.b].dtype),
-                                  static_cast<int>(k), data[step.a],
-                                  blasType(plan.buffers[step.a].dtype),
-                                  static_cast<int>(k), &zero, data[step.c],
-                                  blasType(plan.buffers[step.c].dtype),
-                                  static_cast<int>(n), CUBLAS_COMPUTE_32F,
-                                  CUBLAS_GEMM_DEFAULT),
-                     "a GEMM (cublasGemmEx)", error))
-          return false;
-        continue;
-      }
-      // Collectives and pipeline transfers (never in a graph): staged
-      // through the host in f32.
-      if (!s.check(cudaStreamSynchronize(s.stream), "running the step",
-                   error))
+    for (const StepInfo &step : plan.steps)
+      if (!runStep(step))
         return false;
-      std::vector<float> a, c;
-      if (step.a >= 0 && !s.toHost(data[step.a], plan.buffers[step.a].dtype,
-                                   sizes[step.a], a, error))
-        return false;
-      if (step.c >= 0)
-        c.assign(elementsOf(sizes[step.c]), 0.0f);
-      static const std::vector<int64_t> none;
-      int64_t elementBytes =
-          dtypeSize(plan.buffers[step.a >= 0 ? step.a : step.c].dtype);
-      if (!runTransferStep(step, s.place, a.data(),
-                           step.a >= 0 ? sizes[step.a] : none, c.data(),
-                           step.c >= 0 ? sizes[step.c] : none, elementBytes,
-                           s.bytesWithinStage, s.bytesToNextStage, error))
-        return false;
-      if (step.c >= 0 &&
-          !s.toDevice(c, plan.buffers[step.c].dtype, data[step.c], error))
-        return false;
-    }
     if (logitCount &&
         !s.check(cudaMemcpyAsync(hostLogits, data[plan.logits],
                                  logitCount * sizeof(float),
@@ -924,8 +808,7 @@ bool CudaExecutor::forward(const StepInputs &request,
       graph = it->second;
     }
   }
-  if (!s.check(cudaEventRecord(s.start, s.stream), "recording an event",
-               error))
+  if (!s.check(cudaEventRecord(s.start, s.stream), "recording an event", error))
     return false;
   if (graph ? !s.check(cudaGraphLaunch(graph, s.stream),
                        "replaying a decode-step graph", error)
@@ -938,64 +821,25 @@ bool CudaExecutor::forward(const StepInputs &request,
                "timing the step", error))
     return false;
   if (bucket) // the real rows of the padded batch
-    logits.assign(hostLogits,
-                  hostLogits + request.logitRows.size() * s.vocab);
+    logits.assign(hostLogits, hostLogits + request.logitRows.size() * s.vocab);
+  if (profile && !profileSteps(s, plan, in, sizes, data, runStep, *profile,
+                               repeats, error))
+    return false;
   return true;
 }
 
 void CudaExecutor::useGraphs(bool enabled) { state->useGraphs = enabled; }
 
-double CudaExecutor::measureCopyBandwidth(int device, int64_t bytes,
-                                          std::string &error) {
-  error = deviceStatus(device);
-  if (!error.empty())
-    return 0;
-  void *from = nullptr, *to = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  std::vector<float> times;
-  auto check = [&](cudaError_t result, const char *what) {
-    if (result == cudaSuccess)
-      return true;
-    error = std::string(what) + ": " + cudaGetErrorString(result);
-    return false;
-  };
-  bool ok = check(cudaSetDevice(device), "selecting the CUDA device") &&
-            check(cudaMalloc(&from, bytes), "allocating the copy source") &&
-            check(cudaMalloc(&to, bytes), "allocating the copy target") &&
-            check(cudaMemset(from, 1, bytes), "filling the copy source") &&
-            check(cudaEventCreate(&start), "creating an event") &&
-            check(cudaEventCreate(&stop), "creating an event");
-  for (int i = 0; ok && i < 11; ++i) {
-    float ms = 0;
-    ok = check(cudaEventRecord(start), "recording an event") &&
-         check(cudaMemcpy(to, from, bytes, cudaMemcpyDeviceToDevice),
-               "copying") &&
-         check(cudaEventRecord(stop), "recording an event") &&
-         check(cudaEventSynchronize(stop), "waiting for the copy") &&
-         check(cudaEventElapsedTime(&ms, start, stop), "timing the copy");
-    if (ok && i > 0) // the first copy warms up
-      times.push_back(ms);
-  }
-  cudaFree(from);
-  cudaFree(to);
-  if (start)
-    cudaEventDestroy(start);
-  if (stop)
-    cudaEventDestroy(stop);
-  if (!ok || times.empty())
-    return 0;
-  std::sort(times.begin(), times.end());
-  double ms = times[times.size() / 2];
-  return ms > 0 ? 2.0 * static_cast<double>(bytes) / (ms * 1e-3) : 0;
-}
 
 #endif // MOEC_HAVE_CUDA
+
+using namespace moert;
+
 
 std::unique_ptr<RankExecutor>
 RankExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
                      std::string &error, Communicator *communicator) {
   if (artifact.target() == "cuda")
-    return CudaExecutor::create(artifact, rank, numBlocks, error,
-                                communicator);
+    return CudaExecutor::create(artifact, rank, numBlocks, error, communicator);
   return HostExecutor::create(artifact, rank, numBlocks, error, communicator);
 }

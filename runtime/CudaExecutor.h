@@ -26,6 +26,15 @@
 
 namespace moert {
 
+/// The time of one kernel or GEMM step (CudaExecutor::profileStep).
+struct KernelTiming {
+  /// The plan step, and the kernel's name or "gemm MxNxK".
+  int64_t step = 0;
+  std::string name;
+  /// Median milliseconds; bytes the step must move; GEMM FLOPs (else 0).
+  double milliseconds = 0, bytes = 0, flops = 0;
+};
+
 /// Runs one rank's execution plan on a CUDA GPU.
 class CudaExecutor : public RankExecutor {
 public:
@@ -69,6 +78,14 @@ public:
   /// $MOEC_CUDA_GRAPHS is 1.
   void useGraphs(bool enabled);
 
+  /// Runs `inputs` as forward() does, then times every kernel and GEMM
+  /// step again on that step's buffers: a warm-up run, then `repeats` runs
+  /// between CUDA events, the median kept, with the bytes each step must
+  /// move (its buffers; only the routed experts' share of expert weights
+  /// and the cached positions attention reads) and the GEMMs' FLOPs.
+  bool profileStep(const StepInputs &inputs, int repeats,
+                   std::vector<KernelTiming> &timings, std::string &error);
+
   /// GPU time of the last forward() step in milliseconds (CUDA events
   /// around the step's work on the stream).
   float lastStepMilliseconds() const;
@@ -87,6 +104,9 @@ public:
 
 private:
   CudaExecutor() = default;
+  bool run(const StepInputs &inputs, std::vector<float> &logits,
+           std::string &error, std::vector<KernelTiming> *profile,
+           int repeats);
   std::unique_ptr<State> state;
 };
 

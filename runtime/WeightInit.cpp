@@ -87,7 +87,8 @@ bool moert::loadWeightShards(
       spec.dtype = tensor->dtype;
     }
     int64_t bytes = WeightLoader::partBytes(spec);
-    if (bytes < 0 || elements < 0 || bytes / dtypeSize(spec.dtype) != elements) {
+    if (bytes < 0 || elements < 0 ||
+        bytes / dtypeSize(spec.dtype) != elements) {
       error = "weight '" + spec.name + "': its shard does not match the plan";
       return false;
     }

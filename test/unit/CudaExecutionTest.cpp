@@ -129,9 +129,8 @@ TEST_P(CudaModels, LogitsAndTokensMatchTheHostTarget) {
   ASSERT_TRUE(host->forward(in, hostLogits, error)) << error;
   ASSERT_EQ(gpuLogits.size(), hostLogits.size());
   double rel = relativeError(gpuLogits, hostLogits);
-  std::printf("%s vs %s: max relative logit error %.3g (%s)\n", c.cuda,
-              c.host, rel,
-              static_cast<CudaExecutor *>(gpu.get())->describe().c_str());
+  std::printf("%s vs %s: max relative logit error %.3g (%s)\n", c.cuda, c.host,
+              rel, static_cast<CudaExecutor *>(gpu.get())->describe().c_str());
   EXPECT_LT(rel, c.tolerance);
 
   // Fresh executors: greedy generation from an empty cache.
@@ -143,11 +142,11 @@ TEST_P(CudaModels, LogitsAndTokensMatchTheHostTarget) {
   std::vector<int32_t> gpuTokens, hostTokens;
   GenerateStats stats;
   int64_t context = cudaArtifact->model().maxContext;
-  ASSERT_TRUE(generate(*gpu, prompt, options, context, {}, gpuTokens, stats,
-                       error))
+  ASSERT_TRUE(
+      generate(*gpu, prompt, options, context, {}, gpuTokens, stats, error))
       << error;
-  ASSERT_TRUE(generate(*host, prompt, options, context, {}, hostTokens, stats,
-                       error))
+  ASSERT_TRUE(
+      generate(*host, prompt, options, context, {}, hostTokens, stats, error))
       << error;
   size_t same = 0;
   while (same < gpuTokens.size() && same < hostTokens.size() &&
@@ -186,8 +185,7 @@ TEST(CudaExecution, BadRequestLeavesTheExecutorUsable) {
   std::string error;
   EXPECT_FALSE(gpu->forward(bad, logits, error));
   EXPECT_NE(error.find("outside the vocabulary"), std::string::npos) << error;
-  EXPECT_TRUE(gpu->forward(prefill({1, 2, 3}, gpu->blockSize()), logits,
-                           error))
+  EXPECT_TRUE(gpu->forward(prefill({1, 2, 3}, gpu->blockSize()), logits, error))
       << error;
   EXPECT_EQ(logits.size(), static_cast<size_t>(3 * gpu->vocabSize()));
 }
@@ -289,17 +287,17 @@ TEST_P(CudaPartitioned, ComputeWhatTheWholeHostPlanComputes) {
   EXPECT_LT(rel, c.tolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SmallModels, CudaPartitioned,
-    ::testing::Values(
-        Case{"tiny-moe.tp2-pp2.cuda-f32", "tiny-moe.host", 1e-4, true},
-        Case{"tiny-gqa.tp2-ep2.cuda-f32", "tiny-gqa.host", 1e-4, true}),
-    [](const auto &info) {
-      std::string name = info.param.cuda;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::replace(name.begin(), name.end(), '.', '_');
-      return name;
-    });
+INSTANTIATE_TEST_SUITE_P(SmallModels, CudaPartitioned,
+                         ::testing::Values(Case{"tiny-moe.tp2-pp2.cuda-f32",
+                                                "tiny-moe.host", 1e-4, true},
+                                           Case{"tiny-gqa.tp2-ep2.cuda-f32",
+                                                "tiny-gqa.host", 1e-4, true}),
+                         [](const auto &info) {
+                           std::string name = info.param.cuda;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           std::replace(name.begin(), name.end(), '.', '_');
+                           return name;
+                         });
 
 // The runtime's kernel parameters agree with what moec's PTX declares, for
 // every launch of every cuda test artifact (no GPU needed).

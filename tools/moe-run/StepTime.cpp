@@ -1,6 +1,7 @@
 //===- StepTime.cpp - moe-run ARTIFACT step-time --------------------------===//
 
 #include "tools/moe-run/StepTime.h"
+#include "tools/moe-run/DecodeBatch.h"
 
 #include "runtime/Artifact.h"
 #include "runtime/CudaExecutor.h"
@@ -65,8 +66,7 @@ Options parse(const std::vector<std::string> &args) {
     } else if (name == "--warmup") {
       o.warmup = integer(name, value, 0, 100000);
     } else if (name == "--weights-seed") {
-      o.weightsSeed = static_cast<uint64_t>(
-          integer(name, value, 0, INT64_MAX));
+      o.weightsSeed = static_cast<uint64_t>(integer(name, value, 0, INT64_MAX));
     } else {
       usage("unknown option '" + name + "' for step-time");
     }
@@ -84,7 +84,7 @@ double floorBytes(const Artifact &artifact, int64_t batch, int64_t context) {
   for (const StageInfo &stage : artifact.stages())
     for (const WeightInfo &weight : stage.weights)
       (weight.name.find(".mlp.experts.") != std::string::npos ? experts
-                                                               : dense) +=
+                                                              : dense) +=
           static_cast<double>(weight.localBytes()) * stage.ranks;
   double fraction = 1;
   if (model.experts > 0)
@@ -141,51 +141,13 @@ int run(const std::string &path, const std::vector<std::string> &args) {
 
   std::vector<float> logits;
   for (int64_t batch : o.batches) {
-    // Sequence b owns blocks [b * perSeq, (b + 1) * perSeq).
-    auto slot = [&](int64_t b, int64_t position) {
-      return static_cast<int32_t>((b * perSeq + position / blockSize) *
-                                      blockSize +
-                                  position % blockSize);
-    };
-    std::vector<int32_t> tables;
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t i = 0; i < perSeq; ++i)
-        tables.push_back(static_cast<int32_t>(b * perSeq + i));
-    // Fill the cache, one sequence and up to 2048 tokens per step.
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t start = 0; start < o.context; start += 2048) {
-        StepInputs in;
-        in.sequences = 1;
-        in.blocksPerSeq = perSeq;
-        in.blockTables.assign(tables.begin() + b * perSeq,
-                              tables.begin() + (b + 1) * perSeq);
-        int64_t end = std::min(o.context, start + 2048);
-        for (int64_t p = start; p < end; ++p) {
-          in.tokens.push_back(
-              static_cast<int32_t>((p * 31 + b) % artifact->model().vocabSize));
-          in.positions.push_back(static_cast<int32_t>(p));
-          in.slotMapping.push_back(slot(b, p));
-          in.tokenSeq.push_back(0);
-        }
-        in.logitRows = {static_cast<int32_t>(end - start - 1)};
-        if (!runner->forward(in, logits, error))
-          throw StepTimeError{"filling the cache: " + error};
-      }
+    DecodeBatch shape{batch, perSeq, blockSize, artifact->model().vocabSize};
+    for (const StepInputs &in : shape.prefill(o.context))
+      if (!runner->forward(in, logits, error))
+        throw StepTimeError{"filling the cache: " + error};
     std::vector<double> times;
     for (int64_t step = 0; step < o.warmup + o.steps; ++step) {
-      StepInputs in;
-      in.sequences = batch;
-      in.blocksPerSeq = perSeq;
-      in.blockTables = tables;
-      int64_t position = o.context + step;
-      for (int64_t b = 0; b < batch; ++b) {
-        in.tokens.push_back(static_cast<int32_t>(
-            (position * 7 + b) % artifact->model().vocabSize));
-        in.positions.push_back(static_cast<int32_t>(position));
-        in.slotMapping.push_back(slot(b, position));
-        in.tokenSeq.push_back(static_cast<int32_t>(b));
-        in.logitRows.push_back(static_cast<int32_t>(b));
-      }
+      StepInputs in = shape.decode(o.context + step);
       auto start = std::chrono::steady_clock::now();
       if (!runner->forward(in, logits, error))
         throw StepTimeError{"decode step: " + error};

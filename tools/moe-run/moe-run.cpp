@@ -19,6 +19,7 @@
 #include "tools/moe-run/GenerateSpeculative.h"
 #include "runtime/Safetensors.h"
 #include "tools/moe-run/Bench.h"
+#include "tools/moe-run/KernelBench.h"
 #include "tools/moe-run/StepTime.h"
 
 #include <algorithm>
@@ -81,6 +82,11 @@ const char *kUsage =
     "                          context length: the median step (wall clock)\n"
     "                          next to the bytes a step must read and, on a\n"
     "                          GPU, that floor at the measured copy rate\n"
+    "  bench-kernels [--batch=64] [--context=2048] [--prefill=TOKENS]\n"
+    "            [--repeats=20] [--weights-seed=W]\n"
+    "                          (cuda) time every kernel and GEMM of a decode\n"
+    "                          step (or a prefill chunk) with CUDA events:\n"
+    "                          GB/s and share of the copy rate, TFLOP/s\n"
     "  bench [--requests=N] [--rate=R|inf] [--prompt-len=DIST]\n"
     "        [--output-len=DIST] [--seed=S] [--mode=continuous|static]\n"
     "        [--max-tokens-per-step=T] [--max-running=M] [--batch=B]\n"
@@ -111,7 +117,8 @@ const char *kUsage =
     "  --help     print this help\n"
     "  --version  print the runtime version\n";
 
-const char *kCommands = "inspect, check-weights, generate, bench, step-time";
+const char *kCommands =
+    "inspect, check-weights, generate, bench, step-time, bench-kernels";
 
 /// A failure with the exit status it ends the program with.
 struct Failure {
@@ -543,6 +550,8 @@ int run(int argc, char **argv) {
     return benchCommand(path, args);
   if (command == "step-time")
     return stepTimeCommand(path, args);
+  if (command == "bench-kernels")
+    return benchKernelsCommand(path, args);
   usageError("unknown command '" + command +
              "' (commands: " + std::string(kCommands) + ")");
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The GPU timings of the one-GPU benchmark model (gpt4-mini, bf16, random
+# weights) on the device machine, after scripts/gpu-check.sh built the
+# runtime there:
+#   1. decode-step times at batch 1 and 32, context 512, next to the floor
+#      of the bytes a step must read at the measured copy rate (moe-run
+#      step-time), launched one by one and replayed from CUDA graphs;
+#   2. every kernel and GEMM of a decode step at batch 64 x 2048 and at
+#      batch 1, and of a 4096-token prefill (moe-run bench-kernels).
+#   scripts/gpu-bench.sh [BUILD_DIR] [ARTIFACT_DIR]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build-gpu}"
+artifacts="${2:-$root/build/gpu-artifacts}"
+run="$build/bin/moe-run"
+mini="$artifacts/gpt4-mini.cuda.moeart"
+[ -x "$run" ] || { echo "gpu-bench: no $run (run scripts/gpu-check.sh first)"; exit 1; }
+[ -e "$mini" ] || { echo "gpu-bench: no $mini (scripts/gpu-artifacts.sh makes it)"; exit 1; }
+"$run" "$mini" step-time --batch=1,32 --context=512 --steps=20
+MOEC_CUDA_GRAPHS=1 "$run" "$mini" step-time --batch=1,32 --context=512 --steps=20
+"$run" "$mini" bench-kernels --batch=64 --context=2048
+"$run" "$mini" bench-kernels --batch=1 --context=2048
+"$run" "$mini" bench-kernels --prefill=4096 --repeats=5
