@@ -42,7 +42,7 @@ namespace cl = llvm::cl;
 namespace {
 enum class ReportFormat { None, Text, JSON };
 /// What moec writes: the IR after a pipeline stage, or the artifact.
-enum class EmitKind { Moe, Partitioned, Decomposed, Kernels, Artifact };
+enum class EmitKind { Moe, Partitioned, Decomposed, Kernels, Grid, Artifact };
 
 cl::OptionCategory moecCategory("moec options");
 cl::OptionCategory planCategory("partitioning and planning");
@@ -67,6 +67,11 @@ cl::opt<EmitKind> emit(
                clEnumValN(EmitKind::Kernels, "kernels",
                           "memory-bound ops fused into kernels shared by "
                           "identical layers (moe-fuse, moe-outline-kernels)"),
+               clEnumValN(EmitKind::Grid, "grid",
+                          "the kernels the plan calls, written for a grid of "
+                          "thread blocks (--target=cuda: gpu.launch; host: "
+                          "one thread per block), before lowering: replay "
+                          "with moe-opt -moe-lower-cuda or -moe-lower-host"),
                clEnumValN(EmitKind::Artifact, "artifact",
                           "the artifact moe-run loads (format: "
                           "codegen/README.md)")),
@@ -377,6 +382,19 @@ int main(int argc, char **argv) {
       openOutputFile(outputFile, &error);
   if (!output)
     return failWith({error});
+  if (emit == EmitKind::Grid) {
+    FailureOr<moe::PlannedStages> planned = moe::planStages(
+        *module, blockSize,
+        target == "cuda" ? moe::KernelForm::Gpu : moe::KernelForm::HostGrid,
+        sharedMemoryLimit);
+    if (failed(planned))
+      return failWith({"planning the kernels failed (see the diagnostics "
+                       "above)"});
+    planned->code->print(output->os());
+    output->os() << "\n";
+    output->keep();
+    return 0;
+  }
   if (emit == EmitKind::Artifact) {
     std::optional<moe::HostCompilation> host;
     bool allToAll = false;
