@@ -6,6 +6,7 @@
 #ifdef MOEC_HAVE_CUDA
 #include "runtime/CudaDriver.h"
 #include "runtime/HalfFloat.h"
+#include "runtime/StepShapes.h"
 #include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
 
@@ -224,28 +225,10 @@ std::unique_ptr<CudaExecutor>
 CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
                      std::string &error, Communicator *communicator,
                      int device) {
-  std::string launch = artifact.checkLaunch(
-      "cuda", rank, communicator ? communicator->size() : 1);
-  if (!launch.empty()) {
-    error = launch;
+  error = checkRequest(artifact, "cuda", rank, numBlocks, communicator);
+  if (!error.empty())
     return nullptr;
-  }
-  if (communicator && communicator->rank() != rank) {
-    error = "the communicator is rank " + std::to_string(communicator->rank()) +
-            "'s, not rank " + std::to_string(rank) + "'s";
-    return nullptr;
-  }
   const StageInfo &stage = artifact.stageOfRank(rank);
-  if (!stage.execution || artifact.cudaModules().empty()) {
-    error = "the artifact has no GPU kernels (moec found no CUDA toolkit "
-            "when it compiled it; see its warning)";
-    return nullptr;
-  }
-  if (numBlocks < 1) {
-    error = "the KV cache needs at least one block, got " +
-            std::to_string(numBlocks);
-    return nullptr;
-  }
   std::string status = deviceStatus(device);
   if (!status.empty()) {
     error = status;
@@ -605,35 +588,14 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     padded = padDecodeStep(request, bucket, s.maxBlocksPerSeq);
   }
   const StepInputs &in = bucket ? padded : request;
-  auto size = [&](char symbol) -> int64_t {
-    switch (symbol) {
-    case 'T':
-      return in.tokens.size();
-    case 'R':
-      return in.logitRows.size();
-    case 'S':
-      return s.blocks * plan.blockSize;
-    case 'N':
-      return in.sequences;
-    case 'M':
-      return in.blocksPerSeq;
-    default:
-      return 1;
-    }
-  };
-  auto extent = [&](const PlanDim &dim) {
-    return dim.symbol ? dim.factor * size(dim.symbol) : dim.factor;
-  };
-  std::vector<std::vector<int64_t>> sizes(plan.buffers.size());
+  StepSizes stepSizes = StepSizes::of(in, s.blocks * plan.blockSize);
+  auto extent = [&](const PlanDim &dim) { return stepSizes.extent(dim); };
+  std::vector<std::vector<int64_t>> sizes = stepSizes.shapes(plan);
   std::vector<void *> data(plan.buffers.size());
   bool moved = false;
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
-    int64_t elements = 1;
-    for (const PlanDim &dim : buffer.shape) {
-      sizes[id].push_back(extent(dim));
-      elements *= sizes[id].back();
-    }
+    int64_t elements = elementCount(sizes[id]);
     if (buffer.kind == BufferInfo::Kind::Weight) {
       data[id] = s.weights[buffer.name].data;
       continue;
@@ -756,22 +718,10 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
                                    cudaMemcpyHostToDevice, s.stream),
                    "copying the step's inputs", error))
         return false;
-    // One memref descriptor per buffer, as the kernels' parameters:
-    // {allocated, aligned, offset, sizes..., strides...}, 64-bit each.
-    std::vector<std::vector<int64_t>> &descriptors = s.descriptors;
-    descriptors.assign(plan.buffers.size(), {});
-    for (size_t id = 0; id < plan.buffers.size(); ++id) {
-      const std::vector<int64_t> &shape = sizes[id];
-      std::vector<int64_t> &d = descriptors[id];
-      d.assign(3 + 2 * shape.size(), 0);
-      d[0] = d[1] = reinterpret_cast<int64_t>(data[id]);
-      int64_t stride = 1;
-      for (size_t i = shape.size(); i-- > 0;) {
-        d[3 + i] = shape[i];
-        d[3 + shape.size() + i] = stride;
-        stride *= shape[i];
-      }
-    }
+    // One memref descriptor per buffer, as the kernels' parameters.
+    s.descriptors.clear();
+    for (size_t id = 0; id < plan.buffers.size(); ++id)
+      s.descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
     for (const StepInfo &step : plan.steps)
       if (!runStep(step))
         return false;

@@ -1,6 +1,7 @@
 //===- HostExecutor.cpp - Running an artifact's plan on the CPU -----------===//
 
 #include "runtime/HostExecutor.h"
+#include "runtime/StepShapes.h"
 #include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
 
@@ -42,31 +43,41 @@ HostExecutor::~HostExecutor() {
     close(memfd);
 }
 
+std::string RankExecutor::checkRequest(const Artifact &artifact,
+                                      const std::string &target, int64_t rank,
+                                      int64_t numBlocks,
+                                      const Communicator *communicator) {
+  std::string launch = artifact.checkLaunch(
+      target, rank, communicator ? communicator->size() : 1);
+  if (!launch.empty())
+    return launch;
+  if (communicator && communicator->rank() != rank)
+    return "the communicator is rank " + std::to_string(communicator->rank()) +
+           "'s, not rank " + std::to_string(rank) + "'s";
+  const StageInfo &stage = artifact.stageOfRank(rank);
+  if (!stage.execution)
+    return "the artifact has no " + target +
+           " execution plan (compile it with moec --target=" + target +
+           " --emit=artifact)";
+  if (target == "host" && artifact.hostObject().empty())
+    return "the artifact has no host kernels (compile it with moec "
+           "--target=host --emit=artifact)";
+  if (target == "cuda" && artifact.cudaModules().empty())
+    return "the artifact has no GPU kernels (moec found no CUDA toolkit "
+           "when it compiled it; see its warning)";
+  if (numBlocks < 1)
+    return "the KV cache needs at least one block, got " +
+           std::to_string(numBlocks);
+  return "";
+}
+
 std::unique_ptr<HostExecutor>
 HostExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
                      std::string &error, Communicator *communicator) {
-  std::string launch = artifact.checkLaunch(
-      "host", rank, communicator ? communicator->size() : 1);
-  if (!launch.empty()) {
-    error = launch;
+  error = checkRequest(artifact, "host", rank, numBlocks, communicator);
+  if (!error.empty())
     return nullptr;
-  }
-  if (communicator && communicator->rank() != rank) {
-    error = "the communicator is rank " + std::to_string(communicator->rank()) +
-            "'s, not rank " + std::to_string(rank) + "'s";
-    return nullptr;
-  }
   const StageInfo &stage = artifact.stageOfRank(rank);
-  if (!stage.execution || artifact.hostObject().empty()) {
-    error = "the artifact has no host execution plan (compile it with "
-            "moec --target=host --emit=artifact)";
-    return nullptr;
-  }
-  if (numBlocks < 1) {
-    error = "the KV cache needs at least one block, got " +
-            std::to_string(numBlocks);
-    return nullptr;
-  }
   std::unique_ptr<HostExecutor> executor(new HostExecutor());
   executor->plan = *stage.execution;
   executor->blocks = numBlocks;
@@ -168,32 +179,12 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
   error = checkInputs(in);
   if (!error.empty())
     return false;
-  auto size = [&](char symbol) -> int64_t {
-    switch (symbol) {
-    case 'T':
-      return in.tokens.size();
-    case 'R':
-      return in.logitRows.size();
-    case 'S':
-      return blocks * plan.blockSize;
-    case 'N':
-      return in.sequences;
-    case 'M':
-      return in.blocksPerSeq;
-    default:
-      return 1;
-    }
-  };
-  std::vector<std::vector<int64_t>> sizes(plan.buffers.size());
+  std::vector<std::vector<int64_t>> sizes =
+      StepSizes::of(in, blocks * plan.blockSize).shapes(plan);
   std::vector<char *> data(plan.buffers.size());
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
-    int64_t elements = 1;
-    for (const PlanDim &dim : buffer.shape) {
-      sizes[id].push_back(dim.symbol ? dim.factor * size(dim.symbol)
-                                     : dim.factor);
-      elements *= sizes[id].back();
-    }
+    int64_t elements = elementCount(sizes[id]);
     if (buffer.kind == BufferInfo::Kind::Weight) {
       data[id] = reinterpret_cast<char *>(weights[buffer.name].data());
       continue;
@@ -218,21 +209,9 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
   fill(plan.blockTables, in.blockTables);
   fill(plan.logitRows, in.logitRows);
 
-  // One memref descriptor per buffer: {allocated, aligned, offset,
-  // sizes..., strides...}.
-  std::vector<std::vector<int64_t>> descriptors(plan.buffers.size());
-  for (size_t id = 0; id < plan.buffers.size(); ++id) {
-    const std::vector<int64_t> &shape = sizes[id];
-    std::vector<int64_t> &d = descriptors[id];
-    d.assign(3 + 2 * shape.size(), 0);
-    d[0] = d[1] = reinterpret_cast<int64_t>(data[id]);
-    int64_t stride = 1;
-    for (size_t i = shape.size(); i-- > 0;) {
-      d[3 + i] = shape[i];
-      d[3 + shape.size() + i] = stride;
-      stride *= shape[i];
-    }
-  }
+  std::vector<std::vector<int64_t>> descriptors;
+  for (size_t id = 0; id < plan.buffers.size(); ++id)
+    descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
   std::vector<void *> args;
   bytesWithinStage = bytesToNextStage = 0;
   for (const StepInfo &step : plan.steps) {

@@ -33,6 +33,14 @@ public:
   create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
          std::string &error, Communicator *communicator = nullptr);
 
+  /// "" when an executor for `target` may run rank `rank` of `artifact`
+  /// with `numBlocks` KV-cache blocks and `communicator` (its rank must be
+  /// `rank`), else why not. Both executors' create() start with it.
+  static std::string checkRequest(const Artifact &artifact,
+                                  const std::string &target, int64_t rank,
+                                  int64_t numBlocks,
+                                  const Communicator *communicator);
+
   /// Deterministic weights from `seed` (WeightInit.h). False with `error`
   /// set if the device cannot take them.
   virtual bool initRandomWeights(uint64_t seed, std::string &error) = 0;

@@ -13,6 +13,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "StepHelpers.h"
+
 #include "runtime/CudaExecutor.h"
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
@@ -29,6 +31,8 @@
 #include <sstream>
 
 using namespace moert;
+using moert::test::relativeError;
+using moert::test::somePrompt;
 
 namespace {
 
@@ -68,38 +72,15 @@ std::unique_ptr<RankExecutor> open(const std::string &name,
   return executor;
 }
 
+/// A prefill of `tokens` in blocks numbered backwards (scattered in the
+/// pool).
 StepInputs prefill(const std::vector<int32_t> &tokens, int64_t blockSize) {
-  StepInputs in;
-  in.sequences = 1;
-  in.blocksPerSeq = (tokens.size() + blockSize - 1) / blockSize;
-  for (int64_t b = 0; b < in.blocksPerSeq; ++b)
-    in.blockTables.push_back(static_cast<int32_t>(in.blocksPerSeq - 1 - b));
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    in.tokens.push_back(tokens[i]);
-    in.positions.push_back(i);
-    in.slotMapping.push_back(in.blockTables[i / blockSize] * blockSize +
-                             i % blockSize);
-    in.tokenSeq.push_back(0);
-    in.logitRows.push_back(i);
-  }
-  return in;
-}
-
-std::vector<int32_t> somePrompt(int64_t vocab, size_t length) {
-  std::vector<int32_t> prompt;
-  for (size_t i = 0; i < length; ++i)
-    prompt.push_back(static_cast<int32_t>((i * 37 + 11) % vocab));
-  return prompt;
-}
-
-/// max |a - b| / max |b|.
-double relativeError(const std::vector<float> &a, const std::vector<float> &b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
+  int32_t blocks = static_cast<int32_t>((tokens.size() + blockSize - 1) /
+                                        blockSize);
+  std::vector<int32_t> table;
+  for (int32_t b = 0; b < blocks; ++b)
+    table.push_back(blocks - 1 - b);
+  return test::prefill(tokens, table, blockSize);
 }
 
 /// A cuda artifact, the host artifact it is checked against, the logits'

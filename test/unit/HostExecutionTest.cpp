@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ReferenceModel.h"
+#include "StepHelpers.h"
 
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
@@ -25,6 +26,7 @@
 #include <sstream>
 
 using namespace moert;
+using namespace moert::test;
 
 namespace {
 
@@ -71,41 +73,6 @@ Loaded load(const std::string &name, int64_t blocks = 32) {
     loaded.executor->initRandomWeights(7);
   loaded.config = loadConfig(model);
   return loaded;
-}
-
-/// Inputs of one step that puts `tokens` of one sequence at positions
-/// 0..n-1 in the blocks `table`, asking for every row's logits.
-StepInputs prefill(const std::vector<int32_t> &tokens,
-                   const std::vector<int32_t> &table, int64_t blockSize) {
-  StepInputs in;
-  in.sequences = 1;
-  in.blocksPerSeq = table.size();
-  in.blockTables = table;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    in.tokens.push_back(tokens[i]);
-    in.positions.push_back(i);
-    in.slotMapping.push_back(table[i / blockSize] * blockSize + i % blockSize);
-    in.tokenSeq.push_back(0);
-    in.logitRows.push_back(i);
-  }
-  return in;
-}
-
-/// max |a - b| / max |b|.
-double relativeError(const std::vector<float> &a, const std::vector<float> &b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
-std::vector<int32_t> somePrompt(int64_t vocab, size_t length) {
-  std::vector<int32_t> prompt;
-  for (size_t i = 0; i < length; ++i)
-    prompt.push_back(static_cast<int32_t>((i * 37 + 11) % vocab));
-  return prompt;
 }
 
 class HostModels : public ::testing::TestWithParam<const char *> {};

@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "StepHelpers.h"
 #include "runtime/DistributedRunner.h"
 #include "runtime/Generator.h"
 #include "runtime/LocalRunner.h"
@@ -22,6 +23,7 @@
 #include <thread>
 
 using namespace moert;
+using moert::test::relativeError;
 
 namespace {
 
@@ -36,31 +38,11 @@ std::unique_ptr<Artifact> openArtifact(const std::string &name) {
   return artifact;
 }
 
-double relativeError(const std::vector<float> &a, const std::vector<float> &b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
-
-/// One prefill of `tokens` of one sequence in the blocks `table`, every
-/// row's logits wanted.
+/// One prefill of `tokens` of one sequence in the blocks `table` (of 16
+/// tokens), every row's logits wanted.
 StepInputs prefill(const std::vector<int32_t> &tokens,
                    const std::vector<int32_t> &table) {
-  StepInputs in;
-  in.sequences = 1;
-  in.blocksPerSeq = table.size();
-  in.blockTables = table;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    in.tokens.push_back(tokens[i]);
-    in.positions.push_back(i);
-    in.slotMapping.push_back(table[i / 16] * 16 + i % 16);
-    in.tokenSeq.push_back(0);
-    in.logitRows.push_back(i);
-  }
-  return in;
+  return test::prefill(tokens, table, 16);
 }
 
 struct Plan {

@@ -1,6 +1,7 @@
 //===- KernelBench.cpp - moe-run ARTIFACT bench-kernels -------------------===//
 
 #include "tools/moe-run/KernelBench.h"
+#include "tools/moe-run/CommandLine.h"
 #include "tools/moe-run/DecodeBatch.h"
 
 #include "runtime/Artifact.h"
@@ -17,61 +18,41 @@ using namespace moert;
 
 namespace {
 
-struct KernelBenchError {
-  std::string message;
-  int status = 1;
-};
-
-[[noreturn]] void usage(const std::string &message) {
-  throw KernelBenchError{message, 2};
-}
-
-int64_t integer(const std::string &name, const std::string &text, int64_t low,
-                int64_t high) {
-  char *end = nullptr;
-  errno = 0;
-  long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end || errno || value < low || value > high)
-    usage("bad " + name + " value '" + text + "': expected an integer in [" +
-          std::to_string(low) + ", " + std::to_string(high) + "]");
-  return value;
-}
-
 int run(const std::string &path, const std::vector<std::string> &args) {
   int64_t batch = 64, context = 2048, prefill = 0, repeats = 20;
   uint64_t seed = 0;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
     if (arg.rfind("--", 0) != 0 || eq == std::string::npos)
-      usage("bench-kernels options take a value: " + arg + "=...");
+      commandUsage("bench-kernels options take a value: " + arg + "=...");
     std::string name = arg.substr(0, eq), value = arg.substr(eq + 1);
     if (name == "--batch")
-      batch = integer(name, value, 1, 4096);
+      batch = parseIntegerOption(name, value, 1, 4096);
     else if (name == "--context")
-      context = integer(name, value, 1, 1 << 20);
+      context = parseIntegerOption(name, value, 1, 1 << 20);
     else if (name == "--prefill")
-      prefill = integer(name, value, 0, 1 << 20);
+      prefill = parseIntegerOption(name, value, 0, 1 << 20);
     else if (name == "--repeats")
-      repeats = integer(name, value, 1, 10000);
+      repeats = parseIntegerOption(name, value, 1, 10000);
     else if (name == "--weights-seed")
-      seed = static_cast<uint64_t>(integer(name, value, 0, INT64_MAX));
+      seed = static_cast<uint64_t>(parseIntegerOption(name, value, 0, INT64_MAX));
     else
-      usage("unknown option '" + name + "' for bench-kernels");
+      commandUsage("unknown option '" + name + "' for bench-kernels");
   }
   std::string error;
   std::unique_ptr<Artifact> artifact = Artifact::open(path, error);
   if (!artifact)
-    throw KernelBenchError{error};
+    throw CommandError{error};
   if (artifact->target() != "cuda")
-    throw KernelBenchError{"bench-kernels times GPU kernels: compile the "
+    throw CommandError{"bench-kernels times GPU kernels: compile the "
                            "model with moec --target=cuda"};
   const StageInfo &stage = artifact->stageOfRank(0);
   if (!stage.execution || artifact->plan().ranks != 1)
-    throw KernelBenchError{"bench-kernels runs one-rank cuda plans"};
+    throw CommandError{"bench-kernels runs one-rank cuda plans"};
   int64_t blockSize = stage.execution->blockSize;
   int64_t length = prefill ? prefill : context + 1;
   if (length > artifact->model().maxContext)
-    usage("the step needs " + std::to_string(length) +
+    commandUsage("the step needs " + std::to_string(length) +
           " positions; the model's context is " +
           std::to_string(artifact->model().maxContext));
   int64_t sequences = prefill ? 1 : batch;
@@ -79,11 +60,11 @@ int run(const std::string &path, const std::vector<std::string> &args) {
   std::unique_ptr<CudaExecutor> gpu =
       CudaExecutor::create(*artifact, 0, sequences * perSeq, error);
   if (!gpu || !gpu->initRandomWeights(seed, error))
-    throw KernelBenchError{error};
+    throw CommandError{error};
   double copy =
       CudaExecutor::measureCopyBandwidth(0, int64_t(1) << 30, error);
   if (copy == 0)
-    throw KernelBenchError{"measuring the copy rate: " + error};
+    throw CommandError{"measuring the copy rate: " + error};
 
   DecodeBatch shape{sequences, perSeq, blockSize, artifact->model().vocabSize};
   StepInputs step;
@@ -93,12 +74,12 @@ int run(const std::string &path, const std::vector<std::string> &args) {
   } else {
     for (const StepInputs &in : shape.prefill(context))
       if (!gpu->forward(in, logits, error))
-        throw KernelBenchError{"filling the cache: " + error};
+        throw CommandError{"filling the cache: " + error};
     step = shape.decode(context);
   }
   std::vector<KernelTiming> timings;
   if (!gpu->profileStep(step, static_cast<int>(repeats), timings, error))
-    throw KernelBenchError{error};
+    throw CommandError{error};
 
   std::printf("bench-kernels: %s on %s; %s; median of %lld runs after a "
               "warm-up (CUDA events); copy rate %.0f GB/s (device to "
@@ -156,7 +137,7 @@ int benchKernelsCommand(const std::string &path,
                         const std::vector<std::string> &args) {
   try {
     return run(path, args);
-  } catch (const KernelBenchError &e) {
+  } catch (const CommandError &e) {
     std::fflush(stdout);
     std::fprintf(stderr, "moe-run: error: %s\n", e.message.c_str());
     return e.status;

@@ -1,6 +1,7 @@
 //===- StepTime.cpp - moe-run ARTIFACT step-time --------------------------===//
 
 #include "tools/moe-run/StepTime.h"
+#include "tools/moe-run/CommandLine.h"
 #include "tools/moe-run/DecodeBatch.h"
 
 #include "runtime/Artifact.h"
@@ -18,26 +19,6 @@ using namespace moert;
 
 namespace {
 
-struct StepTimeError {
-  std::string message;
-  int status = 1;
-};
-
-[[noreturn]] void usage(const std::string &message) {
-  throw StepTimeError{message, 2};
-}
-
-int64_t integer(const std::string &name, const std::string &text, int64_t low,
-                int64_t high) {
-  char *end = nullptr;
-  errno = 0;
-  long long value = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end || errno || value < low || value > high)
-    usage("bad " + name + " value '" + text + "': expected an integer in [" +
-          std::to_string(low) + ", " + std::to_string(high) + "]");
-  return value;
-}
-
 struct Options {
   std::vector<int64_t> batches = {1, 32};
   int64_t context = 512, steps = 20, warmup = 3;
@@ -49,26 +30,26 @@ Options parse(const std::vector<std::string> &args) {
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
     if (arg.rfind("--", 0) != 0 || eq == std::string::npos)
-      usage("step-time options take a value: " + arg + "=...");
+      commandUsage("step-time options take a value: " + arg + "=...");
     std::string name = arg.substr(0, eq), value = arg.substr(eq + 1);
     if (name == "--batch") {
       o.batches.clear();
       std::stringstream list(value);
       std::string item;
       while (std::getline(list, item, ','))
-        o.batches.push_back(integer(name, item, 1, 4096));
+        o.batches.push_back(parseIntegerOption(name, item, 1, 4096));
       if (o.batches.empty())
-        usage("--batch needs at least one batch size");
+        commandUsage("--batch needs at least one batch size");
     } else if (name == "--context") {
-      o.context = integer(name, value, 1, 1 << 20);
+      o.context = parseIntegerOption(name, value, 1, 1 << 20);
     } else if (name == "--steps") {
-      o.steps = integer(name, value, 1, 100000);
+      o.steps = parseIntegerOption(name, value, 1, 100000);
     } else if (name == "--warmup") {
-      o.warmup = integer(name, value, 0, 100000);
+      o.warmup = parseIntegerOption(name, value, 0, 100000);
     } else if (name == "--weights-seed") {
-      o.weightsSeed = static_cast<uint64_t>(integer(name, value, 0, INT64_MAX));
+      o.weightsSeed = static_cast<uint64_t>(parseIntegerOption(name, value, 0, INT64_MAX));
     } else {
-      usage("unknown option '" + name + "' for step-time");
+      commandUsage("unknown option '" + name + "' for step-time");
     }
   }
   return o;
@@ -104,29 +85,29 @@ int run(const std::string &path, const std::vector<std::string> &args) {
   std::string error;
   std::unique_ptr<Artifact> artifact = Artifact::open(path, error);
   if (!artifact)
-    throw StepTimeError{error};
+    throw CommandError{error};
   const StageInfo &first = artifact->stageOfRank(0);
   if (!first.execution)
-    throw StepTimeError{"the artifact has no execution plan"};
+    throw CommandError{"the artifact has no execution plan"};
   int64_t blockSize = first.execution->blockSize;
   int64_t maxBatch = *std::max_element(o.batches.begin(), o.batches.end());
   int64_t length = o.context + o.warmup + o.steps;
   if (length > artifact->model().maxContext)
-    usage("--context plus the steps (" + std::to_string(length) +
+    commandUsage("--context plus the steps (" + std::to_string(length) +
           ") exceed the model's context of " +
           std::to_string(artifact->model().maxContext));
   int64_t perSeq = (length + blockSize - 1) / blockSize;
   std::unique_ptr<LocalRunner> runner =
       LocalRunner::create(*artifact, maxBatch * perSeq, error);
   if (!runner || !runner->initRandomWeights(o.weightsSeed, error))
-    throw StepTimeError{error};
+    throw CommandError{error};
 
   double bandwidth = 0;
   std::string device = artifact->target() == "cuda" ? "GPU" : "host";
   if (artifact->target() == "cuda") {
     bandwidth = CudaExecutor::measureCopyBandwidth(0, int64_t(1) << 30, error);
     if (bandwidth == 0)
-      throw StepTimeError{"measuring the copy rate: " + error};
+      throw CommandError{"measuring the copy rate: " + error};
   }
   std::printf("step-time: %s (%s target), context %lld, %lld timed decode "
               "steps after %lld warm-up\n",
@@ -144,13 +125,13 @@ int run(const std::string &path, const std::vector<std::string> &args) {
     DecodeBatch shape{batch, perSeq, blockSize, artifact->model().vocabSize};
     for (const StepInputs &in : shape.prefill(o.context))
       if (!runner->forward(in, logits, error))
-        throw StepTimeError{"filling the cache: " + error};
+        throw CommandError{"filling the cache: " + error};
     std::vector<double> times;
     for (int64_t step = 0; step < o.warmup + o.steps; ++step) {
       StepInputs in = shape.decode(o.context + step);
       auto start = std::chrono::steady_clock::now();
       if (!runner->forward(in, logits, error))
-        throw StepTimeError{"decode step: " + error};
+        throw CommandError{"decode step: " + error};
       double seconds = std::chrono::duration<double>(
                            std::chrono::steady_clock::now() - start)
                            .count();
@@ -183,7 +164,7 @@ int stepTimeCommand(const std::string &path,
                     const std::vector<std::string> &args) {
   try {
     return run(path, args);
-  } catch (const StepTimeError &e) {
+  } catch (const CommandError &e) {
     std::fflush(stdout);
     std::fprintf(stderr, "moe-run: error: %s\n", e.message.c_str());
     return e.status;
