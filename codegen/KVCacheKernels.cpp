@@ -82,19 +82,33 @@ static func::FuncOp createKernel(ModuleOp module, StringRef name,
   return func;
 }
 
+/// Elements of one token's K (or V) row in the cache of `op`.
+static int64_t kvWidth(KVCacheWriteOp op) {
+  auto cache = cast<KVCacheType>(op.getKvCache().getType());
+  return cache.getNumKvHeads() * cache.getHeadDim();
+}
+
+/// An empty kernel_kv_cache_write(keys, values, slot_mapping, k_cache,
+/// v_cache) for `op`.
+static func::FuncOp createKVCacheWriteKernel(ModuleOp module,
+                                             KVCacheWriteOp op,
+                                             StringRef name) {
+  auto cache = cast<KVCacheType>(op.getKvCache().getType());
+  int64_t width = kvWidth(op);
+  Type activation = op.getKeys().getType().getElementType();
+  auto tokenVector = MemRefType::get(
+      {ShapedType::kDynamic}, IntegerType::get(op.getContext(), 32));
+  MemRefType input = rows(activation, width);
+  MemRefType slots = rows(cache.getElementType(), width);
+  return createKernel(module, name, {input, input, tokenVector, slots, slots},
+                      op.getLoc());
+}
+
 func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
                                                 KVCacheWriteOp op,
                                                 StringRef name) {
-  auto cache = cast<KVCacheType>(op.getKvCache().getType());
-  int64_t width = cache.getNumKvHeads() * cache.getHeadDim();
-  Type activation = op.getKeys().getType().getElementType();
-  Type i32 = IntegerType::get(op.getContext(), 32);
-  auto tokenVector = MemRefType::get({ShapedType::kDynamic}, i32);
-  MemRefType input = rows(activation, width);
-  MemRefType slots = rows(cache.getElementType(), width);
-  func::FuncOp func = createKernel(module, name,
-                                   {input, input, tokenVector, slots, slots},
-                                   op.getLoc());
+  int64_t width = kvWidth(op);
+  func::FuncOp func = createKVCacheWriteKernel(module, op, name);
   Block &entry = func.getBody().front();
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Location loc = op.getLoc();
@@ -105,7 +119,7 @@ func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
   Value tokens = memref::DimOp::create(b, loc, keys, 0);
   l.forEach(l.index(0), tokens, [&](OpBuilder &b, Location loc, Value t) {
     Value slot = memref::LoadOp::create(b, loc, slotMapping, t);
-    Value zero = arith::ConstantIntOp::create(b, loc, i32, 0);
+    Value zero = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 0);
     Value valid = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge,
                                         slot, zero);
     scf::IfOp::create(b, loc, valid, [&](OpBuilder &b, Location loc) {
@@ -245,16 +259,8 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                                                     KVCacheWriteOp op,
                                                     StringRef name, bool gpu,
                                                     int64_t threads) {
-  auto cache = cast<KVCacheType>(op.getKvCache().getType());
-  int64_t width = cache.getNumKvHeads() * cache.getHeadDim();
-  Type activation = op.getKeys().getType().getElementType();
-  Type i32 = IntegerType::get(op.getContext(), 32);
-  auto tokenVector = MemRefType::get({ShapedType::kDynamic}, i32);
-  MemRefType input = rows(activation, width);
-  MemRefType slots = rows(cache.getElementType(), width);
-  func::FuncOp func = createKernel(module, name,
-                                   {input, input, tokenVector, slots, slots},
-                                   op.getLoc());
+  int64_t width = kvWidth(op);
+  func::FuncOp func = createKVCacheWriteKernel(module, op, name);
   func->setAttr("moe.grid_kernel", UnitAttr::get(op.getContext()));
   Block &entry = func.getBody().front();
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
