@@ -65,6 +65,10 @@ public:
     return l.toF32(memref::LoadOp::create(b, loc, ref.memref, at));
   }
   void store(const RowRef &ref, Value column, Value value) {
+    if (pending) {
+      pending->push_back({ref, column, value});
+      return;
+    }
     SmallVector<Value> at;
     if (ref.row)
       at.push_back(ref.row);
@@ -75,24 +79,53 @@ public:
   }
 
   /// for (c = thread; c < width; c += threads) body(c)
+  /// Columns a thread takes at a time: 8 contiguous ones (16 bytes of
+  /// bf16) when the row allows, so that the loads and stores of a thread
+  /// can be one 16-byte access each (with the alignment the kernel assumes).
+  static int64_t chunkOf(int64_t width) { return width % 8 == 0 ? 8 : 1; }
+
+  /// for (base = thread * V; base < width; base += threads * V)
+  ///   for (i < V) body(base + i)
   void columns(int64_t width, function_ref<void(Value)> body) {
-    scf::ForOp::create(b, loc, thread, index(width), threads, ValueRange{},
-                       [&](OpBuilder &nb, Location, Value c, ValueRange) {
+    int64_t chunk = chunkOf(width);
+    Value start = arith::MulIOp::create(b, loc, thread, index(chunk));
+    Value step = arith::MulIOp::create(b, loc, threads, index(chunk));
+    scf::ForOp::create(b, loc, start, index(width), step, ValueRange{},
+                       [&](OpBuilder &nb, Location, Value base, ValueRange) {
                          OpBuilder::InsertionGuard guard(b);
                          b.setInsertionPoint(nb.getInsertionBlock(),
                                              nb.getInsertionPoint());
-                         body(c);
+                         // The chunk's stores go after all its loads, so
+                         // that both can be merged (an op never writes a
+                         // buffer it reads).
+                         SmallVector<PendingStore> stores;
+                         pending = &stores;
+                         for (int64_t i = 0; i < chunk; ++i)
+                           body(i ? arith::AddIOp::create(b, loc, base,
+                                                          index(i))
+                                  : base);
+                         pending = nullptr;
+                         for (const PendingStore &s : stores)
+                           store(s.ref, s.column, s.value);
                          scf::YieldOp::create(b, loc);
                        });
   }
   /// The sum over the row of term(c), every thread getting the total.
   Value rowSum(int64_t width, function_ref<Value(Value)> term) {
+    int64_t chunk = chunkOf(width);
+    Value start = arith::MulIOp::create(b, loc, thread, index(chunk));
+    Value step = arith::MulIOp::create(b, loc, threads, index(chunk));
     auto loop = scf::ForOp::create(
-        b, loc, thread, index(width), threads, ValueRange{f32(0)},
-        [&](OpBuilder &nb, Location, Value c, ValueRange acc) {
+        b, loc, start, index(width), step, ValueRange{f32(0)},
+        [&](OpBuilder &nb, Location, Value base, ValueRange acc) {
           OpBuilder::InsertionGuard guard(b);
           b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
-          Value sum = arith::AddFOp::create(b, loc, acc[0], term(c));
+          Value sum = acc[0];
+          for (int64_t i = 0; i < chunk; ++i)
+            sum = arith::AddFOp::create(
+                b, loc, sum,
+                term(i ? arith::AddIOp::create(b, loc, base, index(i))
+                       : base));
           scf::YieldOp::create(b, loc, sum);
         });
     Value partial = loop.getResult(0);
@@ -120,6 +153,12 @@ public:
   /// after a final gather).
   Value row, srcRow;
   Value thread, threads;
+  /// A store held back until the end of a chunk of columns.
+  struct PendingStore {
+    RowRef ref;
+    Value column, value;
+  };
+  SmallVector<PendingStore> *pending = nullptr;
 };
 
 bool isRowOp(Operation *op) {
@@ -469,10 +508,24 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
     OpBuilder lb = OpBuilder::atBlockBegin(&launch.getBody().front());
     SmallVector<Value> buffers(launch.getWorkgroupAttributions().begin(),
                                launch.getWorkgroupAttributions().end());
+    // The runtime's buffers start 16-byte aligned (codegen/README.md):
+    // telling LLVM lets it merge a thread's contiguous columns into 16-byte
+    // loads and stores.
+    IRMapping aligned;
+    for (Value arg : entry->getArguments())
+      if (isa<MemRefType>(arg.getType()))
+        aligned.map(arg, memref::AssumeAlignmentOp::create(lb, loc, arg, 16)
+                             .getResult());
     if (failed(emitRow(lb, launch.getBlockIds().x, launch.getThreadIds().x,
                        launch.getBlockSize().x, buffers)))
       return failure();
     gpu::TerminatorOp::create(lb, loc);
+    for (Value arg : entry->getArguments())
+      if (Value replacement = aligned.lookupOrNull(arg))
+        arg.replaceUsesWithIf(replacement, [&](OpOperand &use) {
+          return use.getOwner() != replacement.getDefiningOp() &&
+                 launch->isProperAncestor(use.getOwner());
+        });
   } else {
     SmallVector<Value> buffers;
     for (int64_t width : scratch ? ArrayRef<int64_t>() : bufferWidths)

@@ -16,12 +16,15 @@
 // RUN: %python %S/Inputs/ptxas_report.py %t ptxas sm_90a | FileCheck %s --check-prefix=PTXAS
 
 // CHECK: gpu.binary @kernel_add_rms_norm_kernel{{.*}}.maxntid 256, 1, 1
+// 16-byte loads and stores (8 bf16 columns per thread at a time).
+// CHECK-SAME: ld.global.v4.b32
+// CHECK-SAME: st.global.v4.b32
 // The sum of squares: a butterfly over the warp, then across warps.
 // CHECK-SAME: shfl.sync.bfly
 // CHECK-SAME: bar.sync
 // bf16 in and out, f32 inside.
 // CHECK-SAME: cvt.f32.bf16
-// CHECK-SAME: cvt.rn.bf16.f32
+// CHECK-SAME: cvt.rn.bf16x2.f32
 // CHECK: gpu.binary @kernel_combine_add_rms_norm_gather_tokens_kernel
 // CHECK: gpu.binary @kernel_rope_kernel
 // CHECK: gpu.binary @kernel_embed_kernel

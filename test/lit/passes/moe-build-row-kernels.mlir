@@ -37,7 +37,19 @@
 // HOST-NOT: gpu.
 // GPU-LABEL: func.func private @kernel_add_rms_norm
 // GPU: gpu.launch blocks(%[[BX:.*]], %{{.*}}, %{{.*}}) in (%{{.*}} = %{{.*}}, %{{.*}} = %c1{{.*}}, %{{.*}} = %c1{{.*}}) threads(%[[TX:.*]], %{{.*}}, %{{.*}}) in (%[[NT:.*]] = %c128
-// GPU: scf.for %{{.*}} = %[[TX]] to %{{.*}} step %[[NT]]
+// The runtime's buffers are 16-byte aligned; each thread takes 8
+// contiguous columns at a time, loading all of them before storing any, so
+// LLVM can merge them into 16-byte accesses (codegen/gpu-row-kernels.mlir).
+// GPU: %[[A:.*]] = memref.assume_alignment %arg0, 16
+// GPU: %[[START:.*]] = arith.muli %[[TX]], %c8
+// GPU: %[[STEP:.*]] = arith.muli %[[NT]], %c8
+// GPU: scf.for %[[C:.*]] = %[[START]] to %c64 step %[[STEP]]
+// GPU: memref.load %[[A]][%{{.*}}, %[[C]]]
+// GPU: %[[C7:.*]] = arith.addi %[[C]], %c7
+// GPU: memref.load %[[A]][%{{.*}}, %[[C7]]]
+// GPU-NEXT: memref.load
+// GPU-NEXT: arith.addf
+// GPU-NEXT: memref.store %{{.*}}, %{{.*}}[%{{.*}}, %[[C]]]
 // GPU: gpu.barrier
 // GPU: %[[P:.*]] = scf.for
 // GPU: gpu.all_reduce add %[[P]] uniform
