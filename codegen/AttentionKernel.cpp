@@ -131,6 +131,13 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
         auto store = [&](Value value, Value memref, ValueRange at) {
           memref::StoreOp::create(b, loc, value, memref, at);
         };
+        // Cache rows start 16-byte aligned (buffers are, and rows are
+        // multiples of 8 elements): K can be read 16 bytes at a time.
+        Value kRows =
+            gpu && kvWidth % 8 == 0
+                ? memref::AssumeAlignmentOp::create(b, loc, kCache, 16)
+                      .getResult()
+                : kCache;
         Value split = rem(y, splits), rest = div(y, splits);
         Value tileIndex = rem(rest, tiles), kvHead = div(rest, tiles);
         Value firstHead =
@@ -171,16 +178,26 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                     Value slot = add(mul(block, bs),
                                      arith::RemUIOp::create(b, loc, p, bs));
                     SmallVector<Value> init(tile, e.f32(0));
+                    // 8 contiguous K elements at a time, loaded before
+                    // they are used: one 16-byte load on the GPU.
+                    int64_t chunk = headDim % 8 == 0 ? 8 : 1;
                     SmallVector<Value> dots = e.loop(
-                        e.index(0), e.index(headDim), e.index(1), init,
-                        [&](Value d, ValueRange sums) -> SmallVector<Value> {
-                          Value k = e.loadF32(kCache, {slot, add(kBase, d)});
-                          SmallVector<Value> next;
-                          for (int64_t h = 0; h < tile; ++h) {
-                            Value qv = load(qs, {add(e.index(h * headDim), d)});
-                            next.push_back(arith::AddFOp::create(
-                                b, loc, sums[h],
-                                arith::MulFOp::create(b, loc, qv, k)));
+                        e.index(0), e.index(headDim), e.index(chunk), init,
+                        [&](Value d0, ValueRange sums) -> SmallVector<Value> {
+                          SmallVector<Value> ks, next(sums.begin(), sums.end());
+                          for (int64_t i = 0; i < chunk; ++i)
+                            ks.push_back(e.loadF32(
+                                kRows,
+                                {slot, add(kBase, add(d0, e.index(i)))}));
+                          for (int64_t i = 0; i < chunk; ++i) {
+                            Value d = add(d0, e.index(i));
+                            for (int64_t h = 0; h < tile; ++h) {
+                              Value qv =
+                                  load(qs, {add(e.index(h * headDim), d)});
+                              next[h] = arith::AddFOp::create(
+                                  b, loc, next[h],
+                                  arith::MulFOp::create(b, loc, qv, ks[i]));
+                            }
                           }
                           return next;
                         });

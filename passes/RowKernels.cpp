@@ -86,29 +86,30 @@ public:
 
   /// for (base = thread * V; base < width; base += threads * V)
   ///   for (i < V) body(base + i)
-  void columns(int64_t width, function_ref<void(Value)> body) {
-    int64_t chunk = chunkOf(width);
+  /// `scalar`: one column at a time (RoPE: its partner loads do not merge,
+  /// and eight sines and cosines per thread only add registers).
+  void columns(int64_t width, function_ref<void(Value)> body,
+               bool scalar = false) {
+    int64_t chunk = scalar ? 1 : chunkOf(width);
     Value start = arith::MulIOp::create(b, loc, thread, index(chunk));
     Value step = arith::MulIOp::create(b, loc, threads, index(chunk));
-    scf::ForOp::create(b, loc, start, index(width), step, ValueRange{},
-                       [&](OpBuilder &nb, Location, Value base, ValueRange) {
-                         OpBuilder::InsertionGuard guard(b);
-                         b.setInsertionPoint(nb.getInsertionBlock(),
-                                             nb.getInsertionPoint());
-                         // The chunk's stores go after all its loads, so
-                         // that both can be merged (an op never writes a
-                         // buffer it reads).
-                         SmallVector<PendingStore> stores;
-                         pending = &stores;
-                         for (int64_t i = 0; i < chunk; ++i)
-                           body(i ? arith::AddIOp::create(b, loc, base,
-                                                          index(i))
-                                  : base);
-                         pending = nullptr;
-                         for (const PendingStore &s : stores)
-                           store(s.ref, s.column, s.value);
-                         scf::YieldOp::create(b, loc);
-                       });
+    scf::ForOp::create(
+        b, loc, start, index(width), step, ValueRange{},
+        [&](OpBuilder &nb, Location, Value base, ValueRange) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nb.getInsertionBlock(), nb.getInsertionPoint());
+          // The chunk's stores go after all its loads, so
+          // that both can be merged (an op never writes a
+          // buffer it reads).
+          SmallVector<PendingStore> stores;
+          pending = &stores;
+          for (int64_t i = 0; i < chunk; ++i)
+            body(i ? arith::AddIOp::create(b, loc, base, index(i)) : base);
+          pending = nullptr;
+          for (const PendingStore &s : stores)
+            store(s.ref, s.column, s.value);
+          scf::YieldOp::create(b, loc);
+        });
   }
   /// The sum over the row of term(c), every thread getting the total.
   Value rowSum(int64_t width, function_ref<Value(Value)> term) {
@@ -124,8 +125,7 @@ public:
           for (int64_t i = 0; i < chunk; ++i)
             sum = arith::AddFOp::create(
                 b, loc, sum,
-                term(i ? arith::AddIOp::create(b, loc, base, index(i))
-                       : base));
+                term(i ? arith::AddIOp::create(b, loc, base, index(i)) : base));
           scf::YieldOp::create(b, loc, sum);
         });
     Value partial = loop.getResult(0);
@@ -207,7 +207,8 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
   if (auto add = dyn_cast<AddOp>(op)) {
     RowRef x = rowOf(add.getLhs()), y = rowOf(add.getRhs());
     e.columns(width, [&](Value c) {
-      e.store(out, c, arith::AddFOp::create(b, loc, e.load(x, c), e.load(y, c)));
+      e.store(out, c,
+              arith::AddFOp::create(b, loc, e.load(x, c), e.load(y, c)));
     });
     return success();
   }
@@ -250,44 +251,47 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
         b, loc, b.getF32Type(),
         memref::LoadOp::create(b, loc, args.lookup(rope.getPositions()),
                                ValueRange{e.srcRow}));
-    e.columns(width, [&](Value c) {
-      Value inHead = arith::RemUIOp::create(b, loc, c, e.index(headDim));
-      Value i, first, partner;
-      if (rotateHalf) {
-        first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, inHead,
-                                      e.index(half));
-        i = arith::RemUIOp::create(b, loc, inHead, e.index(half));
-        partner = arith::SelectOp::create(
-            b, loc, first, arith::AddIOp::create(b, loc, c, e.index(half)),
-            arith::SubIOp::create(b, loc, c, e.index(half)));
-      } else {
-        Value odd = arith::RemUIOp::create(b, loc, inHead, e.index(2));
-        first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, odd,
-                                      e.index(0));
-        i = arith::DivUIOp::create(b, loc, inHead, e.index(2));
-        partner = arith::SelectOp::create(
-            b, loc, first, arith::AddIOp::create(b, loc, c, e.index(1)),
-            arith::SubIOp::create(b, loc, c, e.index(1)));
-      }
-      Value iF = arith::UIToFPOp::create(
-          b, loc, b.getF32Type(),
-          arith::IndexCastUIOp::create(b, loc, b.getI32Type(), i));
-      Value frequency = math::ExpOp::create(
-          b, loc,
-          arith::MulFOp::create(b, loc, iF,
-                                e.f32(-2.0 * logTheta / headDim)));
-      Value angle = arith::MulFOp::create(b, loc, position, frequency);
-      Value cos = math::CosOp::create(b, loc, angle);
-      Value sin = math::SinOp::create(b, loc, angle);
-      Value otherSin =
-          arith::MulFOp::create(b, loc, e.load(x, partner), sin);
-      Value signedSin = arith::SelectOp::create(
-          b, loc, first, arith::NegFOp::create(b, loc, otherSin), otherSin);
-      e.store(out, c,
-              arith::AddFOp::create(
-                  b, loc, arith::MulFOp::create(b, loc, e.load(x, c), cos),
-                  signedSin));
-    });
+    e.columns(
+        width,
+        [&](Value c) {
+          Value inHead = arith::RemUIOp::create(b, loc, c, e.index(headDim));
+          Value i, first, partner;
+          if (rotateHalf) {
+            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                          inHead, e.index(half));
+            i = arith::RemUIOp::create(b, loc, inHead, e.index(half));
+            partner = arith::SelectOp::create(
+                b, loc, first, arith::AddIOp::create(b, loc, c, e.index(half)),
+                arith::SubIOp::create(b, loc, c, e.index(half)));
+          } else {
+            Value odd = arith::RemUIOp::create(b, loc, inHead, e.index(2));
+            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, odd,
+                                          e.index(0));
+            i = arith::DivUIOp::create(b, loc, inHead, e.index(2));
+            partner = arith::SelectOp::create(
+                b, loc, first, arith::AddIOp::create(b, loc, c, e.index(1)),
+                arith::SubIOp::create(b, loc, c, e.index(1)));
+          }
+          Value iF = arith::UIToFPOp::create(
+              b, loc, b.getF32Type(),
+              arith::IndexCastUIOp::create(b, loc, b.getI32Type(), i));
+          Value frequency = math::ExpOp::create(
+              b, loc,
+              arith::MulFOp::create(b, loc, iF,
+                                    e.f32(-2.0 * logTheta / headDim)));
+          Value angle = arith::MulFOp::create(b, loc, position, frequency);
+          Value cos = math::CosOp::create(b, loc, angle);
+          Value sin = math::SinOp::create(b, loc, angle);
+          Value otherSin =
+              arith::MulFOp::create(b, loc, e.load(x, partner), sin);
+          Value signedSin = arith::SelectOp::create(
+              b, loc, first, arith::NegFOp::create(b, loc, otherSin), otherSin);
+          e.store(out, c,
+                  arith::AddFOp::create(
+                      b, loc, arith::MulFOp::create(b, loc, e.load(x, c), cos),
+                      signedSin));
+        },
+        /*scalar=*/true);
     return success();
   }
   if (auto combine = dyn_cast<CombineOp>(op)) {
@@ -304,8 +308,7 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
         Value copy = e.loadIndex(
             permutation,
             {arith::AddIOp::create(
-                b, loc,
-                arith::MulIOp::create(b, loc, e.srcRow, e.index(topK)),
+                b, loc, arith::MulIOp::create(b, loc, e.srcRow, e.index(topK)),
                 e.index(j))});
         Value weight = memref::LoadOp::create(b, loc, weights,
                                               ValueRange{e.srcRow, e.index(j)});
@@ -375,8 +378,8 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
   DenseMap<Operation *, size_t> position;
   for (auto [i, op] : llvm::enumerate(ops))
     position[op] = i;
-  SmallVector<int64_t> bufferWidths;       // one entry per buffer
-  DenseMap<Value, size_t> bufferOf;        // intermediate -> buffer
+  SmallVector<int64_t> bufferWidths;           // one entry per buffer
+  DenseMap<Value, size_t> bufferOf;            // intermediate -> buffer
   SmallVector<std::pair<size_t, size_t>> live; // (last use, buffer)
   for (auto [i, op] : llvm::enumerate(ops)) {
     Value result = op->getResult(0);
@@ -418,8 +421,8 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
       auto combine = dyn_cast<CombineOp>(user);
       return combine && combine->getOperand(0) == arg;
     });
-    if (shaped && shaped.getRank() == 2 && shaped.isDynamicDim(0) &&
-        !copies && !rowsArg)
+    if (shaped && shaped.getRank() == 2 && shaped.isDynamicDim(0) && !copies &&
+        !rowsArg)
       rowsArg = arg.getArgNumber();
   }
   if (scratch && !rowsArg)
@@ -446,9 +449,9 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
   b.setInsertionPointToStart(entry);
 
   IRMapping args;
-  for (auto [old, now] : llvm::zip(body.getArguments(),
-                                   entry->getArguments().take_front(
-                                       inputs.size())))
+  for (auto [old, now] :
+       llvm::zip(body.getArguments(),
+                 entry->getArguments().take_front(inputs.size())))
     args.map(old, now);
   ValueRange outputs = entry->getArguments()
                            .drop_front(inputs.size())
@@ -461,8 +464,7 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
   for (Operation &op : body.without_terminator())
     if (auto g = dyn_cast<GatherTokensOp>(op))
       gather = g;
-  Value rowCount =
-      memref::DimOp::create(b, loc, outputs.front(), 0);
+  Value rowCount = memref::DimOp::create(b, loc, outputs.front(), 0);
 
   auto emitRow = [&](OpBuilder &rb, Value row, Value thread, Value nthreads,
                      ArrayRef<Value> buffers) -> LogicalResult {
@@ -483,9 +485,8 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
       rows[value] = scratch ? RowRef{scratchRows[buffer], srcRow}
                             : RowRef{buffers[buffer], Value()};
     for (auto [value, output] : llvm::zip(ret->getOperands(), outputs))
-      rows[value] = RowRef{output, isa<GatherTokensOp>(value.getDefiningOp())
-                                       ? row
-                                       : srcRow};
+      rows[value] = RowRef{
+          output, isa<GatherTokensOp>(value.getDefiningOp()) ? row : srcRow};
     for (Operation *op : ops) {
       if (failed(emitOp(e, op, rows.lookup(op->getResult(0)), rows, args)))
         return op->emitError("moe-build-row-kernels: cannot emit this op");
@@ -502,9 +503,9 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
       workgroup.push_back(MemRefType::get(
           {width}, b.getF32Type(), MemRefLayoutAttrInterface(),
           gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup)));
-    auto launch = gpu::LaunchOp::create(b, loc, rowCount, one, one, block, one,
-                                        one, Value(), Type(), ValueRange{},
-                                        workgroup);
+    auto launch =
+        gpu::LaunchOp::create(b, loc, rowCount, one, one, block, one, one,
+                              Value(), Type(), ValueRange{}, workgroup);
     OpBuilder lb = OpBuilder::atBlockBegin(&launch.getBody().front());
     SmallVector<Value> buffers(launch.getWorkgroupAttributions().begin(),
                                launch.getWorkgroupAttributions().end());
@@ -514,8 +515,9 @@ LogicalResult buildRowKernel(func::FuncOp kernel, bool gpu, int64_t threads,
     IRMapping aligned;
     for (Value arg : entry->getArguments())
       if (isa<MemRefType>(arg.getType()))
-        aligned.map(arg, memref::AssumeAlignmentOp::create(lb, loc, arg, 16)
-                             .getResult());
+        aligned.map(
+            arg,
+            memref::AssumeAlignmentOp::create(lb, loc, arg, 16).getResult());
     if (failed(emitRow(lb, launch.getBlockIds().x, launch.getThreadIds().x,
                        launch.getBlockSize().x, buffers)))
       return failure();
