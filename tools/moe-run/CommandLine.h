@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -37,6 +38,18 @@ inline int64_t parseIntegerOption(const std::string &name,
                  "': expected an integer in [" + std::to_string(low) + ", " +
                  std::to_string(high) + "]");
   return value;
+}
+
+/// Runs `command()`, printing a CommandError it throws as one line
+/// `moe-run: error: <message>` and returning its status.
+template <typename Command> int runCommand(Command command) {
+  try {
+    return command();
+  } catch (const CommandError &e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "moe-run: error: %s\n", e.message.c_str());
+    return e.status;
+  }
 }
 
 #endif // MOEC_TOOLS_MOE_RUN_COMMANDLINE_H

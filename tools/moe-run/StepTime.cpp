@@ -162,11 +162,5 @@ int run(const std::string &path, const std::vector<std::string> &args) {
 
 int stepTimeCommand(const std::string &path,
                     const std::vector<std::string> &args) {
-  try {
-    return run(path, args);
-  } catch (const CommandError &e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "moe-run: error: %s\n", e.message.c_str());
-    return e.status;
-  }
+  return runCommand([&] { return run(path, args); });
 }
