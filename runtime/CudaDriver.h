@@ -89,13 +89,6 @@ inline cudaDataType blasType(DType dtype) {
   }
 }
 
-inline size_t elementsOf(const std::vector<int64_t> &shape) {
-  size_t elements = 1;
-  for (int64_t extent : shape)
-    elements *= static_cast<size_t>(extent);
-  return elements;
-}
-
 /// Page-locked host memory, which graphs copy from and to.
 struct PinnedBuffer {
   void *data = nullptr;

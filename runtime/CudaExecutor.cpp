@@ -143,7 +143,7 @@ struct CudaExecutor::State {
   bool toHost(const void *device, DType dtype,
               const std::vector<int64_t> &shape, std::vector<float> &out,
               std::string &error) {
-    size_t elements = elementsOf(shape);
+    size_t elements = elementCount(shape);
     std::vector<char> bytes(elements * dtypeSize(dtype));
     if (!check(cudaMemcpy(bytes.data(), device, bytes.size(),
                           cudaMemcpyDeviceToHost),
@@ -434,7 +434,7 @@ static bool profileSteps(CudaExecutor::State &s, const ExecutionInfo &plan,
                          std::vector<KernelTiming> &timings, int repeats,
                          std::string &error) {
   auto bytesOf = [&](int64_t id) {
-    return static_cast<double>(elementsOf(sizes[id])) *
+    return static_cast<double>(elementCount(sizes[id])) *
            dtypeSize(plan.buffers[id].dtype);
   };
   // K/V rows attention reads: every token's cached positions.
@@ -695,7 +695,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
                                  sizes[step.a], a, error))
       return false;
     if (step.c >= 0)
-      c.assign(elementsOf(sizes[step.c]), 0.0f);
+      c.assign(elementCount(sizes[step.c]), 0.0f);
     static const std::vector<int64_t> none;
     int64_t elementBytes =
         dtypeSize(plan.buffers[step.a >= 0 ? step.a : step.c].dtype);

@@ -1,17 +1,11 @@
 //===- TransferStep.cpp - Collective and pipeline steps -------------------===//
 
 #include "runtime/TransferStep.h"
+#include "runtime/StepShapes.h"
 
 #include <cstring>
 
 using namespace moert;
-
-static int64_t elementsOf(const std::vector<int64_t> &shape) {
-  int64_t elements = 1;
-  for (int64_t extent : shape)
-    elements *= extent;
-  return elements;
-}
 
 bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
                             const float *a, const std::vector<int64_t> &shapeA,
@@ -26,14 +20,14 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
   int64_t tp = static_cast<int64_t>(place.group.size());
   switch (step.kind) {
   case StepInfo::Kind::AllReduce:
-    within += 2 * elementsOf(shapeC) * elementBytes * (tp - 1) / tp;
-    std::memcpy(c, a, elementsOf(shapeA) * sizeof(float));
-    return place.comm->allReduceSum(c, elementsOf(shapeC), place.group, error);
+    within += 2 * elementCount(shapeC) * elementBytes * (tp - 1) / tp;
+    std::memcpy(c, a, elementCount(shapeA) * sizeof(float));
+    return place.comm->allReduceSum(c, elementCount(shapeC), place.group, error);
   case StepInfo::Kind::AllGather: {
     // Gather whole blocks, then interleave them along `dim`: block g holds
     // this rank's [outer, inner] slab, placed at column g * inner.
-    int64_t bytes = elementsOf(shapeA) * sizeof(float);
-    within += elementsOf(shapeC) * elementBytes * (tp - 1) / tp;
+    int64_t bytes = elementCount(shapeA) * sizeof(float);
+    within += elementCount(shapeC) * elementBytes * (tp - 1) / tp;
     std::vector<char> blocks(bytes * tp);
     if (!place.comm->allGather(a, bytes, blocks.data(), place.group, error))
       return false;
@@ -49,11 +43,11 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
   }
   // The same index of the tensor group in the other stage.
   case StepInfo::Kind::Send:
-    next += elementsOf(shapeA) * elementBytes;
-    return place.comm->send(a, elementsOf(shapeA) * sizeof(float),
+    next += elementCount(shapeA) * elementBytes;
+    return place.comm->send(a, elementCount(shapeA) * sizeof(float),
                             step.stage * tp + place.rankInStage, error);
   case StepInfo::Kind::Recv:
-    return place.comm->recv(c, elementsOf(shapeC) * sizeof(float),
+    return place.comm->recv(c, elementCount(shapeC) * sizeof(float),
                             step.stage * tp + place.rankInStage, error);
   default:
     error = "not a transfer step";

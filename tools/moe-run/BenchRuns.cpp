@@ -52,6 +52,17 @@ namespace moert::bench {
 
 namespace {
 
+/// Request `index` of the workload, as the scheduler takes it.
+Request requestOf(const BenchOptions &o, const std::vector<WorkItem> &work,
+                  size_t index) {
+  Request request;
+  request.id = static_cast<int64_t>(index);
+  request.prompt = work[index].prompt;
+  request.maxNewTokens = work[index].outputTokens;
+  request.sampling = samplingFor(o, request.id);
+  return request;
+}
+
 using Clock = std::chrono::steady_clock;
 
 /// Progress on stderr, at most twice a second.
@@ -125,11 +136,7 @@ void runContinuous(ModelRunner &runner, ModelRunner *draft,
   for (;;) {
     double now = clock.now();
     for (; next < work.size() && work[next].arrival <= now; ++next) {
-      Request request;
-      request.id = static_cast<int64_t>(next);
-      request.prompt = work[next].prompt;
-      request.maxNewTokens = work[next].outputTokens;
-      request.sampling = samplingFor(o, request.id);
+      Request request = requestOf(o, work, next);
       RequestRecord &record = r.records[next];
       if (!scheduler.submit(request, record.reason)) {
         record.status = Status::Rejected;
@@ -394,11 +401,7 @@ void runStatic(ModelRunner &runner, const std::vector<WorkItem> &work,
   for (;;) {
     double now = clock.now();
     for (; next < work.size() && work[next].arrival <= now; ++next) {
-      Request request;
-      request.id = static_cast<int64_t>(next);
-      request.prompt = work[next].prompt;
-      request.maxNewTokens = work[next].outputTokens;
-      request.sampling = samplingFor(o, request.id);
+      Request request = requestOf(o, work, next);
       RequestRecord &record = r.records[next];
       if (validator.submit(request, record.reason)) {
         validator.cancel(request.id);
