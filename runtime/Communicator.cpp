@@ -33,10 +33,25 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-enum class Kind { AllReduceSum, AllGather };
+enum class Kind { AllReduceSum, AllGather, AllToAll };
 
 const char *kindName(Kind kind) {
-  return kind == Kind::AllReduceSum ? "allReduceSum" : "allGather";
+  switch (kind) {
+  case Kind::AllReduceSum:
+    return "allReduceSum";
+  case Kind::AllGather:
+    return "allGather";
+  case Kind::AllToAll:
+    return "allToAll";
+  }
+  return "?";
+}
+
+int64_t sum(const std::vector<int64_t> &sizes) {
+  int64_t total = 0;
+  for (int64_t size : sizes)
+    total += size;
+  return total;
 }
 
 std::string formatRanks(const std::vector<int64_t> &ranks) {
@@ -62,6 +77,11 @@ struct Collective {
   int64_t bytes = 0;     // Each member's contribution.
   int64_t firstRank = 0; // Whose kind and size the others must match.
   std::vector<const void *> inputs; // Per group position; null until arrived.
+  /// AllToAll: each member's block sizes (copied: a member may leave and
+  /// free its vectors while others still copy out).
+  std::vector<std::vector<int64_t>> sendSizes, recvSizes;
+  /// AllToAll: where each member's input starts in `result`.
+  std::vector<int64_t> resultOffsets;
   std::vector<bool> arrived;
   size_t numArrived = 0;
   std::unique_ptr<char[]> result; // Complete once phase == Done.
@@ -149,6 +169,30 @@ public:
     });
   }
 
+  bool allToAll(const void *input, const std::vector<int64_t> &sendBytes,
+                void *output, const std::vector<int64_t> &recvBytes,
+                const std::vector<int64_t> &group,
+                std::string &error) override {
+    return guarded(error, [&] {
+      if (sendBytes.size() != group.size() || recvBytes.size() != group.size())
+        return fail(error, "allToAll: " + std::to_string(sendBytes.size()) +
+                               " send and " +
+                               std::to_string(recvBytes.size()) +
+                               " receive sizes for a group of " +
+                               std::to_string(group.size()));
+      const int64_t limit = std::numeric_limits<int64_t>::max() /
+                            static_cast<int64_t>(group.size() + 1);
+      for (const std::vector<int64_t> *sizes : {&sendBytes, &recvBytes})
+        for (int64_t size : *sizes)
+          if (size < 0 || size > limit)
+            return fail(error, "allToAll: block size " + std::to_string(size) +
+                                   " is negative or too large");
+      Sizes sizes{&sendBytes, &recvBytes};
+      return collective(Kind::AllToAll, input, sum(sendBytes), output, group,
+                        error, sum(sendBytes), &sizes);
+    });
+  }
+
   bool send(const void *data, int64_t bytes, int64_t peer,
             std::string &error) override {
     return guarded(error, [&] { return sendImpl(data, bytes, peer, error); });
@@ -208,15 +252,36 @@ private:
     if (kind == Kind::AllReduceSum)
       return "allReduceSum of " +
              std::to_string(bytes / int64_t(sizeof(float))) + " floats";
+    if (kind == Kind::AllToAll)
+      return "allToAll";
     return "allGather of " + std::to_string(bytes) + " bytes";
   }
 
-  /// Both collectives: `bytes` per member in, the result (bytes for a sum,
-  /// group.size() * bytes for a gather) out. `size` is the caller's size
-  /// argument, for messages.
+  /// An all-to-all's block sizes.
+  struct Sizes {
+    const std::vector<int64_t> *send, *recv;
+  };
+
+  /// "" when every member sends each other member what it expects.
+  static std::string checkBlocks(const Collective &op,
+                                 const std::vector<int64_t> &group) {
+    for (size_t i = 0; i < group.size(); ++i)
+      for (size_t j = 0; j < group.size(); ++j)
+        if (op.sendSizes[i][j] != op.recvSizes[j][i])
+          return "rank " + std::to_string(group[i]) + " sends " +
+                 std::to_string(op.sendSizes[i][j]) + " bytes to rank " +
+                 std::to_string(group[j]) + ", which expects " +
+                 std::to_string(op.recvSizes[j][i]);
+    return "";
+  }
+
+  /// The collectives: `bytes` per member in (an all-to-all: this member's
+  /// total), the result (bytes for a sum, group.size() * bytes for a
+  /// gather, every member's input for an all-to-all) out. `size` is the
+  /// caller's size argument, for messages; `blocks` an all-to-all's sizes.
   bool collective(Kind kind, const void *input, int64_t bytes, void *output,
                   const std::vector<int64_t> &group, std::string &error,
-                  int64_t size) {
+                  int64_t size, const Sizes *blocks = nullptr) {
     const char *name = kindName(kind);
     if (size < 0)
       return fail(error, std::string(name) + ": negative " +
@@ -230,13 +295,20 @@ private:
       return fail(error, "allGather: " + std::to_string(members) +
                              " blocks of " + std::to_string(bytes) +
                              " bytes are too large");
-    const int64_t resultBytes =
-        kind == Kind::AllGather ? bytes * members : bytes;
-    if (bytes > 0 && (!input || !output))
+    int64_t resultBytes = kind == Kind::AllGather ? bytes * members : bytes;
+    if (kind == Kind::AllToAll)
+      resultBytes = sum(*blocks->recv);
+    if ((bytes > 0 && !input) || (resultBytes > 0 && !output))
       return fail(error, std::string(name) + ": null buffer for " +
-                             std::to_string(bytes) + " bytes");
+                             std::to_string(bytes > 0 ? bytes : resultBytes) +
+                             " bytes");
     if (members == 1) { // Nothing to wait for.
-      if (kind == Kind::AllGather && bytes > 0)
+      if (kind == Kind::AllToAll && (*blocks->send)[0] != (*blocks->recv)[0])
+        return fail(error, "allToAll: sends " +
+                               std::to_string((*blocks->send)[0]) +
+                               " bytes to itself but expects " +
+                               std::to_string((*blocks->recv)[0]));
+      if (kind != Kind::AllReduceSum && bytes > 0)
         std::memmove(output, input, static_cast<size_t>(bytes));
       return true;
     }
@@ -264,6 +336,8 @@ private:
       slot->bytes = bytes;
       slot->firstRank = self;
       slot->inputs.assign(group.size(), nullptr);
+      slot->sendSizes.resize(group.size());
+      slot->recvSizes.resize(group.size());
       slot->arrived.assign(group.size(), false);
     }
     std::shared_ptr<Collective> op = slot;
@@ -276,7 +350,7 @@ private:
       s.changed.notify_all();
     };
 
-    if (op->kind != kind || op->bytes != bytes) {
+    if (op->kind != kind || (kind != Kind::AllToAll && op->bytes != bytes)) {
       failGathering("rank " + std::to_string(self) + " called " +
                     describeCall(kind, bytes) + " but rank " +
                     std::to_string(op->firstRank) + " called " +
@@ -284,6 +358,10 @@ private:
       return fail(error, what + ": " + op->error);
     }
     op->inputs[position] = input;
+    if (blocks) {
+      op->sendSizes[position] = *blocks->send;
+      op->recvSizes[position] = *blocks->recv;
+    }
     op->arrived[position] = true;
     ++op->numArrived;
 
@@ -294,9 +372,19 @@ private:
       lock.unlock();
       std::string computeError;
       try {
-        op->result.reset(
-            new char[static_cast<size_t>(std::max<int64_t>(resultBytes, 1))]);
-        compute(*op);
+        int64_t computed = resultBytes;
+        if (kind == Kind::AllToAll) {
+          computeError = checkBlocks(*op, group);
+          op->resultOffsets.assign(1, 0);
+          for (const std::vector<int64_t> &sent : op->sendSizes)
+            op->resultOffsets.push_back(op->resultOffsets.back() + sum(sent));
+          computed = op->resultOffsets.back();
+        }
+        if (computeError.empty()) {
+          op->result.reset(
+              new char[static_cast<size_t>(std::max<int64_t>(computed, 1))]);
+          compute(*op);
+        }
       } catch (const std::exception &e) {
         computeError = std::string("cannot compute the result: ") + e.what();
       }
@@ -330,6 +418,22 @@ private:
     if (op->phase == Collective::Failed)
       return fail(error, what + ": " + op->error);
     lock.unlock();
+    if (kind == Kind::AllToAll) {
+      // Member i's block for this rank follows its blocks for the members
+      // before this one.
+      char *out = static_cast<char *>(output);
+      for (size_t i = 0; i < group.size(); ++i) {
+        const std::vector<int64_t> &sent = op->sendSizes[i];
+        int64_t at = op->resultOffsets[i];
+        for (size_t j = 0; j < position; ++j)
+          at += sent[j];
+        if (sent[position] > 0)
+          std::memcpy(out, op->result.get() + at,
+                      static_cast<size_t>(sent[position]));
+        out += sent[position];
+      }
+      return true;
+    }
     if (resultBytes > 0)
       std::memcpy(output, op->result.get(), static_cast<size_t>(resultBytes));
     return true;
@@ -338,6 +442,15 @@ private:
   /// Fills `op.result` from the members' inputs (all present).
   static void compute(Collective &op) {
     const size_t bytes = static_cast<size_t>(op.bytes);
+    if (op.kind == Kind::AllToAll) {
+      for (size_t i = 0; i < op.inputs.size(); ++i) {
+        int64_t size = op.resultOffsets[i + 1] - op.resultOffsets[i];
+        if (size > 0)
+          std::memcpy(op.result.get() + op.resultOffsets[i], op.inputs[i],
+                      static_cast<size_t>(size));
+      }
+      return;
+    }
     if (op.kind == Kind::AllGather) {
       for (size_t i = 0; i < op.inputs.size(); ++i)
         if (bytes)

@@ -1,7 +1,8 @@
 //===- Communicator.h - Collectives and transfers among ranks ---*- C++ -*-===//
 //
 // The communicator layer that partitioned plans run on: all-reduce and
-// all-gather among the tensor-parallel ranks of a stage, blocking send/recv
+// all-gather among the tensor-parallel ranks of a stage, the all-to-all that
+// moves routed tokens to their experts' ranks and back, blocking send/recv
 // between pipeline stages (DESIGN.md section 6).
 //
 // Communicator is the interface the executors use; a multi-process NCCL/MPI
@@ -16,7 +17,8 @@
 //    a rank makes over group G joins operation (G, k). Different groups
 //    progress independently; the members must only agree on the order of
 //    their calls over one group. The kind (all-reduce or all-gather) and the
-//    size of every member's call are checked against the first arrival.
+//    size of every member's call are checked against the first arrival
+//    (an all-to-all's block sizes are checked pairwise once all arrived).
 //  - The last member to arrive computes the result once, into a buffer owned
 //    by the operation: an all-reduce sums in group order, so every member
 //    gets the same bits whatever the thread timing. Each member then copies
@@ -72,6 +74,17 @@ public:
   virtual bool allGather(const void *input, int64_t bytes, void *output,
                          const std::vector<int64_t> &group,
                          std::string &error) = 0;
+  /// Personalised exchange: `input` holds one block per member in group
+  /// order, `sendBytes[j]` bytes for member j; `output` receives member i's
+  /// block for this rank at the offset of the sum of `recvBytes[0..i)`.
+  /// Every member's sendBytes[j] must equal member j's recvBytes for it,
+  /// else every member gets an error naming both sizes. The block for
+  /// this rank itself is copied too. `input` and `output` must not overlap.
+  virtual bool allToAll(const void *input,
+                        const std::vector<int64_t> &sendBytes, void *output,
+                        const std::vector<int64_t> &recvBytes,
+                        const std::vector<int64_t> &group,
+                        std::string &error) = 0;
   /// Blocking transfer of `bytes` bytes to `peer`; returns once `peer` has
   /// received them. The receiver's `bytes` must equal the sender's, else
   /// both get an error naming the two sizes.

@@ -46,6 +46,13 @@ bool MpiCommunicator::allGather(const void *, int64_t, void *,
   error = "no MPI";
   return false;
 }
+bool MpiCommunicator::allToAll(const void *, const std::vector<int64_t> &,
+                               void *, const std::vector<int64_t> &,
+                               const std::vector<int64_t> &,
+                               std::string &error) {
+  error = "no MPI";
+  return false;
+}
 bool MpiCommunicator::send(const void *, int64_t, int64_t,
                            std::string &error) {
   error = "no MPI";
@@ -216,6 +223,78 @@ bool MpiCommunicator::allGather(const void *input, int64_t bytes, void *output,
   impl->end();
   if (status != MPI_SUCCESS) {
     error = "MPI_Allgather failed";
+    return false;
+  }
+  return true;
+}
+
+bool MpiCommunicator::allToAll(const void *input,
+                               const std::vector<int64_t> &sendBytes,
+                               void *output,
+                               const std::vector<int64_t> &recvBytes,
+                               const std::vector<int64_t> &group,
+                               std::string &error) {
+  const size_t members = group.size();
+  if (sendBytes.size() != members || recvBytes.size() != members) {
+    error = "all-to-all: " + std::to_string(sendBytes.size()) + " send and " +
+            std::to_string(recvBytes.size()) +
+            " receive sizes for a group of " + std::to_string(members);
+    return false;
+  }
+  std::vector<int> sendCounts(members), recvCounts(members),
+      sendOffsets(members), recvOffsets(members);
+  int64_t sendTotal = 0, recvTotal = 0;
+  for (size_t i = 0; i < members; ++i) {
+    if (sendBytes[i] < 0 || recvBytes[i] < 0) {
+      error = "all-to-all: negative block size";
+      return false;
+    }
+    sendOffsets[i] = static_cast<int>(sendTotal);
+    recvOffsets[i] = static_cast<int>(recvTotal);
+    sendTotal += sendBytes[i];
+    recvTotal += recvBytes[i];
+    if (sendTotal > INT_MAX || recvTotal > INT_MAX) {
+      error = "all-to-all of more than " + std::to_string(INT_MAX) +
+              " bytes per rank is not supported";
+      return false;
+    }
+    sendCounts[i] = static_cast<int>(sendBytes[i]);
+    recvCounts[i] = static_cast<int>(recvBytes[i]);
+  }
+  MPI_Comm comm = impl->comm(group);
+  impl->begin("an all-to-all over ranks " + describe(group));
+  // Agree on the block sizes first, so that a mismatch fails every member
+  // with a message instead of corrupting or hanging the exchange.
+  std::vector<int64_t> incoming(members);
+  int status = MPI_Alltoall(sendBytes.data(), 1, MPI_INT64_T, incoming.data(),
+                            1, MPI_INT64_T, comm);
+  int mismatch = -1;
+  for (size_t i = 0; i < members && mismatch < 0; ++i)
+    if (incoming[i] != recvBytes[i])
+      mismatch = static_cast<int>(i);
+  int anyMismatch = mismatch >= 0 ? 1 : 0;
+  if (status == MPI_SUCCESS)
+    status = MPI_Allreduce(MPI_IN_PLACE, &anyMismatch, 1, MPI_INT, MPI_MAX,
+                           comm);
+  if (status == MPI_SUCCESS && !anyMismatch)
+    status = MPI_Alltoallv(input, sendCounts.data(), sendOffsets.data(),
+                           MPI_BYTE, output, recvCounts.data(),
+                           recvOffsets.data(), MPI_BYTE, comm);
+  impl->end();
+  if (status != MPI_SUCCESS) {
+    error = "MPI_Alltoallv over ranks " + describe(group) + " failed";
+    return false;
+  }
+  if (mismatch >= 0) {
+    error = "all-to-all: rank " + std::to_string(group[mismatch]) + " sends " +
+            std::to_string(incoming[mismatch]) + " bytes to rank " +
+            std::to_string(worldRank) + ", which expects " +
+            std::to_string(recvBytes[mismatch]);
+    return false;
+  }
+  if (anyMismatch) {
+    error = "all-to-all over ranks " + describe(group) +
+            ": another member's block sizes did not match";
     return false;
   }
   return true;

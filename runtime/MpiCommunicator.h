@@ -46,6 +46,10 @@ public:
   bool allGather(const void *input, int64_t bytes, void *output,
                  const std::vector<int64_t> &group,
                  std::string &error) override;
+  bool allToAll(const void *input, const std::vector<int64_t> &sendBytes,
+                void *output, const std::vector<int64_t> &recvBytes,
+                const std::vector<int64_t> &group,
+                std::string &error) override;
   bool send(const void *data, int64_t bytes, int64_t peer,
             std::string &error) override;
   bool recv(void *data, int64_t bytes, int64_t peer,

@@ -206,6 +206,98 @@ TEST(Communicator, AllGatherInPlaceAndSingleMemberGroups) {
   });
 }
 
+TEST(Communicator, AllToAllDeliversEachBlockToItsMember) {
+  LocalWorld world(4, 5s);
+  // Member i sends member j blockSize(i, j, iteration) bytes, empty blocks
+  // and blocks to itself included.
+  auto blockSize = [](int64_t i, int64_t j, int iteration) {
+    return int64_t((i * 3 + j + iteration) % 5);
+  };
+  auto byte = [](int64_t i, int64_t j, int iteration, int64_t k) {
+    return uint8_t(i * 64 + j * 16 + iteration + k);
+  };
+  runRanks(world, [&](Communicator &comm) {
+    std::string error;
+    const int64_t rank = comm.rank();
+    for (int iteration = 0; iteration < 40; ++iteration) {
+      std::vector<int64_t> sendBytes, recvBytes;
+      std::vector<uint8_t> input;
+      for (int64_t peer = 0; peer < 4; ++peer) {
+        sendBytes.push_back(blockSize(rank, peer, iteration));
+        recvBytes.push_back(blockSize(peer, rank, iteration));
+        for (int64_t k = 0; k < sendBytes.back(); ++k)
+          input.push_back(byte(rank, peer, iteration, k));
+      }
+      int64_t total = 0;
+      for (int64_t size : recvBytes)
+        total += size;
+      std::vector<uint8_t> output(total + 1, 0xEE);
+      ASSERT_TRUE(comm.allToAll(input.data(), sendBytes, output.data(),
+                                recvBytes, kWorld4, error))
+          << error;
+      int64_t at = 0;
+      for (int64_t peer = 0; peer < 4; ++peer)
+        for (int64_t k = 0; k < recvBytes[peer]; ++k, ++at)
+          ASSERT_EQ(output[at], byte(peer, rank, iteration, k))
+              << "block from " << peer << " byte " << k;
+      ASSERT_EQ(output[total], 0xEE) << "wrote past the blocks";
+
+      // Two pairs exchange concurrently: each sends its partner 4 bytes
+      // and itself 1.
+      const std::vector<int64_t> group =
+          rank % 2 ? std::vector<int64_t>{1, 3} : std::vector<int64_t>{0, 2};
+      const bool first = rank == group[0];
+      uint8_t mine[5] = {uint8_t(rank), uint8_t(rank), uint8_t(rank),
+                         uint8_t(rank), uint8_t(100 + rank)};
+      const std::vector<int64_t> sizes =
+          first ? std::vector<int64_t>{1, 4} : std::vector<int64_t>{4, 1};
+      uint8_t got[5] = {};
+      // The first member's input is [self, partner]; the second's
+      // [partner, self]: put the 1-byte self block where it belongs.
+      uint8_t ordered[5];
+      if (first) {
+        ordered[0] = mine[4];
+        std::memcpy(ordered + 1, mine, 4);
+      } else {
+        std::memcpy(ordered, mine, 4);
+        ordered[4] = mine[4];
+      }
+      ASSERT_TRUE(
+          comm.allToAll(ordered, sizes, got, sizes, group, error))
+          << error;
+      const int64_t partner = first ? group[1] : group[0];
+      const uint8_t *fromPartner = first ? got + 1 : got;
+      const uint8_t self = first ? got[0] : got[4];
+      EXPECT_EQ(self, uint8_t(100 + rank));
+      for (int k = 0; k < 4; ++k)
+        EXPECT_EQ(fromPartner[k], uint8_t(partner));
+    }
+  });
+}
+
+TEST(Communicator, AllToAllSizeMismatchFailsEveryMember) {
+  LocalWorld world(2, 5s);
+  std::string errors[2];
+  runRanks(world, [&](Communicator &comm) {
+    char input[8] = {}, output[8] = {};
+    // Rank 0 sends 4 bytes to rank 1, which expects 2.
+    std::vector<int64_t> sendBytes{0, comm.rank() ? 0 : 4};
+    std::vector<int64_t> recvBytes{comm.rank() ? 2 : 0, 0};
+    EXPECT_FALSE(comm.allToAll(input, sendBytes, output, recvBytes, {0, 1},
+                               errors[comm.rank()]));
+    // The group's next collective is unaffected.
+    std::string error;
+    std::vector<int64_t> ones{1, 1};
+    EXPECT_TRUE(comm.allToAll(input, ones, output, ones, {0, 1}, error))
+        << error;
+  });
+  for (const std::string &error : errors)
+    EXPECT_NE(error.find("allToAll #0 over group {0,1}: rank 0 sends 4 bytes "
+                         "to rank 1, which expects 2"),
+              std::string::npos)
+        << error;
+}
+
 TEST(Communicator, SendRecvAroundARing) {
   LocalWorld world(4, 5s);
   runRanks(world, [](Communicator &comm) {
@@ -397,6 +489,13 @@ TEST(Communicator, RejectsBadArguments) {
   EXPECT_EQ(error, "rank 0: allGather: null buffer for 4 bytes");
   EXPECT_FALSE(comm->allReduceSum(data, int64_t(1) << 62, {0, 1}, error));
   EXPECT_NE(error.find("too large"), std::string::npos) << error;
+  EXPECT_FALSE(comm->allToAll(data, {4}, out, {4, 0}, {0, 1}, error));
+  EXPECT_EQ(error, "rank 0: allToAll: 1 send and 2 receive sizes for a group "
+                   "of 2");
+  EXPECT_FALSE(comm->allToAll(data, {4, -1}, out, {4, 0}, {0, 1}, error));
+  EXPECT_EQ(error, "rank 0: allToAll: block size -1 is negative or too large");
+  EXPECT_FALSE(comm->allToAll(data, {4}, out, {2}, {0}, error));
+  EXPECT_EQ(error, "rank 0: allToAll: sends 4 bytes to itself but expects 2");
 
   EXPECT_FALSE(comm->send(data, 4, 0, error));
   EXPECT_EQ(error, "rank 0: send of 4 bytes to rank 0: peer 0 is this rank");
