@@ -390,6 +390,32 @@ LogicalResult PlanBuilder::step(Operation *op) {
     steps.push_back(std::move(step));
     return success();
   }
+  if (auto exchange = dyn_cast<ExpertExchangeOp>(op)) {
+    auto rows = lookup(exchange.getRows()),
+         offsets = lookup(exchange.getOffsets()),
+         permutation = lookup(exchange.getPermutation());
+    if (!rows || !offsets || !permutation)
+      return op->emitError("an expert exchange operand has no buffer");
+    steps.push_back(llvm::json::Object{
+        {"kind", "expert_exchange"},
+        {"direction", stringifyExchangeDirection(exchange.getDirection())},
+        {"a", *rows},
+        {"offsets", *offsets},
+        {"permutation", *permutation},
+        {"top_k", static_cast<int64_t>(exchange.getTopK())},
+        {"c", define(exchange.getResult(), shapes[*rows])}});
+    return success();
+  }
+  if (auto gather = dyn_cast<AllGatherTokensOp>(op)) {
+    auto a = lookup(gather.getInput());
+    if (!a)
+      return op->emitError("a collective's operand has no buffer");
+    steps.push_back(llvm::json::Object{
+        {"kind", "all_gather_tokens"},
+        {"a", *a},
+        {"c", define(gather.getResult(), shapes[*a])}});
+    return success();
+  }
   if (auto recv = dyn_cast<RecvOp>(op)) {
     auto type = cast<RankedTensorType>(recv.getType());
     if (type.getRank() != 2 || !type.isDynamicDim(0))
@@ -449,10 +475,6 @@ LogicalResult PlanBuilder::step(Operation *op) {
     }
     return success();
   }
-  if (auto experts = dyn_cast<ExpertsOp>(op); experts && experts.getAllToAll())
-    return op->emitError("the host target cannot execute experts exchanged "
-                         "by all-to-all yet; compile without "
-                         "--expert-all-to-all");
   return op->emitError("the host target cannot execute '")
          << op->getName() << "' yet";
 }

@@ -66,9 +66,6 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
 
   LogicalResult matchAndRewrite(ExpertsOp op,
                                 PatternRewriter &rewriter) const override {
-    if (op.getAllToAll())
-      return rewriter.notifyMatchFailure(
-          op, "experts dispatched by all-to-all stay whole");
     Location loc = op.getLoc();
     RankedTensorType inputType = op.getInput().getType();
     int64_t experts = op.getNumModelExperts();
@@ -83,15 +80,33 @@ struct DecomposeExperts : OpRewritePattern<ExpertsOp> {
         rewriter, loc, permutedType, RankedTensorType::get({experts + 1}, i32),
         RankedTensorType::get({rows}, i32), op.getInput(), op.getIndices(),
         experts);
+    // With all-to-all, every rank dispatches every token (the same on all
+    // ranks), the copies travel to their experts' ranks and back, each rank
+    // combines its own tokens and the ranks gather the result.
+    std::optional<uint64_t> group = op.getAllToAll();
+    auto exchange = [&](Value rows, ExchangeDirection direction) -> Value {
+      if (!group)
+        return rows;
+      return ExpertExchangeOp::create(
+          rewriter, loc, permutedType, rows, dispatch.getOffsets(),
+          dispatch.getPermutation(), direction, topK,
+          static_cast<int64_t>(*group));
+    };
+    Value expertInputs =
+        exchange(dispatch.getPermuted(), ExchangeDirection::to_experts);
     Value expertOutputs = ExpertFFNOp::create(
-        rewriter, loc, permutedType, dispatch.getPermuted(),
-        dispatch.getOffsets(), op.getGateUp(), op.getDown(),
-        op.getActivationAttr(), op.getGatedAttr(),
-        rewriter.getI64IntegerAttr(topK), op.getGlobalExpertsAttr(),
-        op.getExpertGroup());
-    rewriter.replaceOpWithNewOp<CombineOp>(op, inputType, expertOutputs,
-                                           dispatch.getPermutation(),
-                                           op.getRoutingWeights());
+        rewriter, loc, permutedType, expertInputs, dispatch.getOffsets(),
+        op.getGateUp(), op.getDown(), op.getActivationAttr(),
+        op.getGatedAttr(), rewriter.getI64IntegerAttr(topK),
+        op.getGlobalExpertsAttr(), op.getExpertGroup());
+    Value combined = CombineOp::create(
+        rewriter, loc, inputType,
+        exchange(expertOutputs, ExchangeDirection::to_tokens),
+        dispatch.getPermutation(), op.getRoutingWeights());
+    if (group)
+      combined = AllGatherTokensOp::create(rewriter, loc, combined,
+                                           static_cast<int64_t>(*group));
+    rewriter.replaceOp(op, combined);
     return success();
   }
 };

@@ -531,6 +531,39 @@ private:
             fail(at + ".dim", "expected a dimension of buffer " +
                                   std::to_string(step.a));
         }
+      } else if (kind == "expert_exchange") {
+        step.kind = StepInfo::Kind::ExpertExchange;
+        step.a = bufferId(entry, at, "a");
+        step.c = bufferId(entry, at, "c");
+        step.offsets = bufferId(entry, at, "offsets");
+        step.permutation = bufferId(entry, at, "permutation");
+        step.topK = integer(entry, at, "top_k", false);
+        if (step.topK < 1)
+          fail(at + ".top_k", "expected a positive integer, got " +
+                                  std::to_string(step.topK));
+        std::string direction = string(entry, at, "direction");
+        if (direction != "to_experts" && direction != "to_tokens")
+          fail(at + ".direction", "expected \"to_experts\" or "
+                                  "\"to_tokens\", got " +
+                                      show(json(direction)));
+        step.toExperts = direction == "to_experts";
+        for (int64_t id : {step.a, step.c})
+          if (info.buffers[id].shape.size() != 2)
+            fail(at, "exchanged buffer " + std::to_string(id) +
+                         " is not two-dimensional");
+        for (int64_t id : {step.offsets, step.permutation})
+          if (info.buffers[id].dtype != DType::I32 ||
+              info.buffers[id].shape.size() != 1)
+            fail(at, "routing buffer " + std::to_string(id) +
+                         " is not a vector of i32");
+      } else if (kind == "all_gather_tokens") {
+        step.kind = StepInfo::Kind::AllGatherTokens;
+        step.a = bufferId(entry, at, "a");
+        step.c = bufferId(entry, at, "c");
+        for (int64_t id : {step.a, step.c})
+          if (info.buffers[id].shape.size() != 2)
+            fail(at, "gathered buffer " + std::to_string(id) +
+                         " is not two-dimensional");
       } else if (kind == "send" || kind == "recv") {
         step.kind = kind == "send" ? StepInfo::Kind::Send : StepInfo::Kind::Recv;
         (kind == "send" ? step.a : step.c) =
@@ -538,8 +571,10 @@ private:
         step.stage = integer(entry, at, "stage", false);
       } else {
         fail(at + ".kind", "expected \"kernel\", \"gemm\", "
-                           "\"all_reduce\", \"all_gather\", \"send\" or "
-                           "\"recv\", got " + show(json(kind)));
+                           "\"all_reduce\", \"all_gather\", "
+                           "\"expert_exchange\", \"all_gather_tokens\", "
+                           "\"send\" or \"recv\", got " +
+                               show(json(kind)));
       }
       info.steps.push_back(std::move(step));
     }

@@ -148,7 +148,16 @@ struct LaunchInfo {
 
 /// One step of an execution plan (`$.stages[s].execution.steps[i]`).
 struct StepInfo {
-  enum class Kind { Kernel, Gemm, AllReduce, AllGather, Send, Recv };
+  enum class Kind {
+    Kernel,
+    Gemm,
+    AllReduce,
+    AllGather,
+    ExpertExchange,
+    AllGatherTokens,
+    Send,
+    Recv
+  };
   Kind kind = Kind::Kernel;
   /// Kernel: its name and its buffer arguments, inputs then outputs.
   std::string kernel;
@@ -158,10 +167,17 @@ struct StepInfo {
   /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed. AllReduce: c =
   /// the sum of every group member's a. AllGather: c = the members' a
   /// concatenated along `dim`. Send: a to the same group index of stage
-  /// `stage`; Recv: c from there.
+  /// `stage`; Recv: c from there. ExpertExchange: c = a with the rows that
+  /// cross ranks exchanged (codegen/README.md); AllGatherTokens: c = every
+  /// member's slice of the rows of a.
   int64_t a = -1, b = -1, c = -1;
   int64_t dim = 0;
   int64_t stage = -1;
+  /// ExpertExchange: the dispatch's offsets [experts + 1] and permutation
+  /// [tokens * topK] (i32 buffers), and the direction.
+  int64_t offsets = -1, permutation = -1;
+  int64_t topK = 0;
+  bool toExperts = true;
 };
 
 /// `$.stages[s].execution`: what the runtime runs for one step of the

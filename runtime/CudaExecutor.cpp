@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <utility>
 
 using namespace moert;
 using namespace moert::cuda;
@@ -691,17 +692,38 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     if (!s.check(cudaStreamSynchronize(s.stream), "running the step", error))
       return false;
     std::vector<float> a, c;
-    if (step.a >= 0 && !s.toHost(data[step.a], plan.buffers[step.a].dtype,
-                                 sizes[step.a], a, error))
-      return false;
-    if (step.c >= 0)
+    TransferBuffers buffers;
+    if (step.a >= 0) {
+      if (!s.toHost(data[step.a], plan.buffers[step.a].dtype, sizes[step.a],
+                    a, error))
+        return false;
+      buffers.a = a.data();
+      buffers.shapeA = sizes[step.a];
+    }
+    if (step.c >= 0) {
       c.assign(elementCount(sizes[step.c]), 0.0f);
-    static const std::vector<int64_t> none;
+      buffers.c = c.data();
+      buffers.shapeC = sizes[step.c];
+    }
+    // An expert exchange also reads the dispatch's routing (i32, as is).
+    std::vector<int32_t> offsets, permutation;
+    if (step.kind == StepInfo::Kind::ExpertExchange) {
+      offsets.resize(elementCount(sizes[step.offsets]));
+      permutation.resize(elementCount(sizes[step.permutation]));
+      for (auto [id, host] : {std::pair{step.offsets, &offsets},
+                              std::pair{step.permutation, &permutation}})
+        if (!s.check(cudaMemcpy(host->data(), data[id],
+                                host->size() * sizeof(int32_t),
+                                cudaMemcpyDeviceToHost),
+                     "copying the expert routing to the host", error))
+          return false;
+      buffers.offsets = offsets.data();
+      buffers.experts = static_cast<int64_t>(offsets.size()) - 1;
+      buffers.permutation = permutation.data();
+    }
     int64_t elementBytes =
         dtypeSize(plan.buffers[step.a >= 0 ? step.a : step.c].dtype);
-    if (!runTransferStep(step, s.place, a.data(),
-                         step.a >= 0 ? sizes[step.a] : none, c.data(),
-                         step.c >= 0 ? sizes[step.c] : none, elementBytes,
+    if (!runTransferStep(step, s.place, buffers, elementBytes,
                          s.bytesWithinStage, s.bytesToNextStage, error))
       return false;
     if (step.c >= 0 &&

@@ -243,11 +243,21 @@ bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
     return true;
   }
   RankPlace place{comm, group, rankInStage};
-  const float *a = step.a >= 0 ? reinterpret_cast<float *>(data[step.a])
-                               : nullptr;
-  float *c = step.c >= 0 ? reinterpret_cast<float *>(data[step.c]) : nullptr;
-  static const std::vector<int64_t> none;
-  return runTransferStep(step, place, a, step.a >= 0 ? sizes[step.a] : none,
-                         c, step.c >= 0 ? sizes[step.c] : none, 4,
-                         bytesWithinStage, bytesToNextStage, error);
+  TransferBuffers buffers;
+  if (step.a >= 0) {
+    buffers.a = reinterpret_cast<const float *>(data[step.a]);
+    buffers.shapeA = sizes[step.a];
+  }
+  if (step.c >= 0) {
+    buffers.c = reinterpret_cast<float *>(data[step.c]);
+    buffers.shapeC = sizes[step.c];
+  }
+  if (step.kind == StepInfo::Kind::ExpertExchange) {
+    buffers.offsets = reinterpret_cast<const int32_t *>(data[step.offsets]);
+    buffers.experts = sizes[step.offsets][0] - 1;
+    buffers.permutation =
+        reinterpret_cast<const int32_t *>(data[step.permutation]);
+  }
+  return runTransferStep(step, place, buffers, 4, bytesWithinStage,
+                         bytesToNextStage, error);
 }

@@ -1,15 +1,89 @@
 //===- TransferStep.cpp - Collective and pipeline steps -------------------===//
 
 #include "runtime/TransferStep.h"
+#include "runtime/ExpertExchange.h"
 #include "runtime/StepShapes.h"
 
 #include <cstring>
 
 using namespace moert;
 
+namespace {
+
+/// c = a with the rows that cross ranks exchanged (see ExpertExchange.h).
+bool exchangeRows(const StepInfo &step, const RankPlace &place,
+                  const TransferBuffers &buffers, int64_t elementBytes,
+                  int64_t &within, std::string &error) {
+  const int64_t rows = buffers.shapeA[0], width = buffers.shapeA[1];
+  const int64_t groupSize = static_cast<int64_t>(place.group.size());
+  if (rows % step.topK != 0) {
+    error = "expert exchange: " + std::to_string(rows) +
+            " rows are not a whole number of tokens with top_k " +
+            std::to_string(step.topK);
+    return false;
+  }
+  ExchangeRoutes routes;
+  if (!routeExpertExchange(buffers.offsets, buffers.experts,
+                           buffers.permutation, rows / step.topK, step.topK,
+                           groupSize, place.rankInStage, step.toExperts,
+                           routes, error))
+    return false;
+  if (buffers.c != buffers.a)
+    std::memcpy(buffers.c, buffers.a, rows * width * sizeof(float));
+  const int64_t rowBytes = width * static_cast<int64_t>(sizeof(float));
+  std::vector<int64_t> sendBytes, recvBytes;
+  std::vector<float> sent, received;
+  for (int64_t peer = 0; peer < groupSize; ++peer) {
+    sendBytes.push_back(routes.send[peer].size() * rowBytes);
+    recvBytes.push_back(routes.recv[peer].size() * rowBytes);
+    for (int64_t row : routes.send[peer]) {
+      sent.insert(sent.end(), buffers.a + row * width,
+                  buffers.a + (row + 1) * width);
+      within += width * elementBytes;
+    }
+  }
+  int64_t receivedRows = 0;
+  for (const std::vector<int64_t> &from : routes.recv)
+    receivedRows += static_cast<int64_t>(from.size());
+  received.resize(receivedRows * width);
+  if (!place.comm->allToAll(sent.data(), sendBytes, received.data(),
+                            recvBytes, place.group, error))
+    return false;
+  const float *next = received.data();
+  for (const std::vector<int64_t> &from : routes.recv)
+    for (int64_t row : from) {
+      std::memcpy(buffers.c + row * width, next, rowBytes);
+      next += width;
+    }
+  return true;
+}
+
+/// c = every member's slice of the rows of a (see tokenSlice).
+bool gatherTokens(const RankPlace &place, const TransferBuffers &buffers,
+                  int64_t elementBytes, int64_t &within, std::string &error) {
+  const int64_t tokens = buffers.shapeA[0], width = buffers.shapeA[1];
+  const int64_t groupSize = static_cast<int64_t>(place.group.size());
+  const int64_t slice = (tokens + groupSize - 1) / groupSize;
+  within += tokens * width * elementBytes * (groupSize - 1) / groupSize;
+  // Equal blocks of `slice` rows; the last members' are padded.
+  std::vector<float> mine(slice * width, 0.0f), all(groupSize * slice * width);
+  auto [begin, end] = tokenSlice(tokens, groupSize, place.rankInStage);
+  if (end > begin)
+    std::memcpy(mine.data(), buffers.a + begin * width,
+                (end - begin) * width * sizeof(float));
+  if (!place.comm->allGather(mine.data(),
+                             slice * width * static_cast<int64_t>(sizeof(float)),
+                             all.data(), place.group, error))
+    return false;
+  if (tokens > 0)
+    std::memcpy(buffers.c, all.data(), tokens * width * sizeof(float));
+  return true;
+}
+
+} // namespace
+
 bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
-                            const float *a, const std::vector<int64_t> &shapeA,
-                            float *c, const std::vector<int64_t> &shapeC,
+                            const TransferBuffers &buffers,
                             int64_t elementBytes, int64_t &within,
                             int64_t &next, std::string &error) {
   if (!place.comm) {
@@ -17,6 +91,9 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
             "ranks";
     return false;
   }
+  const float *a = buffers.a;
+  float *c = buffers.c;
+  const std::vector<int64_t> &shapeA = buffers.shapeA, &shapeC = buffers.shapeC;
   int64_t tp = static_cast<int64_t>(place.group.size());
   switch (step.kind) {
   case StepInfo::Kind::AllReduce:
@@ -41,6 +118,10 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
                     blocks.data() + g * bytes + o * inner, inner);
     return true;
   }
+  case StepInfo::Kind::ExpertExchange:
+    return exchangeRows(step, place, buffers, elementBytes, within, error);
+  case StepInfo::Kind::AllGatherTokens:
+    return gatherTokens(place, buffers, elementBytes, within, error);
   // The same index of the tensor group in the other stage.
   case StepInfo::Kind::Send:
     next += elementCount(shapeA) * elementBytes;

@@ -32,4 +32,7 @@ done
 "$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
   --tensor-parallel=2 --expert-parallel=2 --emit=artifact \
   -o "$out/tiny-gqa.tp2-ep2.cuda-f32.moeart"
+"$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
+  --tensor-parallel=2 --expert-all-to-all --emit=artifact \
+  -o "$out/tiny-gqa.tp2-a2a.cuda-f32.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"

@@ -1,8 +1,9 @@
 //===- MoECommOps.cpp - Communication ops of moe --------------------------===//
 //
-// Verifiers and costs of all_reduce, all_gather, send and recv. Bytes sent
-// follow the ring algorithms NCCL uses: an all-reduce of B bytes over p ranks
-// sends 2 (p-1)/p B per rank, an all-gather of a B-byte result (p-1)/p B.
+// Verifiers and costs of all_reduce, all_gather, expert_exchange,
+// all_gather_tokens, send and recv. Bytes sent follow the ring algorithms
+// NCCL uses: an all-reduce of B bytes over p ranks sends 2 (p-1)/p B per
+// rank, an all-gather of a B-byte result (p-1)/p B.
 //
 //===----------------------------------------------------------------------===//
 
@@ -79,6 +80,61 @@ int64_t AllGatherOp::getBytesSent(const CostContext &ctx) {
                    getGroupSize());
 }
 bool AllGatherOp::isWithinStage() { return true; }
+
+//===----------------------------------------------------------------------===//
+// expert_exchange, all_gather_tokens
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExpertExchangeOp::verify() {
+  int64_t group = getGroupSize();
+  if (group < 2)
+    return emitOpError() << "group_size must be at least 2, got " << group;
+  if (getTopK() < 1)
+    return emitOpError() << "top_k must be positive, got " << getTopK();
+  auto offsets = getOffsets().getType();
+  if (offsets.isDynamicDim(0) || offsets.getDimSize(0) < 2)
+    return emitOpError() << "offsets must have a static size of experts + 1, "
+                            "got "
+                         << offsets;
+  int64_t experts = offsets.getDimSize(0) - 1;
+  if (experts % group != 0)
+    return emitOpError() << experts << " experts cannot be spread evenly over "
+                         << group << " ranks";
+  return success();
+}
+int64_t ExpertExchangeOp::getFlops(const CostContext &) { return 0; }
+int64_t ExpertExchangeOp::getBytesRead(const CostContext &ctx) {
+  return getTensorBytes(getRows().getType(), ctx.numTokens * getTopK());
+}
+int64_t ExpertExchangeOp::getBytesWritten(const CostContext &ctx) {
+  return getTensorBytes(getResult().getType(), ctx.numTokens * getTopK());
+}
+/// A rank sends the copies of its 1/G of the tokens (or of its experts)
+/// that cross ranks: (G-1)/G of them with uniform routing.
+int64_t ExpertExchangeOp::getBytesSent(const CostContext &ctx) {
+  int64_t group = getGroupSize();
+  return ringShare(getTensorBytes(getRows().getType(),
+                                  ctx.numTokens * getTopK()) /
+                       group,
+                   group);
+}
+bool ExpertExchangeOp::isWithinStage() { return true; }
+
+LogicalResult AllGatherTokensOp::verify() {
+  return checkGroup(*this, getGroupSize());
+}
+int64_t AllGatherTokensOp::getFlops(const CostContext &) { return 0; }
+int64_t AllGatherTokensOp::getBytesRead(const CostContext &ctx) {
+  return getTensorBytes(getInput().getType(), ctx.numTokens) / getGroupSize();
+}
+int64_t AllGatherTokensOp::getBytesWritten(const CostContext &ctx) {
+  return getTensorBytes(getResult().getType(), ctx.numTokens);
+}
+int64_t AllGatherTokensOp::getBytesSent(const CostContext &ctx) {
+  return ringShare(getTensorBytes(getResult().getType(), ctx.numTokens),
+                   getGroupSize());
+}
+bool AllGatherTokensOp::isWithinStage() { return true; }
 
 //===----------------------------------------------------------------------===//
 // send / recv

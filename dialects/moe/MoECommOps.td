@@ -1,7 +1,8 @@
 //===- MoECommOps.td - Communication ops of moe ------------*- tablegen -*-===//
 //
-// Collectives inside a stage's tensor group (all-reduce, all-gather) and the
-// point-to-point transfers between pipeline stages (send, recv). They are
+// Collectives inside a stage's tensor group (all-reduce, all-gather, the
+// expert all-to-all) and the point-to-point transfers between pipeline
+// stages (send, recv). They are
 // not Pure: every rank of a group must reach them, in the same order.
 //
 //===----------------------------------------------------------------------===//
@@ -84,6 +85,62 @@ def MoE_RecvOp : MoE_CommOp<"recv"> {
   let arguments = (ins I64Attr:$stage);
   let results = (outs AnyRankedTensor:$result);
   let assemblyFormat = "`from` `stage` $stage attr-dict `:` type($result)";
+}
+
+def MoE_ExpertExchangeOp
+    : MoE_CommOp<"expert_exchange", [AllTypesMatch<["rows", "result"]>]> {
+  let summary = "Moves routed token copies to their experts' ranks, or back";
+  let description = [{
+    The all-to-all of expert parallelism over the `group_size` ranks of a
+    stage (experts exchanged by all-to-all, see `moe.experts`). `rows`,
+    `offsets` and `permutation` are as `moe.dispatch` made them from every
+    token of the step, the same on every rank: row r is a copy of token t
+    (permutation[t * top_k + j] = r) for expert e (offsets[e] <= r <
+    offsets[e + 1]). With T tokens, G ranks and E experts, token t belongs
+    to rank t / ceil(T / G) and expert e lives on rank e / (E / G).
+
+    `to_experts`: the result is `rows`, except that the rows of this rank's
+    experts whose tokens belong to other ranks are received from them.
+    `to_tokens`: the result is `rows`, except that the rows of this rank's
+    tokens computed by other ranks' experts are received from them. Each
+    rank sends only the copies that cross ranks (about (G-1)/G of its
+    T*top_k/G); which rows go where follows from the routing alone, so no
+    sizes are exchanged.
+
+    Example:
+    ```mlir
+    %xe = moe.expert_exchange to_experts %xp, %off, %perm top_k 2 group_size 8 : (tensor<?x4096xbf16>, tensor<17xi32>, tensor<?xi32>) -> tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$rows,
+                       TensorRankOf<[I32], [1]>:$offsets,
+                       MoE_TokenVector:$permutation,
+                       MoE_ExchangeDirection:$direction, I64Attr:$top_k,
+                       I64Attr:$group_size);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = [{
+    $direction $rows `,` $offsets `,` $permutation `top_k` $top_k
+    `group_size` $group_size attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def MoE_AllGatherTokensOp
+    : MoE_CommOp<"all_gather_tokens", [SameOperandsAndResultType]> {
+  let summary = "Every rank's slice of the tokens, gathered on every rank";
+  let description = [{
+    With T rows and G = `group_size` ranks, rank g contributes rows
+    [g * ceil(T / G), min(T, (g + 1) * ceil(T / G))) of its `input`; every
+    rank receives all T rows. Ends an expert all-to-all: each rank has
+    combined only its own tokens.
+
+    Example:
+    ```mlir
+    %y = moe.all_gather_tokens %part group_size 8 : tensor<?x4096xbf16>
+    ```
+  }];
+  let arguments = (ins MoE_Activations:$input, I64Attr:$group_size);
+  let results = (outs MoE_Activations:$result);
+  let assemblyFormat = "$input `group_size` $group_size attr-dict `:` type($result)";
 }
 
 def MoE_GroupRankOp : MoE_Op<"group_rank", [Pure]> {

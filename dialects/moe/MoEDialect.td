@@ -48,6 +48,12 @@ def MoE_RopeStyle : I32EnumAttr<"RopeStyle", "rotary embedding convention", [
   let genSpecializedAttr = 0;
 }
 
+def MoE_ExchangeDirection : I32EnumAttr<"ExchangeDirection",
+    "which way an expert exchange moves token copies", [
+    I32EnumAttrCase<"to_experts", 0>, I32EnumAttrCase<"to_tokens", 1>]> {
+  let cppNamespace = "::mlir::moe";
+}
+
 def MoE_ParamCategory : I32EnumAttr<"ParamCategory",
     "what a weight counts as in parameter reports", [
     I32EnumAttrCase<"embedding", 0>, I32EnumAttrCase<"attention", 1>,

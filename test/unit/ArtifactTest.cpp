@@ -570,8 +570,43 @@ TEST(Artifact, RejectsBadExecutionPlans) {
             at + ".steps[1]: GEMM buffer 0 is not two-dimensional");
   EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["kind"] = "conv"; }),
             at + ".steps[1].kind: expected \"kernel\", \"gemm\", "
-                 "\"all_reduce\", \"all_gather\", \"send\" or \"recv\", "
-                 "got \"conv\"");
+                 "\"all_reduce\", \"all_gather\", \"expert_exchange\", "
+                 "\"all_gather_tokens\", \"send\" or \"recv\", got "
+                 "\"conv\"");
+  // An expert exchange names its routing buffers (i32 vectors) and a
+  // direction.
+  auto exchange = [](json &p) {
+    p["steps"][1] = {{"kind", "expert_exchange"}, {"direction", "to_experts"},
+                     {"a", 2}, {"c", 4}, {"offsets", 0},
+                     {"permutation", 0}, {"top_k", 2}};
+  };
+  EXPECT_EQ(errorWith([&](json &p) {
+              exchange(p);
+              p["steps"][1]["direction"] = "sideways";
+            }),
+            at + ".steps[1].direction: expected \"to_experts\" or "
+                 "\"to_tokens\", got \"sideways\"");
+  EXPECT_EQ(errorWith([&](json &p) {
+              exchange(p);
+              p["steps"][1]["offsets"] = 2;
+            }),
+            at + ".steps[1]: routing buffer 2 is not a vector of i32");
+  EXPECT_EQ(errorWith([&](json &p) {
+              exchange(p);
+              p["steps"][1]["top_k"] = 0;
+            }),
+            at + ".steps[1].top_k: expected a positive integer, got 0");
+  EXPECT_EQ(errorWith([&](json &p) {
+              exchange(p);
+              p["steps"][1]["a"] = 0;
+            }),
+            at + ".steps[1]: exchanged buffer 0 is not two-dimensional");
+  EXPECT_EQ(errorWith([&](json &p) {
+              exchange(p);
+              p["steps"][1].erase("permutation");
+            }),
+            at + ".steps[1].permutation: missing required field (expected a "
+                 "non-negative integer)");
   EXPECT_EQ(errorWith([](json &p) { p["inputs"].erase("token_seq"); }),
             at + ".inputs.token_seq: missing required field (expected a "
                  "non-negative integer)");

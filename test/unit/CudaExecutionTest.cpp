@@ -272,6 +272,8 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, CudaPartitioned,
                          ::testing::Values(Case{"tiny-moe.tp2-pp2.cuda-f32",
                                                 "tiny-moe.host", 1e-4, true},
                                            Case{"tiny-gqa.tp2-ep2.cuda-f32",
+                                                "tiny-gqa.host", 1e-4, true},
+                                           Case{"tiny-gqa.tp2-a2a.cuda-f32",
                                                 "tiny-gqa.host", 1e-4, true}),
                          [](const auto &info) {
                            std::string name = info.param.cuda;
@@ -287,7 +289,7 @@ TEST(CudaExecution, LaunchesPassWhatTheKernelsDeclare) {
   for (const char *name :
        {"tiny-moe.cuda-f32", "tiny-gqa.cuda-f32", "tiny-draft.cuda-f32",
         "tiny-moe.cuda", "tiny-moe.tp2-pp2.cuda-f32",
-        "tiny-gqa.tp2-ep2.cuda-f32"}) {
+        "tiny-gqa.tp2-ep2.cuda-f32", "tiny-gqa.tp2-a2a.cuda-f32"}) {
     if (!exists(artifactPath(name)))
       continue;
     std::string error;

@@ -105,6 +105,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-gqa.tp2-ep2", "tiny-gqa", 2},
                       Plan{"tiny-gqa.tp4-ep2", "tiny-gqa", 4},
                       Plan{"tiny-moe.tp2-pp2", "tiny-moe", 4},
+                      // Experts exchanging tokens by all-to-all.
+                      Plan{"tiny-moe.tp2-a2a", "tiny-moe", 2},
+                      Plan{"tiny-moe.tp4-a2a", "tiny-moe", 4},
+                      Plan{"tiny-gqa.tp4-a2a", "tiny-gqa", 4},
+                      Plan{"tiny-gqa.tp2-pp2-a2a.grid", "tiny-gqa", 4},
                       // The GPU kernels' code with placed experts.
                       Plan{"tiny-gqa.tp4-ep2.grid", "tiny-gqa", 4}),
     [](const auto &info) {

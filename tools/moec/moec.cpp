@@ -397,15 +397,7 @@ int main(int argc, char **argv) {
   }
   if (emit == EmitKind::Artifact) {
     std::optional<moe::HostCompilation> host;
-    bool allToAll = false;
-    module->walk([&](moe::ExpertsOp op) {
-      allToAll |= op.getAllToAll().has_value();
-    });
-    if (target == "host" && allToAll) {
-      llvm::errs() << "moec: warning: the host target cannot execute experts "
-                      "exchanged by all-to-all yet; this artifact has no "
-                      "execution plan (moe-run can inspect it, not run it)\n";
-    } else if (target == "host") {
+    if (target == "host") {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =
@@ -430,11 +422,7 @@ int main(int argc, char **argv) {
         options.ptxas.clear();
       options.failureDir = ".";
       options.sharedMemoryLimit = sharedMemoryLimit;
-      if (allToAll) {
-        llvm::errs() << "moec: warning: the cuda target cannot execute "
-                        "experts exchanged by all-to-all yet; this artifact "
-                        "has no kernels\n";
-      } else if (options.libdevice.empty()) {
+      if (options.libdevice.empty()) {
         llvm::errs() << "moec: warning: no libdevice.10.bc (the CUDA "
                         "toolkit's math library) in $CUDA_HOME or "
                         "/usr/local/cuda, and no --libdevice: this cuda "

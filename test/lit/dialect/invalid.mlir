@@ -890,6 +890,54 @@ func.func @all_gather_result(%x: tensor<?x25xf32>) {
 
 // -----
 
+func.func @expert_exchange_group(%x: tensor<?x64xbf16>, %off: tensor<9xi32>, %perm: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.expert_exchange' op group_size must be at least 2, got 1}}
+  %y = moe.expert_exchange to_experts %x, %off, %perm top_k 2 group_size 1 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_exchange_top_k(%x: tensor<?x64xbf16>, %off: tensor<9xi32>, %perm: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.expert_exchange' op top_k must be positive, got 0}}
+  %y = moe.expert_exchange to_tokens %x, %off, %perm top_k 0 group_size 2 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_exchange_offsets(%x: tensor<?x64xbf16>, %off: tensor<?xi32>, %perm: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.expert_exchange' op offsets must have a static size of experts + 1, got 'tensor<?xi32>'}}
+  %y = moe.expert_exchange to_experts %x, %off, %perm top_k 2 group_size 2 : (tensor<?x64xbf16>, tensor<?xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_exchange_spread(%x: tensor<?x64xbf16>, %off: tensor<9xi32>, %perm: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.expert_exchange' op 8 experts cannot be spread evenly over 3 ranks}}
+  %y = moe.expert_exchange to_experts %x, %off, %perm top_k 2 group_size 3 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  return
+}
+
+// -----
+
+func.func @expert_exchange_type(%x: tensor<?x64xbf16>, %off: tensor<9xi32>, %perm: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.expert_exchange' op failed to verify that all of {rows, result} have same type}}
+  %y = moe.expert_exchange to_experts %x, %off, %perm top_k 2 group_size 2 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @all_gather_tokens_group(%x: tensor<?x64xbf16>) {
+  // expected-error @+1 {{'moe.all_gather_tokens' op group_size must be positive, got 0}}
+  %y = moe.all_gather_tokens %x group_size 0 : tensor<?x64xbf16>
+  return
+}
+
+// -----
+
 func.func @send_stage(%x: tensor<?x64xbf16>) {
   // expected-error @+1 {{'moe.send' op stage must not be negative, got -1}}
   moe.send %x to stage -1 : tensor<?x64xbf16>

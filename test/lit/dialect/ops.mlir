@@ -139,6 +139,17 @@ func.func @partitioned(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x
   return %g : tensor<?x100xf32>
 }
 
+// CHECK-LABEL: func.func @expert_all_to_all
+func.func @expert_all_to_all(%x: tensor<?x64xbf16>, %off: tensor<9xi32>, %perm: tensor<?xi32>) -> tensor<?x64xbf16> {
+  // CHECK: %[[E:.*]] = moe.expert_exchange to_experts %{{.*}}, %{{.*}}, %{{.*}} top_k 2 group_size 4 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  %e = moe.expert_exchange to_experts %x, %off, %perm top_k 2 group_size 4 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  // CHECK: %[[T:.*]] = moe.expert_exchange to_tokens %[[E]], {{.*}} top_k 2 group_size 4
+  %t = moe.expert_exchange to_tokens %e, %off, %perm top_k 2 group_size 4 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+  // CHECK: moe.all_gather_tokens %[[T]] group_size 4 : tensor<?x64xbf16>
+  %g = moe.all_gather_tokens %t group_size 4 : tensor<?x64xbf16>
+  return %g : tensor<?x64xbf16>
+}
+
 // CHECK-LABEL: func.func @placed_expert_ffn
 func.func @placed_expert_ffn(%x: tensor<?x64xbf16>, %off: tensor<9xi32>) -> tensor<?x64xbf16> {
   %gu = moe.weight "gu" shard <splits = [4, 1, 1]> : tensor<2x256x64xbf16>

@@ -76,6 +76,30 @@ func.func @experts(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf3
 
 // -----
 
+// Experts spread over 4 ranks that exchange tokens by all-to-all: every rank
+// dispatches every token, the copies go to their experts' ranks and come
+// back, each rank combines its own tokens and the ranks gather them; no
+// all-reduce is needed.
+// CHECK-LABEL: func.func @experts_all_to_all
+// CHECK-SAME: (%[[X:.*]]: tensor<?x64xbf16>, %[[I:.*]]: tensor<?x2xi32>, %[[P:.*]]: tensor<?x2xf32>)
+// CHECK: %[[G:.*]] = moe.group_rank group_size 4
+// CHECK: %[[XP:.*]], %[[OFF:.*]], %[[PERM:.*]] = moe.dispatch %[[X]], %[[I]] experts 8 : (tensor<?x64xbf16>, tensor<?x2xi32>) -> (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>)
+// CHECK: %[[XE:.*]] = moe.expert_exchange to_experts %[[XP]], %[[OFF]], %[[PERM]] top_k 2 group_size 4 : (tensor<?x64xbf16>, tensor<9xi32>, tensor<?xi32>) -> tensor<?x64xbf16>
+// CHECK: %[[YE:.*]] = moe.expert_ffn %[[XE]], %[[OFF]], %{{.*}}, %{{.*}} activation silu gated top_k 2 global_experts 8 expert_group %[[G]]
+// CHECK: %[[YP:.*]] = moe.expert_exchange to_tokens %[[YE]], %[[OFF]], %[[PERM]] top_k 2 group_size 4
+// CHECK: %[[Y:.*]] = moe.combine %[[YP]], %[[PERM]], %[[P]]
+// CHECK: %[[R:.*]] = moe.all_gather_tokens %[[Y]] group_size 4 : tensor<?x64xbf16>
+// CHECK: return %[[R]]
+// NOEXPERTS-LABEL: func.func @experts_all_to_all
+// NOEXPERTS: moe.experts {{.*}} all_to_all 4
+func.func @experts_all_to_all(%x: tensor<?x64xbf16>, %i: tensor<?x2xi32>, %p: tensor<?x2xf32>) -> tensor<?x64xbf16> {
+  %gu = moe.weight "gu" shard <splits = [4, 1, 1]> : tensor<2x256x64xbf16>
+  %dn = moe.weight "dn" shard <splits = [4, 1, 1]> : tensor<2x64x128xbf16>
+  %g = moe.group_rank group_size 4 : tensor<1xi32>
+  %y = moe.experts %x, %i, %p, %gu, %dn activation silu gated global_experts 8 all_to_all 4 expert_group %g : (tensor<?x64xbf16>, tensor<?x2xi32>, tensor<?x2xf32>, tensor<2x256x64xbf16>, tensor<2x64x128xbf16>, tensor<1xi32>) -> tensor<?x64xbf16>
+  return %y : tensor<?x64xbf16>
+}
+
 // A static token count gives static row counts (tokens * top_k).
 // CHECK-LABEL: func.func @experts_static
 // CHECK: moe.dispatch {{.*}} -> (tensor<12x64xbf16>, tensor<5xi32>, tensor<12xi32>)

@@ -6,7 +6,7 @@
 // RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=4' -moe-partition-experts='expert-parallel=2 expert-tensor-parallel=2' | moe-opt | FileCheck %s --check-prefix=MIXED
 // RUN: moe-opt %t.moe.mlir -moe-partition-experts | FileCheck %s --check-prefix=NONE
 // RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' | FileCheck %s --check-prefix=A2A
-// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' | moe-opt -moe-decompose | FileCheck %s --check-prefix=A2A
+// RUN: moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-parallel=2 all-to-all=true' | moe-opt -moe-decompose | FileCheck %s --check-prefix=A2AD
 // RUN: not moe-opt %t.moe.mlir -moe-partition-tensor='degree=2' -moe-partition-experts='expert-tensor-parallel=2 all-to-all=true' 2>&1 | FileCheck %s --check-prefix=A2AETP
 // Bytes each rank sends per step of 4 tokens (moe-report): embedding,
 // attention and LM head collectives (1024 + 2 x 1024 + 4096) plus, per
@@ -48,10 +48,15 @@
 // NONE-NOT: global_experts
 
 // Whole experts, tokens exchanged inside the experts op: no all-reduce after
-// it; moe-decompose leaves it whole.
+// it. moe-decompose spells the exchange out (see moe-decompose.mlir).
 // A2A: %[[Y:.*]] = moe.experts {{.*}} activation silu gated global_experts 4 all_to_all 2 expert_group %{{.*}} :
 // A2A-NOT: moe.all_reduce %[[Y]]
 // A2A: moe.add %{{.*}}, %[[Y]]
+// A2AD: moe.expert_exchange to_experts {{.*}} top_k 2 group_size 2
+// A2AD: moe.expert_exchange to_tokens {{.*}} top_k 2 group_size 2
+// A2AD: %[[Y:.*]] = moe.all_gather_tokens %{{.*}} group_size 2
+// A2AD-NOT: moe.all_reduce %[[Y]]
+// A2AD: moe.add %{{.*}}, %[[Y]]
 // A2AETP: error: moe-partition-experts: all-to-all needs whole experts on each rank (expert-tensor-parallel=1), got 2
 // BYTESAR: communication per step per rank (most loaded stage): 9216 bytes within the node
 // BYTESA2A: communication per step per rank (most loaded stage): 10240 bytes within the node
