@@ -79,7 +79,7 @@ FailureOr<std::string> mlir::moe::writeArtifact(
   int64_t pipelineStages = funcs.size();
   int64_t expertParallel = 1;
   bool allToAll = false;
-  // Graph-level experts, or their decomposed grouped FFN.
+  // Graph-level experts, or their decomposed grouped FFN and exchange.
   module.walk([&](Operation *op) {
     if (auto experts = dyn_cast<ExpertsOp>(op)) {
       expertParallel = experts.getNumModelExperts() /
@@ -88,6 +88,8 @@ FailureOr<std::string> mlir::moe::writeArtifact(
     } else if (auto ffn = dyn_cast<ExpertFFNOp>(op)) {
       expertParallel =
           ffn.getNumModelExperts() / ffn.getDown().getType().getDimSize(0);
+    } else if (isa<ExpertExchangeOp>(op)) {
+      allToAll = true;
     }
   });
 
