@@ -2,7 +2,7 @@
 //
 // The artifact is the only contract between the compiler (moec, which writes
 // it with codegen/ArtifactWriter.cpp) and the runtime: one JSON document,
-// format "moec-artifact", version 3, protected by an FNV-1a 64 checksum of its
+// format "moec-artifact", version 4, protected by an FNV-1a 64 checksum of its
 // own bytes (with the 16 checksum digits read as '0'). Artifact::open reads
 // and validates one completely (types, the checksum and the consistency of
 // the plan with its stages and weight shards), so that everything the runtime
@@ -30,7 +30,7 @@
 namespace moert {
 
 /// The artifact format version this runtime reads.
-inline constexpr int64_t kArtifactVersion = 3;
+inline constexpr int64_t kArtifactVersion = 4;
 
 /// FNV-1a 64 of `bytes` (offset basis 0xcbf29ce484222325, prime
 /// 0x100000001b3): the artifact checksum.

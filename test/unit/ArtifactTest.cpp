@@ -66,7 +66,7 @@ json validArtifact() {
         {"usable", 5000}}},
       {"program", "func.func @forward_stage1() {\n  return\n}"}};
   return {{"format", "moec-artifact"},
-          {"version", 3},
+          {"version", 4},
           {"target", "host"},
           {"model",
            {{"name", "tiny-moe"},
@@ -209,12 +209,12 @@ TEST(Artifact, RejectsWhatIsNotAnArtifact) {
 
 TEST(Artifact, RejectsOtherVersions) {
   json artifact = validArtifact();
-  artifact["version"] = 4;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 4; this moe-run "
-                               "reads version 3: rebuild moe-run");
-  artifact["version"] = 2;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 2; this moe-run "
-                               "reads version 3: compile it again with moec");
+  artifact["version"] = 5;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 5; this moe-run "
+                               "reads version 4: rebuild moe-run");
+  artifact["version"] = 3;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 3; this moe-run "
+                               "reads version 4: compile it again with moec");
   artifact["version"] = 0;
   EXPECT_EQ(errorOf(artifact),
             "'a.json': $.version: expected a positive integer, got 0");
