@@ -8,13 +8,14 @@
 // RUN: FileCheck %s --check-prefix=NARROW < %t
 
 // The gate/up launch: activations and weights 16 bytes at a time.
-// CHECK: .visible .entry kernel_expert_ffn_kernel(
-// CHECK: ld.global.v4.b32
-// CHECK: ld.global.v4.b32
+// CHECK: gpu.binary @kernel_expert_ffn_kernel [
+// CHECK-SAME: .visible .entry kernel_expert_ffn_kernel(
+// CHECK-SAME: ld.global.v4.b32
+// CHECK-SAME: ld.global.v4.b32
 // The down launch: the f32 hidden row (two 16-byte loads per 8) and the
 // bf16 weights.
-// CHECK: .visible .entry kernel_expert_ffn_kernel_0(
-// CHECK: ld.global.v4
+// CHECK: gpu.binary @kernel_expert_ffn_kernel_0 [
+// CHECK-SAME: ld.global.v4
 // NARROW-NOT: ld.global.u16
 // NARROW-NOT: ld.global.b16
 // NARROW-NOT: ld.global.nc.u16
