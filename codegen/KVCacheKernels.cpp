@@ -278,9 +278,32 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
              e.when(valid, [&] {
                Value row = arith::IndexCastOp::create(e.b, loc,
                                                       e.b.getIndexType(), slot);
-               e.strided(e.thread, e.index(width), e.threads, [&](Value c) {
-                 e.storeF32(e.loadF32(keys, {t, c}), kCache, {row, c});
-                 e.storeF32(e.loadF32(values, {t, c}), vCache, {row, c});
+               // 8 contiguous columns per thread at a time, all loaded
+               // before they are stored: 16-byte accesses on the GPU.
+               Value k = e.aligned(keys), v = e.aligned(values),
+                     kc = e.aligned(kCache), vc = e.aligned(vCache);
+               int64_t chunk = GridEmitter::chunkOf(width);
+               Value start = arith::MulIOp::create(e.b, loc, e.thread,
+                                                   e.index(chunk));
+               Value stride = arith::MulIOp::create(e.b, loc, e.threads,
+                                                    e.index(chunk));
+               e.strided(start, e.index(width), stride, [&](Value c) {
+                 SmallVector<Value> columns, kValues, vValues;
+                 for (int64_t i = 0; i < chunk; ++i) {
+                   columns.push_back(
+                       i ? arith::AddIOp::create(e.b, loc, c, e.index(i))
+                               .getResult()
+                         : c);
+                   kValues.push_back(e.loadF32(k, {t, columns.back()}));
+                   vValues.push_back(e.loadF32(v, {t, columns.back()}));
+                 }
+                 // K's stores, then V's: the two caches may alias as far
+                 // as the compiler knows, so interleaved stores would not
+                 // merge.
+                 for (int64_t i = 0; i < chunk; ++i)
+                   e.storeF32(kValues[i], kc, {row, columns[i]});
+                 for (int64_t i = 0; i < chunk; ++i)
+                   e.storeF32(vValues[i], vc, {row, columns[i]});
                });
              });
            });

@@ -4,9 +4,9 @@
 // (passes/GridEmitter.h) so that the same code runs on the GPU and, with
 // one thread per block, on the host:
 //
-//   router      one block per token: the expert scores are block-wide dot
-//               products, then one thread takes the softmax, the top-k and
-//               the renormalisation.
+//   router      one block per token: a warp per expert score (lanes read
+//               16 bytes at a time), then one thread takes the softmax, the
+//               top-k and the renormalisation.
 //   dispatch    one block: one thread counts the copies per expert and
 //               gives each copy its row (a counting sort, stable in token
 //               order), then the block copies the rows.
@@ -92,19 +92,28 @@ void emitRouter(OpBuilder &b, RouterOp op, bool gpu, int64_t threads,
       b, loc, gpu, tokens, one, threads, {scoresType},
       [&](GridEmitter &e, Value t, Value, ArrayRef<Value> shared) {
         Value scores = shared[0];
-        for (int64_t ex = 0; ex < experts; ++ex) {
-          Value partial =
-              e.stridedSum(e.thread, e.index(dModel), e.threads, [&](Value c) {
-                return arith::MulFOp::create(
-                    e.b, loc, e.loadF32(x, {t, c}),
-                    e.loadF32(weight, {e.index(ex), c}));
-              });
-          Value score = e.blockReduce(partial, gpu::AllReduceOperation::ADD);
-          e.onFirstThread([&] {
-            memref::StoreOp::create(e.b, loc, score, scores,
-                                    ValueRange{e.index(ex)});
+        // One warp per expert score: its lanes read 8 contiguous columns
+        // of the token and of the expert's router row at a time.
+        Value xs = e.aligned(x), ws = e.aligned(weight);
+        int64_t lanes = e.lanes();
+        Value warp = e.gpu ? arith::DivUIOp::create(e.b, loc, e.thread,
+                                                    e.index(lanes))
+                                 .getResult()
+                           : e.index(0);
+        Value lane = e.gpu ? arith::RemUIOp::create(e.b, loc, e.thread,
+                                                    e.index(lanes))
+                                 .getResult()
+                           : e.index(0);
+        Value warps = e.gpu ? e.index(threads / lanes) : e.index(1);
+        e.strided(warp, e.index(experts), warps, [&](Value ex) {
+          Value score = e.warpSum(e.chunkedDot(
+              lane, lanes, dModel,
+              [&](Value c) { return e.loadF32(xs, {t, c}); },
+              [&](Value c) { return e.loadF32(ws, {ex, c}); }));
+          e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
+            memref::StoreOp::create(e.b, loc, score, scores, ValueRange{ex});
           });
-        }
+        });
         e.barrier();
         e.onFirstThread([&] {
           OpBuilder &b = e.b;
@@ -247,10 +256,6 @@ struct FFNSpec {
   Value gateUp, gate, up, down;
 };
 
-/// Columns each lane reads at a time: 8 contiguous elements (16 bytes of
-/// bf16, so the loads vectorise) when rows are a multiple of 8 long.
-int64_t chunkOf(int64_t length) { return length % 8 == 0 ? 8 : 1; }
-
 /// The FFN of each row of x in two launches: hidden = act(gate · x) * (up ·
 /// x) (f32, [rows, width]), then result = down · hidden; one warp per output
 /// feature of a row, reading only the weights of the row's expert. Each
@@ -273,11 +278,6 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
   struct Buffers {
     Value x, hidden, gateUp, gate, up, down;
   };
-  auto aligned = [&](GridEmitter &e, Value memref) -> Value {
-    if (!gpu || !memref)
-      return memref;
-    return memref::AssumeAlignmentOp::create(e.b, loc, memref, 16).getResult();
-  };
   // One warp per (row, feature), `features` features per row.
   auto perFeature =
       [&](int64_t features,
@@ -290,9 +290,9 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
         emitGrid(
             b, loc, gpu, rows, grid, threads, {},
             [&](GridEmitter &e, Value r, Value block, ArrayRef<Value>) {
-              Buffers buffers{aligned(e, x),          aligned(e, hidden),
-                              aligned(e, spec.gateUp), aligned(e, spec.gate),
-                              aligned(e, spec.up),     aligned(e, spec.down)};
+              Buffers buffers{e.aligned(x),         e.aligned(hidden),
+                              e.aligned(spec.gateUp), e.aligned(spec.gate),
+                              e.aligned(spec.up),     e.aligned(spec.down)};
               Value warp, lane, ex, held;
               std::tie(warp, lane) = warpLane(e);
               Value f = add(e, mul(e, block, e.index(warps)), warp);
@@ -310,25 +310,15 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
   // (with the expert index first when per expert), over `length` columns.
   auto dot = [&](GridEmitter &e, Value vector, Value row, Value weight,
                  Value ex, Value weightRow, int64_t length, Value lane) {
-    int64_t chunk = chunkOf(length);
-    Value partial = e.stridedSum(
-        mul(e, lane, e.index(chunk)), e.index(length),
-        e.index(lanes * chunk), [&](Value c) -> Value {
-          SmallVector<Value> xs, ws;
-          for (int64_t i = 0; i < chunk; ++i) {
-            Value column = i ? add(e, c, e.index(i)) : c;
-            xs.push_back(e.loadF32(vector, {row, column}));
-            SmallVector<Value> at;
-            if (spec.perExpert)
-              at.push_back(ex);
-            at.append({weightRow, column});
-            ws.push_back(e.loadF32(weight, at));
-          }
-          Value sum = arith::MulFOp::create(e.b, loc, xs[0], ws[0]);
-          for (int64_t i = 1; i < chunk; ++i)
-            sum = arith::AddFOp::create(
-                e.b, loc, sum, arith::MulFOp::create(e.b, loc, xs[i], ws[i]));
-          return sum;
+    Value partial = e.chunkedDot(
+        lane, lanes, length,
+        [&](Value c) { return e.loadF32(vector, {row, c}); },
+        [&](Value c) {
+          SmallVector<Value> at;
+          if (spec.perExpert)
+            at.push_back(ex);
+          at.append({weightRow, c});
+          return e.loadF32(weight, at);
         });
     return e.warpSum(partial);
   };

@@ -102,6 +102,37 @@ Value GridEmitter::stridedSum(Value start, Value upper, Value stride,
       .front();
 }
 
+Value GridEmitter::chunkedDot(Value worker, int64_t workers, int64_t length,
+                              function_ref<Value(Value)> left,
+                              function_ref<Value(Value)> right) {
+  int64_t chunk = chunkOf(length);
+  Value start = arith::MulIOp::create(b, loc, worker, index(chunk));
+  return stridedSum(start, index(length), index(workers * chunk),
+                    [&](Value c) -> Value {
+                      SmallVector<Value> ls, rs;
+                      for (int64_t i = 0; i < chunk; ++i) {
+                        Value column =
+                            i ? arith::AddIOp::create(b, loc, c, index(i))
+                                    .getResult()
+                              : c;
+                        ls.push_back(left(column));
+                        rs.push_back(right(column));
+                      }
+                      Value sum = arith::MulFOp::create(b, loc, ls[0], rs[0]);
+                      for (int64_t i = 1; i < chunk; ++i)
+                        sum = arith::AddFOp::create(
+                            b, loc, sum,
+                            arith::MulFOp::create(b, loc, ls[i], rs[i]));
+                      return sum;
+                    });
+}
+
+Value GridEmitter::aligned(Value memref) {
+  if (!gpu || !memref)
+    return memref;
+  return memref::AssumeAlignmentOp::create(b, loc, memref, 16).getResult();
+}
+
 Value GridEmitter::blockReduce(Value value, gpu::AllReduceOperation operation) {
   if (!gpu)
     return value;

@@ -66,6 +66,22 @@ struct GridEmitter {
   /// Sum of term(i) over i = start, start + stride, ... < upper (f32).
   Value stridedSum(Value start, Value upper, Value stride,
                    function_ref<Value(Value)> term);
+  /// Elements a thread reads at a time from rows `length` long: 8
+  /// contiguous ones (16 bytes of bf16) when `length` is a multiple of 8,
+  /// else 1.
+  static int64_t chunkOf(int64_t length) { return length % 8 == 0 ? 8 : 1; }
+  /// One of `workers` threads' part of the dot product of `left(c)` and
+  /// `right(c)` over c < length: worker `worker` takes chunks of
+  /// chunkOf(length) contiguous columns, `workers` chunks apart, and loads
+  /// a whole chunk before its arithmetic (so the GPU code vectorises the
+  /// loads of aligned buffers). Sum the workers' parts to get the product.
+  Value chunkedDot(Value worker, int64_t workers, int64_t length,
+                   function_ref<Value(Value)> left,
+                   function_ref<Value(Value)> right);
+  /// `memref` with its start assumed 16-byte aligned (GPU; the runtime
+  /// allocates every buffer so), letting 16-byte accesses through; the
+  /// memref itself on the host. Call it inside the launch body.
+  Value aligned(Value memref);
 
   /// The block-wide reduction of `value`, every thread getting the result.
   Value blockReduce(Value value, gpu::AllReduceOperation operation);

@@ -12,8 +12,10 @@
 // (test/unit/HostExecutionTest *_grid, PartitionedHostTest *_grid); the GPU
 // form is assembled by ptxas in moec/cuda-artifact.test.
 
-// Router: one block per token; each expert's score is a block-wide sum,
-// then the first thread takes the softmax, top-2 and renormalisation.
+// Router: one block per token; a warp per expert score (4 warps of 128
+// threads, lanes reading 8 contiguous columns of the aligned token and
+// router rows at a time, summed by shuffles), then the first thread takes
+// the softmax, top-2 and renormalisation.
 // HOST-LABEL: func.func private @kernel_router
 // HOST-SAME: (%[[X:.*]]: memref<?x64xf32>, %[[W:.*]]: memref<4x64xf32>, %[[I:.*]]: memref<?x2xi32>, %[[P:.*]]: memref<?x2xf32>)
 // HOST-SAME: moe.grid_kernel
@@ -27,9 +29,14 @@
 // GPU-LABEL: func.func private @kernel_router
 // GPU: %[[T:.*]] = memref.dim %arg0, %c0
 // GPU: gpu.launch blocks(%{{[a-z0-9]+}}, %{{[a-z0-9]+}}, %{{[a-z0-9]+}}) in (%{{[a-z0-9]+}} = %[[T]], {{[^)]*}}) threads(%[[TX:[a-z0-9]+]], %{{[a-z0-9]+}}, %{{[a-z0-9]+}}) in (%[[NT:[a-z0-9]+]] = %c128, {{[^)]*}}) workgroup(%[[SCORES:[a-z0-9]+]] : memref<4xf32, #gpu.address_space<workgroup>>)
-// GPU: scf.for %{{.*}} = %[[TX]] to %c64 step %[[NT]]
-// GPU: gpu.all_reduce add
-// GPU: memref.store %{{.*}}, %[[SCORES]]
+// GPU: %[[XA:.*]] = memref.assume_alignment %arg0, 16
+// GPU: %[[WA:.*]] = memref.assume_alignment %arg1, 16
+// GPU: %[[WARP:.*]] = arith.divui %[[TX]], %c32
+// GPU: scf.for %[[E:.*]] = %[[WARP]] to %c4{{.*}} step %c4
+// GPU: memref.load %[[XA]]
+// GPU: memref.load %[[WA]][%[[E]],
+// GPU-COUNT-5: gpu.shuffle xor
+// GPU: memref.store %{{.*}}, %[[SCORES]][%[[E]]]
 // GPU: gpu.barrier
 // GPU: arith.cmpi eq, %[[TX]]
 // GPU: math.exp

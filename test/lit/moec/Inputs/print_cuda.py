@@ -1,9 +1,21 @@
 """Prints what a cuda artifact holds, one line per item, for FileCheck:
   module M function F ptx CHIPS cubin CHIPS [regs R stack S spills A B smem M]
   launch KERNEL FUNCTION grid [..] block [..] params [..]   (each kernel once)
-  print_cuda.py ARTIFACT"""
+  print_cuda.py ARTIFACT
+or, with --loads, the global memory accesses of each module's first PTX:
+  loads M wide W narrow N   (W: 16-byte ld/st.global.v4, N: 2-byte ones)"""
 import json
+import re
 import sys
+
+if sys.argv[1] == "--loads":
+    artifact = json.load(open(sys.argv[2], encoding="utf-8"))
+    for module in artifact["cuda"]["modules"]:
+        ptx = next(iter(module["ptx"].values()))
+        wide = len(re.findall(r"\b(?:ld|st)\.global(?:\.nc)?\.v4\.", ptx))
+        narrow = len(re.findall(r"\b(?:ld|st)\.global(?:\.nc)?\.[bsu]16\b", ptx))
+        print("loads %s wide %d narrow %d" % (module["module"], wide, narrow))
+    sys.exit(0)
 
 artifact = json.load(open(sys.argv[1], encoding="utf-8"))
 cuda = artifact["cuda"]
