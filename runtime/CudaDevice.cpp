@@ -84,6 +84,7 @@ std::string CudaExecutor::deviceStatus(int) {
   return "this moe-run was built without CUDA (no CUDA toolkit was found "
          "when it was configured)";
 }
+int CudaExecutor::deviceCount() { return 0; }
 std::unique_ptr<CudaExecutor> CudaExecutor::create(const Artifact &, int64_t,
                                                    int64_t, std::string &error,
                                                    Communicator *, int) {
@@ -126,6 +127,11 @@ double CudaExecutor::measureCopyBandwidth(int, int64_t, std::string &error) {
 
 
 #else
+
+int CudaExecutor::deviceCount() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
 
 std::string CudaExecutor::deviceStatus(int device) {
   int count = 0;

@@ -810,8 +810,10 @@ using namespace moert;
 
 std::unique_ptr<RankExecutor>
 RankExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
-                     std::string &error, Communicator *communicator) {
+                     std::string &error, Communicator *communicator,
+                     int device) {
   if (artifact.target() == "cuda")
-    return CudaExecutor::create(artifact, rank, numBlocks, error, communicator);
+    return CudaExecutor::create(artifact, rank, numBlocks, error, communicator,
+                                device);
   return HostExecutor::create(artifact, rank, numBlocks, error, communicator);
 }

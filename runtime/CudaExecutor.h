@@ -43,6 +43,8 @@ public:
   /// "" when this process can run on CUDA device `device`, else why not
   /// (built without CUDA, no driver, no device).
   static std::string deviceStatus(int device = 0);
+  /// CUDA devices this process sees (0 without CUDA, a driver or a device).
+  static int deviceCount();
 
   /// "" when every launch of `artifact`'s plans passes its kernel the
   /// parameters the kernel's PTX declares (one 64-bit value per descriptor

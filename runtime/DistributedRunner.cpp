@@ -47,7 +47,7 @@ int64_t logitsRankOf(const Artifact &artifact) {
 } // namespace
 
 DistributedRunner::DistributedRunner(const Artifact &artifact,
-                                     HostExecutor &executor,
+                                     RankExecutor &executor,
                                      Communicator &communicator)
     : executor(executor), comm(communicator),
       logitsRank(logitsRankOf(artifact)) {}
@@ -100,7 +100,7 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   return true;
 }
 
-bool moert::serveFollower(const Artifact &artifact, HostExecutor &executor,
+bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
                           Communicator &comm, std::string &error) {
   int64_t logitsRank = logitsRankOf(artifact);
   StepInputs inputs;

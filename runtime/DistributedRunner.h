@@ -19,7 +19,7 @@
 #ifndef MOEC_RUNTIME_DISTRIBUTEDRUNNER_H
 #define MOEC_RUNTIME_DISTRIBUTEDRUNNER_H
 
-#include "runtime/HostExecutor.h"
+#include "runtime/RankExecutor.h"
 
 namespace moert {
 
@@ -28,7 +28,7 @@ class DistributedRunner : public ModelRunner {
 public:
   /// `executor` is rank 0's part of `artifact`; `communicator` connects the
   /// plan's ranks. Both must outlive the runner.
-  DistributedRunner(const Artifact &artifact, HostExecutor &executor,
+  DistributedRunner(const Artifact &artifact, RankExecutor &executor,
                     Communicator &communicator);
   /// Tells the followers to stop (once; also done by the destructor).
   ~DistributedRunner() override;
@@ -44,7 +44,7 @@ public:
   bool failedMidStep() const { return midStepFailure; }
 
 private:
-  HostExecutor &executor;
+  RankExecutor &executor;
   Communicator &comm;
   /// The rank that holds the logits: the first of the last stage.
   int64_t logitsRank = 0;
@@ -56,7 +56,7 @@ private:
 /// it and sends the logits to rank 0 when this rank is the first of the last
 /// stage. Returns true when rank 0 says stop, false with `error` on a
 /// failure.
-bool serveFollower(const Artifact &artifact, HostExecutor &executor,
+bool serveFollower(const Artifact &artifact, RankExecutor &executor,
                    Communicator &communicator, std::string &error);
 
 } // namespace moert

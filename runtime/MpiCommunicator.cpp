@@ -165,6 +165,14 @@ MpiCommunicator::create(std::chrono::milliseconds timeout, std::string &error) {
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   comm->worldRank = rank;
   comm->worldSize = size;
+  MPI_Comm node;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank,
+                          MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    int local = 0;
+    MPI_Comm_rank(node, &local);
+    comm->nodeRank = local;
+    MPI_Comm_free(&node);
+  }
   impl.rank = rank;
   return comm;
 }

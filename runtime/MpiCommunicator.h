@@ -40,6 +40,9 @@ public:
 
   int64_t rank() const override { return worldRank; }
   int64_t size() const override { return worldSize; }
+  /// This process's index among the job's processes on its node (MPI's
+  /// shared-memory split): which of the node's GPUs it takes.
+  int64_t localRank() const { return nodeRank; }
   bool allReduceSum(float *data, int64_t count,
                     const std::vector<int64_t> &group,
                     std::string &error) override;
@@ -63,7 +66,7 @@ public:
 
 private:
   MpiCommunicator() = default;
-  int64_t worldRank = 0, worldSize = 1;
+  int64_t worldRank = 0, worldSize = 1, nodeRank = 0;
   std::unique_ptr<Impl> impl;
 };
 

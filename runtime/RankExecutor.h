@@ -27,11 +27,13 @@ namespace moert {
 class RankExecutor : public ModelRunner {
 public:
   /// The executor for the artifact's target ("host": HostExecutor, "cuda":
-  /// CudaExecutor), for rank `rank` with `numBlocks` KV-cache blocks per
-  /// layer; `communicator` as HostExecutor::create. Null with `error` set.
+  /// CudaExecutor on CUDA device `device`), for rank `rank` with
+  /// `numBlocks` KV-cache blocks per layer; `communicator` as
+  /// HostExecutor::create. Null with `error` set.
   static std::unique_ptr<RankExecutor>
   create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
-         std::string &error, Communicator *communicator = nullptr);
+         std::string &error, Communicator *communicator = nullptr,
+         int device = 0);
 
   /// "" when an executor for `target` may run rank `rank` of `artifact`
   /// with `numBlocks` KV-cache blocks and `communicator` (its rank must be

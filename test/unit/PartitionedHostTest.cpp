@@ -13,6 +13,7 @@
 #include "StepHelpers.h"
 #include "runtime/DistributedRunner.h"
 #include "runtime/Generator.h"
+#include "runtime/HostExecutor.h"
 #include "runtime/LocalRunner.h"
 
 #include <gtest/gtest.h>

@@ -2,6 +2,7 @@
 
 #include "tools/moe-run/GenerateMpi.h"
 
+#include "runtime/CudaExecutor.h"
 #include "runtime/DistributedRunner.h"
 #include "runtime/MpiCommunicator.h"
 
@@ -28,14 +29,19 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args) {
     int64_t blockSize = stage.execution ? stage.execution->blockSize : 1;
     kvBlocks = (artifact->model().maxContext + blockSize - 1) / blockSize;
   }
-  std::unique_ptr<HostExecutor> executor = HostExecutor::create(
-      *artifact, rank, kvBlocks, error, comm->size() > 1 ? comm.get() : nullptr);
+  // A cuda rank takes the GPU of its index on its node (round robin when
+  // the node has fewer GPUs than processes).
+  int devices = CudaExecutor::deviceCount();
+  int device = devices > 0 ? static_cast<int>(comm->localRank() % devices) : 0;
+  std::unique_ptr<RankExecutor> executor =
+      RankExecutor::create(*artifact, rank, kvBlocks, error,
+                           comm->size() > 1 ? comm.get() : nullptr, device);
   if (!executor)
     comm->abortJob(error);
   // Each rank reads only its own shard of the checkpoint.
-  if (args.checkpoint.empty())
-    executor->initRandomWeights(args.weightsSeed);
-  else if (!executor->loadWeights(args.checkpoint, error))
+  if (args.checkpoint.empty()
+          ? !executor->initRandomWeights(args.weightsSeed, error)
+          : !executor->loadWeights(args.checkpoint, error))
     comm->abortJob(error);
 
   if (rank != 0) {
