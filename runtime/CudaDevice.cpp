@@ -110,6 +110,7 @@ std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
   return {0, 0};
 }
 void CudaExecutor::useGraphs(bool) {}
+void CudaExecutor::useNccl(NcclCommunicator *) {}
 bool CudaExecutor::profileStep(const StepInputs &, int,
                                std::vector<KernelTiming> &,
                                std::string &error) {

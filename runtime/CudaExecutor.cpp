@@ -6,6 +6,7 @@
 #ifdef MOEC_HAVE_CUDA
 #include "runtime/CudaDriver.h"
 #include "runtime/HalfFloat.h"
+#include "runtime/NcclCommunicator.h"
 #include "runtime/StepShapes.h"
 #include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
@@ -44,6 +45,7 @@ struct CudaExecutor::State {
   /// Decode-step graphs by batch bucket, and what they read and write at
   /// fixed addresses: pinned inputs and logits, the descriptors.
   bool useGraphs = false;
+  NcclCommunicator *nccl = nullptr;
   int64_t maxBlocksPerSeq = 0;
   std::map<int64_t, cudaGraphExec_t> graphs;
   PinnedBuffer staging[6], stagedLogits;
@@ -687,8 +689,18 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
         return false;
       return true;
     }
-    // Collectives and pipeline transfers (never in a graph): staged
-    // through the host in f32.
+    // Collectives and pipeline transfers (never in a graph): through NCCL
+    // on the device, or staged through the host in f32.
+    if (s.nccl && NcclCommunicator::handles(step)) {
+      int64_t id = step.a >= 0 ? step.a : step.c;
+      static const std::vector<int64_t> none;
+      return s.nccl->run(step, s.place, step.a >= 0 ? data[step.a] : nullptr,
+                         step.a >= 0 ? sizes[step.a] : none,
+                         step.c >= 0 ? data[step.c] : nullptr,
+                         step.c >= 0 ? sizes[step.c] : none,
+                         plan.buffers[id].dtype, s.stream, s.bytesWithinStage,
+                         s.bytesToNextStage, error);
+    }
     if (!s.check(cudaStreamSynchronize(s.stream), "running the step", error))
       return false;
     std::vector<float> a, c;
@@ -801,6 +813,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
 }
 
 void CudaExecutor::useGraphs(bool enabled) { state->useGraphs = enabled; }
+void CudaExecutor::useNccl(NcclCommunicator *nccl) { state->nccl = nccl; }
 
 
 #endif // MOEC_HAVE_CUDA

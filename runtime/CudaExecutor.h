@@ -36,6 +36,8 @@ struct KernelTiming {
 };
 
 /// Runs one rank's execution plan on a CUDA GPU.
+class NcclCommunicator;
+
 class CudaExecutor : public RankExecutor {
 public:
   ~CudaExecutor() override;
@@ -79,6 +81,10 @@ public:
   /// block tables to the model's context), and replayed. Off unless set or
   /// $MOEC_CUDA_GRAPHS is 1.
   void useGraphs(bool enabled);
+  /// Runs all_reduce, all_gather, send and recv steps on the device
+  /// through `nccl` (which must outlive the executor) instead of staging
+  /// them through the host; null goes back to staging.
+  void useNccl(NcclCommunicator *nccl);
 
   /// Runs `inputs` as forward() does, then times every kernel and GEMM
   /// step again on that step's buffers: a warm-up run, then `repeats` runs

@@ -62,6 +62,12 @@ bool MpiCommunicator::recv(void *, int64_t, int64_t, std::string &error) {
   error = "no MPI";
   return false;
 }
+bool MpiCommunicator::broadcast(void *, int64_t, int64_t, std::string &error) {
+  error = "no MPI";
+  return false;
+}
+void MpiCommunicator::beginWait(const std::string &) {}
+void MpiCommunicator::endWait() {}
 void MpiCommunicator::abortJob(const std::string &message) {
   std::fprintf(stderr, "moe-run: error: %s\n", message.c_str());
   std::exit(1);
@@ -358,6 +364,28 @@ bool MpiCommunicator::recv(void *data, int64_t bytes, int64_t peer,
   }
   return true;
 }
+
+bool MpiCommunicator::broadcast(void *data, int64_t bytes, int64_t root,
+                                std::string &error) {
+  if (bytes < 0 || bytes > INT_MAX || root < 0 || root >= worldSize) {
+    error = "bad broadcast of " + std::to_string(bytes) + " bytes from rank " +
+            std::to_string(root);
+    return false;
+  }
+  impl->begin("a broadcast of " + std::to_string(bytes) + " bytes from rank " +
+              std::to_string(root));
+  int status = MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE,
+                         static_cast<int>(root), MPI_COMM_WORLD);
+  impl->end();
+  if (status != MPI_SUCCESS) {
+    error = "MPI_Bcast from rank " + std::to_string(root) + " failed";
+    return false;
+  }
+  return true;
+}
+
+void MpiCommunicator::beginWait(const std::string &what) { impl->begin(what); }
+void MpiCommunicator::endWait() { impl->end(); }
 
 void MpiCommunicator::abortJob(const std::string &message) {
   std::fprintf(stderr, "moe-run: error: rank %lld: %s\n",

@@ -58,6 +58,14 @@ public:
   bool recv(void *data, int64_t bytes, int64_t peer,
             std::string &error) override;
 
+  /// Copies `bytes` bytes at `data` from rank `root` to every rank.
+  bool broadcast(void *data, int64_t bytes, int64_t root, std::string &error);
+  /// Puts a wait that is not an MPI call (e.g. an NCCL bootstrap or
+  /// collective) under the watchdog: past the timeout the job stops,
+  /// naming `what`. Pair with endWait().
+  void beginWait(const std::string &what);
+  void endWait();
+
   /// Prints `message` (one line, prefixed "moe-run: error: rank R: ") and
   /// stops every process of the job.
   [[noreturn]] void abortJob(const std::string &message);

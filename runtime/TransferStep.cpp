@@ -82,6 +82,27 @@ bool gatherTokens(const RankPlace &place, const TransferBuffers &buffers,
 
 } // namespace
 
+void moert::countTransferBytes(const StepInfo &step, int64_t groupSize,
+                               const std::vector<int64_t> &shapeA,
+                               const std::vector<int64_t> &shapeC,
+                               int64_t elementBytes, int64_t &within,
+                               int64_t &next) {
+  switch (step.kind) {
+  case StepInfo::Kind::AllReduce:
+    within += 2 * elementCount(shapeC) * elementBytes * (groupSize - 1) /
+              groupSize;
+    return;
+  case StepInfo::Kind::AllGather:
+    within += elementCount(shapeC) * elementBytes * (groupSize - 1) / groupSize;
+    return;
+  case StepInfo::Kind::Send:
+    next += elementCount(shapeA) * elementBytes;
+    return;
+  default:
+    return;
+  }
+}
+
 bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
                             const TransferBuffers &buffers,
                             int64_t elementBytes, int64_t &within,
@@ -97,14 +118,14 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
   int64_t tp = static_cast<int64_t>(place.group.size());
   switch (step.kind) {
   case StepInfo::Kind::AllReduce:
-    within += 2 * elementCount(shapeC) * elementBytes * (tp - 1) / tp;
+    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     std::memcpy(c, a, elementCount(shapeA) * sizeof(float));
     return place.comm->allReduceSum(c, elementCount(shapeC), place.group, error);
   case StepInfo::Kind::AllGather: {
     // Gather whole blocks, then interleave them along `dim`: block g holds
     // this rank's [outer, inner] slab, placed at column g * inner.
     int64_t bytes = elementCount(shapeA) * sizeof(float);
-    within += elementCount(shapeC) * elementBytes * (tp - 1) / tp;
+    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     std::vector<char> blocks(bytes * tp);
     if (!place.comm->allGather(a, bytes, blocks.data(), place.group, error))
       return false;
@@ -124,7 +145,7 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
     return gatherTokens(place, buffers, elementBytes, within, error);
   // The same index of the tensor group in the other stage.
   case StepInfo::Kind::Send:
-    next += elementCount(shapeA) * elementBytes;
+    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     return place.comm->send(a, elementCount(shapeA) * sizeof(float),
                             step.stage * tp + place.rankInStage, error);
   case StepInfo::Kind::Recv:

@@ -41,6 +41,15 @@ struct TransferBuffers {
   const int32_t *permutation = nullptr;
 };
 
+/// Adds the bytes a rank of a `groupSize`-rank stage sends for all_reduce,
+/// all_gather or send `step` (shapes and `elementBytes` of its buffers) to
+/// `within` or `next`, as runTransferStep counts them. Other kinds add
+/// nothing.
+void countTransferBytes(const StepInfo &step, int64_t groupSize,
+                        const std::vector<int64_t> &shapeA,
+                        const std::vector<int64_t> &shapeC,
+                        int64_t elementBytes, int64_t &within, int64_t &next);
+
 /// Runs transfer `step` on `buffers`. Adds the bytes this rank sends, with
 /// `elementBytes` per element, to `within` (its stage) or `next` (the next
 /// stage): an all-reduce of B bytes over g ranks counts 2B(g-1)/g, an

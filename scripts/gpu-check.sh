@@ -41,11 +41,20 @@ if [ -n "$artifacts" ] && [ -d "$artifacts" ]; then
     "$build/bin/moe-run" "$artifact" generate --prompt=1,2,3,4 --max-new-tokens=8 || true
     ranks=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['plan']['ranks'])" "$artifact")
     # Partitioned plans also as one process per rank (cuda ones share the
-    # GPU, transfers staged through the host over MPI).
+    # one GPU, where NCCL refuses two ranks: their transfers are staged
+    # through the host over MPI).
     if [ "$ranks" -gt 1 ] && command -v mpirun >/dev/null; then
       mpirun --allow-run-as-root --oversubscribe -np "$ranks" \
-        "$build/bin/moe-run" "$artifact" generate --prompt=1,2,3,4 --max-new-tokens=8
+        "$build/bin/moe-run" "$artifact" generate --prompt=1,2,3,4 \
+        --max-new-tokens=8 --collectives=host
     fi
   done
+fi
+# NCCL bootstrapped over MPI, with the one rank this machine allows.
+if [ -e "$artifacts/tiny-moe.cuda-f32.moeart" ] && command -v mpirun >/dev/null; then
+  echo "gpu-check: NCCL, one rank under mpirun"
+  mpirun --allow-run-as-root -np 1 "$build/bin/moe-run" \
+    "$artifacts/tiny-moe.cuda-f32.moeart" generate --prompt=1,2,3,4 \
+    --max-new-tokens=8 --collectives=nccl
 fi
 echo "gpu-check: done"

@@ -5,6 +5,7 @@
 #include "runtime/CudaExecutor.h"
 #include "runtime/DistributedRunner.h"
 #include "runtime/MpiCommunicator.h"
+#include "runtime/NcclCommunicator.h"
 
 #include <cstdio>
 
@@ -33,11 +34,32 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args) {
   // the node has fewer GPUs than processes).
   int devices = CudaExecutor::deviceCount();
   int device = devices > 0 ? static_cast<int>(comm->localRank() % devices) : 0;
-  std::unique_ptr<RankExecutor> executor =
-      RankExecutor::create(*artifact, rank, kvBlocks, error,
-                           comm->size() > 1 ? comm.get() : nullptr, device);
-  if (!executor)
-    comm->abortJob(error);
+  Communicator *peers = comm->size() > 1 ? comm.get() : nullptr;
+  // NCCL outlives the executor that uses it.
+  std::unique_ptr<NcclCommunicator> nccl;
+  std::unique_ptr<RankExecutor> executor;
+  if (artifact->target() == "cuda") {
+    std::unique_ptr<CudaExecutor> gpu =
+        CudaExecutor::create(*artifact, rank, kvBlocks, error, peers, device);
+    if (!gpu)
+      comm->abortJob(error);
+    if (args.collectives == "nccl" ||
+        (args.collectives == "auto" && NcclCommunicator::available())) {
+      const StageInfo &stage = artifact->stageOfRank(rank);
+      std::vector<int64_t> group;
+      for (int64_t r = stage.firstRank; r < stage.firstRank + stage.ranks; ++r)
+        group.push_back(r);
+      nccl = NcclCommunicator::create(*comm, device, group, error);
+      if (!nccl)
+        comm->abortJob(error);
+      gpu->useNccl(nccl.get());
+    }
+    executor = std::move(gpu);
+  } else {
+    executor = RankExecutor::create(*artifact, rank, kvBlocks, error, peers);
+    if (!executor)
+      comm->abortJob(error);
+  }
   // Each rank reads only its own shard of the checkpoint.
   if (args.checkpoint.empty()
           ? !executor->initRandomWeights(args.weightsSeed, error)
@@ -77,9 +99,10 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args) {
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr,
-               "moe-run: %lld ranks (MPI); %lld tokens in, %lld tokens out; "
-               "time to first token %.3f ms, time per output token %.3f ms\n",
-               static_cast<long long>(comm->size()),
+               "moe-run: %lld ranks (MPI%s); %lld tokens in, %lld tokens "
+               "out; time to first token %.3f ms, time per output token %.3f "
+               "ms\n",
+               static_cast<long long>(comm->size()), nccl ? ", NCCL" : "",
                static_cast<long long>(stats.promptTokens),
                static_cast<long long>(stats.outputTokens),
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3);

@@ -30,6 +30,10 @@ struct GenerateArgs {
   int64_t kvBlocks = 0;
   /// Seconds a rank waits for a peer before stopping the job.
   double commTimeout = 60;
+  /// How a cuda plan's collectives travel under mpirun: "nccl" (between
+  /// the GPUs), "host" (staged through the host over MPI) or "auto" (NCCL
+  /// when this moe-run has it).
+  std::string collectives = "auto";
 };
 
 /// Runs `generate` as one rank of an MPI job; returns the exit status

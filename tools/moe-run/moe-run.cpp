@@ -56,6 +56,7 @@ const char *kUsage =
     "           [--temperature=T] [--top-k=K] [--top-p=P] [--seed=S]\n"
     "           [--weights=CHECKPOINT | --weights-seed=W] [--kv-blocks=B]\n"
     "           [--stop-token=ID] [--comm-timeout=SECONDS]\n"
+    "           [--collectives=auto|nccl|host]\n"
     "           [--draft=DRAFT_ART [--draft-tokens=K] [--speculate=auto|always]\n"
     "            [--draft-weights=CHECKPOINT | --draft-weights-seed=W]]\n"
     "                          run a host or cuda artifact on the prompt token\n"
@@ -70,7 +71,9 @@ const char *kUsage =
     "                          as threads here, or one process per rank under\n"
     "                          mpirun -np RANKS (each loading its own shard;\n"
     "                          a rank waiting longer than --comm-timeout,\n"
-    "                          default 60 s, for a peer stops the job).\n"
+    "                          default 60 s, for a peer stops the job; a\n"
+    "                          cuda plan's collectives go through NCCL when\n"
+    "                          this moe-run has it, else through the host).\n"
     "                          With --draft, the draft model proposes K tokens\n"
     "                          (default 4) that the target verifies in one\n"
     "                          step (speculative decoding; greedy output is\n"
@@ -388,6 +391,7 @@ int generateCommand(const std::string &path,
   std::string checkpoint;
   int64_t kvBlocks = 0;
   double commTimeout = 60;
+  std::string collectives = "auto";
   DraftArgs draft;
   for (const std::string &arg : args) {
     size_t eq = arg.find('=');
@@ -439,6 +443,11 @@ int generateCommand(const std::string &path,
       commTimeout = parseNumber(name, value);
       if (!(commTimeout > 0))
         usageError("--comm-timeout must be a positive number of seconds");
+    } else if (name == "--collectives") {
+      if (value != "auto" && value != "nccl" && value != "host")
+        usageError("--collectives must be auto, nccl or host, got '" + value +
+                   "'");
+      collectives = value;
     } else if (name == "--stop-token") {
       options.stopToken = parseInteger(name, value, 0, INT32_MAX);
     } else {
@@ -450,7 +459,7 @@ int generateCommand(const std::string &path,
   if (MpiCommunicator::launchedByMpi())
     return generateUnderMpi(path, GenerateArgs{prompt, options, weightsSeed,
                                                checkpoint, kvBlocks,
-                                               commTimeout});
+                                               commTimeout, collectives});
   std::unique_ptr<Artifact> artifact = openArtifact(path);
   std::string error;
   if (kvBlocks == 0) {
