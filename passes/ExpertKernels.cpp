@@ -7,9 +7,10 @@
 //   router      one block per token: a warp per expert score (lanes read
 //               16 bytes at a time), then one thread takes the softmax, the
 //               top-k and the renormalisation.
-//   dispatch    one block: one thread counts the copies per expert and
-//               gives each copy its row (a counting sort, stable in token
-//               order), then the block copies the rows.
+//   dispatch    two launches: one block where one thread counts the copies
+//               per expert and gives each copy its row (a counting sort,
+//               stable in token order), then a block per copy moving its
+//               row 16 bytes per thread at a time.
 //   expert_ffn  two launches that read only the routed experts' weights and
 //               need no sizes on the host (graph-safe): gate/up, one warp
 //               per hidden feature of a row, writing act(gate) * up to an
@@ -227,19 +228,30 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
             memref::StoreOp::create(b, loc, row, permutation, c);
           });
         });
-        e.barrier();
-        // permuted[permutation[c]] = x[c / k]
-        e.forEach(zero, copies, step, [&](Value c) {
-          Value row = e.loadIndex(permutation, {c});
-          Value token = arith::DivUIOp::create(b, loc, c, k);
-          e.strided(e.thread, e.index(dModel), e.threads, [&](Value col) {
-            memref::StoreOp::create(
-                b, loc,
-                memref::LoadOp::create(b, loc, x, ValueRange{token, col}),
-                permuted, ValueRange{row, col});
-          });
-        });
       });
+  // permuted[permutation[c]] = x[c / k]: a block per copy, each thread
+  // moving 8 contiguous columns at a time (16-byte loads and stores).
+  Value rows = memref::DimOp::create(b, loc, permuted, 0);
+  emitGrid(b, loc, gpu, rows, one, threads, {},
+           [&](GridEmitter &e, Value c, Value, ArrayRef<Value>) {
+             OpBuilder &b = e.b;
+             Value from = e.aligned(x), to = e.aligned(permuted);
+             Value row = e.loadIndex(permutation, {c});
+             Value token = arith::DivUIOp::create(b, loc, c, e.index(topK));
+             int64_t chunk = GridEmitter::chunkOf(dModel);
+             e.strided(mul(e, e.thread, e.index(chunk)), e.index(dModel),
+                       mul(e, e.threads, e.index(chunk)), [&](Value col) {
+                         SmallVector<Value> columns, values;
+                         for (int64_t i = 0; i < chunk; ++i) {
+                           columns.push_back(i ? add(e, col, e.index(i)) : col);
+                           values.push_back(memref::LoadOp::create(
+                               b, loc, from, ValueRange{token, columns[i]}));
+                         }
+                         for (int64_t i = 0; i < chunk; ++i)
+                           memref::StoreOp::create(b, loc, values[i], to,
+                                                   ValueRange{row, columns[i]});
+                       });
+           });
 }
 
 /// What the FFN kernels need to know of their weights: the row's expert

@@ -47,18 +47,25 @@ func.func private @kernel_router(%x: tensor<?x64xf32>, %w: tensor<4x64xf32>) -> 
 
 // -----
 
-// Dispatch: one block; the first thread counts, sums and places the copies,
-// then the block copies the rows.
+// Dispatch: one block where the first thread counts, sums and places the
+// copies; then a block per copy moves its row, 8 columns per thread.
 // HOST-LABEL: func.func private @kernel_dispatch
-// HOST-SAME: (%{{.*}}: memref<?x64xf32>, %{{.*}}: memref<?x2xi32>, %[[ROWS:.*]]: memref<?x64xf32>, %[[OFF:.*]]: memref<5xi32>, %[[PERM:.*]]: memref<?xi32>)
+// HOST-SAME: (%[[X:.*]]: memref<?x64xf32>, %{{.*}}: memref<?x2xi32>, %[[ROWS:.*]]: memref<?x64xf32>, %[[OFF:.*]]: memref<5xi32>, %[[PERM:.*]]: memref<?xi32>)
 // HOST: memref.store %{{.*}}, %[[OFF]]
 // HOST: memref.store %{{.*}}, %[[PERM]]
-// HOST: memref.store %{{.*}}, %[[ROWS]]
+// HOST: %[[R:.*]] = memref.dim %[[ROWS]], %c0
+// HOST: scf.for %{{.*}} = %{{.*}} to %[[R]]
+// HOST-COUNT-8: memref.load %[[X]]
+// HOST-COUNT-8: memref.store %{{.*}}, %[[ROWS]]
 // GPU-LABEL: func.func private @kernel_dispatch
 // GPU: gpu.launch blocks({{[^)]*}}) in (%{{[a-z0-9]+}} = %c1, %{{[a-z0-9]+}} = %c1, {{[^)]*}}) threads({{[^)]*}}) in (%{{[a-z0-9]+}} = %c128,
 // GPU-SAME: workgroup(%{{.*}} : memref<4xi32, #gpu.address_space<workgroup>>)
 // GPU: scf.if
-// GPU: gpu.barrier
+// GPU: gpu.terminator
+// GPU: %[[R:.*]] = memref.dim %arg2, %c0
+// GPU: gpu.launch blocks({{[^)]*}}) in (%{{[a-z0-9]+}} = %[[R]], %{{[a-z0-9]+}} = %c1,
+// GPU: memref.assume_alignment %arg0, 16
+// GPU: memref.assume_alignment %arg2, 16
 func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) -> (tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>) attributes {moe.kernel} {
   %r, %o, %p = moe.dispatch %x, %i experts 4 : (tensor<?x64xf32>, tensor<?x2xi32>) -> (tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>)
   return %r, %o, %p : tensor<?x64xf32>, tensor<5xi32>, tensor<?xi32>
