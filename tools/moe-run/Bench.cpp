@@ -19,6 +19,7 @@
 
 #include "runtime/Artifact.h"
 #include "runtime/LocalRunner.h"
+#include "tools/moe-run/MpiJob.h"
 #include "runtime/Sampler.h"
 
 #include <algorithm>
@@ -108,6 +109,16 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
         perSequence * std::min<int64_t>(width, o.requests), INT32_MAX);
   }
 
+  // Under mpirun: one process per rank; rank 0 runs the benchmark and
+  // drives the others, which only follow its steps.
+  std::unique_ptr<MpiJob> job;
+  if (MpiCommunicator::launchedByMpi()) {
+    job = std::make_unique<MpiJob>(
+        path, MpiJob::Options{o.checkpoint, o.weightsSeed, o.kvBlocks});
+    if (!job->isHead())
+      return job->follow();
+  }
+
   // Open the outputs first: a bad path fails before the run, not after.
   std::ofstream jsonFile, plotFile;
   if (!o.jsonPath.empty())
@@ -115,14 +126,19 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
   if (!o.plotPath.empty())
     plotFile = openOutput(o.plotPath);
 
-  // Every rank of the plan, in this process (runtime/LocalRunner.h).
-  std::unique_ptr<LocalRunner> executor =
-      LocalRunner::create(*artifact, o.kvBlocks, error);
-  if (!executor)
-    throw BenchError{error};
-  if (o.checkpoint.empty() ? !executor->initRandomWeights(o.weightsSeed, error)
-                           : !executor->loadWeights(o.checkpoint, error))
-    throw BenchError{error};
+  // Every rank of the plan, in this process (runtime/LocalRunner.h), or
+  // the MPI job's ranks.
+  std::unique_ptr<LocalRunner> local;
+  ModelRunner *executor = job ? &job->runner() : nullptr;
+  if (!job) {
+    local = LocalRunner::create(*artifact, o.kvBlocks, error);
+    if (!local)
+      throw BenchError{error};
+    if (o.checkpoint.empty() ? !local->initRandomWeights(o.weightsSeed, error)
+                             : !local->loadWeights(o.checkpoint, error))
+      throw BenchError{error};
+    executor = local.get();
+  }
   info.numBlocks = executor->numBlocks();
   info.blockSize = executor->blockSize();
 
@@ -166,7 +182,7 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
                 formatJson(toJson(o, info, work, result, summary)));
   if (!o.plotPath.empty())
     writeOutput(plotFile, o.plotPath, plotSvg(o, info, result, summary));
-  return 0;
+  return job ? job->finish() : 0;
 }
 
 } // namespace

@@ -2,76 +2,26 @@
 
 #include "tools/moe-run/GenerateMpi.h"
 
-#include "runtime/CudaExecutor.h"
-#include "runtime/DistributedRunner.h"
-#include "runtime/MpiCommunicator.h"
-#include "runtime/NcclCommunicator.h"
+#include "tools/moe-run/GenerateSpeculative.h"
+#include "tools/moe-run/MpiJob.h"
 
 #include <cstdio>
 
 using namespace moert;
 
-int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args) {
-  std::string error;
-  std::unique_ptr<MpiCommunicator> comm = MpiCommunicator::create(
-      std::chrono::milliseconds(static_cast<int64_t>(args.commTimeout * 1000)),
-      error);
-  if (!comm) {
-    std::fprintf(stderr, "moe-run: error: %s\n", error.c_str());
-    return 1;
+int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args,
+                            const DraftArgs &draft) {
+  MpiJob job(path, {args.checkpoint, args.weightsSeed, args.kvBlocks,
+                    args.commTimeout, args.collectives});
+  if (!job.isHead())
+    return job.follow();
+  if (!draft.artifact.empty()) {
+    int status = generateSpeculative(job.artifact(), job.runner(), args, draft);
+    if (status != 0 && job.runner().failedMidStep())
+      job.communicator().abortJob("a step failed after it left rank 0");
+    int stopped = job.finish();
+    return status ? status : stopped;
   }
-  int64_t rank = comm->rank();
-  std::unique_ptr<Artifact> artifact = Artifact::open(path, error);
-  if (!artifact)
-    comm->abortJob(error);
-  int64_t kvBlocks = args.kvBlocks;
-  if (kvBlocks == 0) {
-    const StageInfo &stage = artifact->stageOfRank(rank);
-    int64_t blockSize = stage.execution ? stage.execution->blockSize : 1;
-    kvBlocks = (artifact->model().maxContext + blockSize - 1) / blockSize;
-  }
-  // A cuda rank takes the GPU of its index on its node (round robin when
-  // the node has fewer GPUs than processes).
-  int devices = CudaExecutor::deviceCount();
-  int device = devices > 0 ? static_cast<int>(comm->localRank() % devices) : 0;
-  Communicator *peers = comm->size() > 1 ? comm.get() : nullptr;
-  // NCCL outlives the executor that uses it.
-  std::unique_ptr<NcclCommunicator> nccl;
-  std::unique_ptr<RankExecutor> executor;
-  if (artifact->target() == "cuda") {
-    std::unique_ptr<CudaExecutor> gpu =
-        CudaExecutor::create(*artifact, rank, kvBlocks, error, peers, device);
-    if (!gpu)
-      comm->abortJob(error);
-    if (args.collectives == "nccl" ||
-        (args.collectives == "auto" && NcclCommunicator::available())) {
-      const StageInfo &stage = artifact->stageOfRank(rank);
-      std::vector<int64_t> group;
-      for (int64_t r = stage.firstRank; r < stage.firstRank + stage.ranks; ++r)
-        group.push_back(r);
-      nccl = NcclCommunicator::create(*comm, device, group, error);
-      if (!nccl)
-        comm->abortJob(error);
-      gpu->useNccl(nccl.get());
-    }
-    executor = std::move(gpu);
-  } else {
-    executor = RankExecutor::create(*artifact, rank, kvBlocks, error, peers);
-    if (!executor)
-      comm->abortJob(error);
-  }
-  // Each rank reads only its own shard of the checkpoint.
-  if (args.checkpoint.empty()
-          ? !executor->initRandomWeights(args.weightsSeed, error)
-          : !executor->loadWeights(args.checkpoint, error))
-    comm->abortJob(error);
-
-  if (rank != 0) {
-    if (!serveFollower(*artifact, *executor, *comm, error))
-      comm->abortJob(error);
-    return 0;
-  }
-  DistributedRunner runner(*artifact, *executor, *comm);
   bool first = true;
   auto stream = [&](int32_t token) {
     std::printf(first ? "%d" : " %d", token);
@@ -80,31 +30,25 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args) {
   };
   std::vector<int32_t> output;
   GenerateStats stats;
-  if (!generate(runner, args.prompt, args.options,
-                artifact->model().maxContext, stream, output, stats, error)) {
+  std::string error;
+  if (!generate(job.runner(), args.prompt, args.options,
+                job.artifact().model().maxContext, stream, output, stats,
+                error)) {
     if (!first)
       std::printf("\n");
     // A refused request never left rank 0: stop the others and report it.
-    if (runner.failedMidStep())
-      comm->abortJob(error);
-    std::string stopError;
-    if (!runner.stop(stopError))
-      comm->abortJob(stopError);
-    std::fprintf(stderr, "moe-run: error: %s\n", error.c_str());
-    return 1;
+    return job.finish(error);
   }
-  std::string stopError;
-  if (!runner.stop(stopError))
-    comm->abortJob(stopError);
+  int status = job.finish();
   std::printf("\n");
   std::fflush(stdout);
   std::fprintf(stderr,
-               "moe-run: %lld ranks (MPI%s); %lld tokens in, %lld tokens "
-               "out; time to first token %.3f ms, time per output token %.3f "
-               "ms\n",
-               static_cast<long long>(comm->size()), nccl ? ", NCCL" : "",
+               "moe-run: %lld ranks (%s); %lld tokens in, %lld tokens out; "
+               "time to first token %.3f ms, time per output token %.3f ms\n",
+               static_cast<long long>(job.communicator().size()),
+               job.transport().c_str(),
                static_cast<long long>(stats.promptTokens),
                static_cast<long long>(stats.outputTokens),
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3);
-  return 0;
+  return status;
 }

@@ -1,9 +1,9 @@
 //===- GenerateMpi.h - moe-run generate under mpirun ------------*- C++ -*-===//
 //
-// `mpirun -np N moe-run ART generate ...` (or srun): one process per rank,
-// each loading only its own weight shard; rank 0 runs the generation loop
-// and drives the others (runtime/DistributedRunner.h) over MPI
-// (runtime/MpiCommunicator.h). A rank that fails stops the job with a
+// `mpirun -np N moe-run ART generate ...` (or srun): one process per rank
+// (tools/moe-run/MpiJob.h), each loading only its own weight shard; rank 0
+// runs the generation loop, speculative with --draft, and drives the others
+// (runtime/DistributedRunner.h). A rank that fails stops the job with a
 // message naming it; a rank that waits longer than --comm-timeout for a
 // peer stops it too.
 //
@@ -36,9 +36,22 @@ struct GenerateArgs {
   std::string collectives = "auto";
 };
 
+/// How to speculate (`generate --draft`).
+struct DraftArgs {
+  /// The draft artifact; empty: no speculation.
+  std::string artifact;
+  int64_t tokens = 4;
+  uint64_t weightsSeed = 1;
+  std::string checkpoint;
+  /// Speculate at every step instead of when the cost model says it pays.
+  bool always = false;
+};
+
 /// Runs `generate` as one rank of an MPI job; returns the exit status
-/// (errors that stop the job do not return).
-int generateUnderMpi(const std::string &artifactPath, const GenerateArgs &args);
+/// (errors that stop the job do not return). With a draft, the head runs
+/// the draft model in its own process and the scheduler drives the ranks.
+int generateUnderMpi(const std::string &artifactPath, const GenerateArgs &args,
+                     const DraftArgs &draft);
 
 } // namespace moert
 

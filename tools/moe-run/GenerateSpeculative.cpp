@@ -2,6 +2,7 @@
 
 #include "tools/moe-run/GenerateSpeculative.h"
 
+#include "runtime/LocalRunner.h"
 #include "runtime/Scheduler.h"
 
 #include <algorithm>
@@ -18,7 +19,7 @@ int fail(const std::string &message) {
 }
 } // namespace
 
-int moert::generateSpeculative(const Artifact &artifact, LocalRunner &target,
+int moert::generateSpeculative(const Artifact &artifact, ModelRunner &target,
                                const GenerateArgs &args,
                                const DraftArgs &draftArgs) {
   std::string error;

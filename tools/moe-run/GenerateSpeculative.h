@@ -11,24 +11,15 @@
 #ifndef MOEC_TOOLS_MOE_RUN_GENERATESPECULATIVE_H
 #define MOEC_TOOLS_MOE_RUN_GENERATESPECULATIVE_H
 
-#include "runtime/LocalRunner.h"
+#include "runtime/Artifact.h"
+#include "runtime/ModelRunner.h"
 #include "tools/moe-run/GenerateMpi.h"
 
 namespace moert {
 
-/// How to speculate.
-struct DraftArgs {
-  std::string artifact;
-  int64_t tokens = 4;
-  uint64_t weightsSeed = 1;
-  std::string checkpoint;
-  /// Speculate at every step instead of when the cost model says it pays.
-  bool always = false;
-};
-
 /// Runs the request on `target` (of `artifact`) with the draft; returns the
 /// exit status. Errors go to stderr as `moe-run: error: ...`.
-int generateSpeculative(const Artifact &artifact, LocalRunner &target,
+int generateSpeculative(const Artifact &artifact, ModelRunner &target,
                         const GenerateArgs &args, const DraftArgs &draft);
 
 } // namespace moert

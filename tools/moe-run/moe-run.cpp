@@ -457,9 +457,11 @@ int generateCommand(const std::string &path,
   if (!havePrompt)
     usageError("generate needs --prompt=IDS or --prompt-file=FILE");
   if (MpiCommunicator::launchedByMpi())
-    return generateUnderMpi(path, GenerateArgs{prompt, options, weightsSeed,
-                                               checkpoint, kvBlocks,
-                                               commTimeout, collectives});
+    return generateUnderMpi(path,
+                            GenerateArgs{prompt, options, weightsSeed,
+                                         checkpoint, kvBlocks, commTimeout,
+                                         collectives},
+                            draft);
   std::unique_ptr<Artifact> artifact = openArtifact(path);
   std::string error;
   if (kvBlocks == 0) {
