@@ -5,6 +5,7 @@
 
 #ifdef MOEC_HAVE_CUDA
 #include "runtime/CudaDriver.h"
+#include "runtime/DecodeStep.h"
 #include "runtime/HalfFloat.h"
 #include "runtime/NcclCommunicator.h"
 #include "runtime/StepShapes.h"
@@ -515,47 +516,6 @@ static bool profileSteps(CudaExecutor::State &s, const ExecutionInfo &plan,
   return true;
 }
 
-/// Whether `in` is a pure decode step: one token per sequence, in sequence
-/// order, every token's logits wanted.
-static bool isDecodeStep(const StepInputs &in) {
-  size_t n = in.tokens.size();
-  if (static_cast<size_t>(in.sequences) != n || in.logitRows.size() != n)
-    return false;
-  for (size_t i = 0; i < n; ++i)
-    if (in.tokenSeq[i] != static_cast<int32_t>(i) ||
-        in.logitRows[i] != static_cast<int32_t>(i))
-      return false;
-  return true;
-}
-
-/// `in` padded to `batch` sequences of `blocksPerSeq` table entries: the
-/// extra tokens are token 0 at position 0 of their own sequence, write no
-/// cache slot, and read block 0; their logits are computed and dropped.
-static StepInputs padDecodeStep(const StepInputs &in, int64_t batch,
-                                int64_t blocksPerSeq) {
-  StepInputs out;
-  out.sequences = batch;
-  out.blocksPerSeq = blocksPerSeq;
-  out.tokens = in.tokens;
-  out.positions = in.positions;
-  out.slotMapping = in.slotMapping;
-  out.blockTables.assign(batch * blocksPerSeq, 0);
-  for (int64_t i = 0; i < in.sequences; ++i)
-    for (int64_t j = 0; j < in.blocksPerSeq; ++j)
-      out.blockTables[i * blocksPerSeq + j] =
-          in.blockTables[i * in.blocksPerSeq + j];
-  for (int64_t i = static_cast<int64_t>(in.tokens.size()); i < batch; ++i) {
-    out.tokens.push_back(0);
-    out.positions.push_back(0);
-    out.slotMapping.push_back(-1);
-  }
-  for (int64_t i = 0; i < batch; ++i) {
-    out.tokenSeq.push_back(static_cast<int32_t>(i));
-    out.logitRows.push_back(static_cast<int32_t>(i));
-  }
-  return out;
-}
-
 bool CudaExecutor::forward(const StepInputs &request,
                            std::vector<float> &logits, std::string &error) {
   return run(request, logits, error, nullptr, 0);
@@ -585,9 +545,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
   StepInputs padded;
   if (s.useGraphs && !profile && !s.place.comm && isDecodeStep(request) &&
       static_cast<int64_t>(request.tokens.size()) <= kMaxGraphBatch) {
-    bucket = 1;
-    while (bucket < static_cast<int64_t>(request.tokens.size()))
-      bucket *= 2;
+    bucket = graphBucket(static_cast<int64_t>(request.tokens.size()));
     padded = padDecodeStep(request, bucket, s.maxBlocksPerSeq);
   }
   const StepInputs &in = bucket ? padded : request;

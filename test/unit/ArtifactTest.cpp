@@ -1,6 +1,7 @@
 //===- ArtifactTest.cpp - Reading and validating moec artifacts -----------===//
 
 #include "runtime/Artifact.h"
+#include "runtime/Base64.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -691,4 +692,23 @@ TEST(Artifact, RejectsBadGPULaunches) {
                                     0),
             0u)
       << errorOf(artifact);
+}
+
+TEST(Base64, DecodesStrictly) {
+  std::string bytes;
+  ASSERT_TRUE(decodeBase64("", bytes));
+  EXPECT_EQ(bytes, "");
+  ASSERT_TRUE(decodeBase64("TWFu", bytes));
+  EXPECT_EQ(bytes, "Man");
+  ASSERT_TRUE(decodeBase64("TWE=", bytes));
+  EXPECT_EQ(bytes, "Ma");
+  ASSERT_TRUE(decodeBase64("TQ==", bytes));
+  EXPECT_EQ(bytes, "M");
+  ASSERT_TRUE(decodeBase64("+/+/", bytes));
+  EXPECT_EQ(bytes, std::string("\xfb\xff\xbf"));
+  EXPECT_FALSE(decodeBase64("TWF", bytes));      // not a multiple of 4
+  EXPECT_FALSE(decodeBase64("TW-u", bytes));     // not base64
+  EXPECT_FALSE(decodeBase64("T===", bytes));     // too much padding
+  EXPECT_FALSE(decodeBase64("TQ==TWFu", bytes)); // padding before the end
+  EXPECT_FALSE(decodeBase64("TQ=u", bytes));     // data after padding
 }
