@@ -8,7 +8,9 @@
 #   2. every kernel and GEMM of a decode step at batch 64 x 2048 and at
 #      batch 1, and of a 4096-token prefill (moe-run bench-kernels).
 #   scripts/gpu-bench.sh [BUILD_DIR] [ARTIFACT_DIR]
-set -euo pipefail
+# Each measurement runs even when an earlier one fails; the failures are
+# listed at the end.
+set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build-gpu}"
 artifacts="${2:-$root/build/gpu-artifacts}"
@@ -16,8 +18,19 @@ run="$build/bin/moe-run"
 mini="$artifacts/gpt4-mini.cuda.moeart"
 [ -x "$run" ] || { echo "gpu-bench: no $run (run scripts/gpu-check.sh first)"; exit 1; }
 [ -e "$mini" ] || { echo "gpu-bench: no $mini (scripts/gpu-artifacts.sh makes it)"; exit 1; }
-"$run" "$mini" step-time --batch=1,32 --context=512 --steps=20
-MOEC_CUDA_GRAPHS=1 "$run" "$mini" step-time --batch=1,32 --context=512 --steps=20
-"$run" "$mini" bench-kernels --batch=64 --context=2048
-"$run" "$mini" bench-kernels --batch=1 --context=2048
-"$run" "$mini" bench-kernels --prefill=4096 --repeats=5
+failures=()
+measure() {
+  echo "gpu-bench: $*"
+  "$@" || failures+=("$*")
+}
+measure "$run" "$mini" step-time --batch=1,32 --context=512 --steps=20
+measure env MOEC_CUDA_GRAPHS=1 "$run" "$mini" step-time --batch=1,32 \
+  --context=512 --steps=20
+measure "$run" "$mini" bench-kernels --batch=64 --context=2048
+measure "$run" "$mini" bench-kernels --batch=1 --context=2048
+measure "$run" "$mini" bench-kernels --prefill=4096 --repeats=5
+if [ "${#failures[@]}" -gt 0 ]; then
+  echo "gpu-bench: ${#failures[@]} failed:"
+  printf '  %s\n' "${failures[@]}"
+  exit 1
+fi
