@@ -13,9 +13,10 @@
 //               row 16 bytes per thread at a time.
 //   expert_ffn  two launches that read only the routed experts' weights and
 //               need no sizes on the host (graph-safe): gate/up, one warp
-//               per hidden feature of a row, writing act(gate) * up to an
-//               f32 scratch [rows, ffn]; then down, one warp per output
-//               feature of a row. A row's expert is found from the offsets.
+//               per hidden feature of a group of 8 rows, writing act(gate) *
+//               up to an f32 scratch [rows, ffn]; then down, one warp per
+//               output feature of a group. A row's expert is found from the
+//               offsets; a group of one expert reads its weights once.
 //   ffn         the dense FFN (draft models): the same two launches with one
 //               expert.
 //
@@ -254,6 +255,10 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
            });
 }
 
+/// Consecutive routed rows one warp serves per output feature, reading
+/// each weight once for all of them when they share an expert.
+constexpr int64_t kRowGroup = 8;
+
 /// What the FFN kernels need to know of their weights: the row's expert
 /// (and whether this rank holds it) and the weight buffers.
 struct FFNSpec {
@@ -290,80 +295,172 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
   struct Buffers {
     Value x, hidden, gateUp, gate, up, down;
   };
-  // One warp per (row, feature), `features` features per row.
+  using Compute = function_ref<SmallVector<Value>(
+      GridEmitter &, const Buffers &, ArrayRef<Value> rowList, Value f,
+      Value ex, Value lane)>;
+  // One warp per output feature of a group of kRowGroup consecutive rows
+  // (the block of the group's first row does the work, the others return).
+  // Rows are sorted by expert, so a group usually has one expert: then the
+  // warp reads each weight chunk once for all its rows. A group that spans
+  // experts takes its rows one at a time.
   auto perFeature =
-      [&](int64_t features,
-          function_ref<Value(GridEmitter &, const Buffers &, Value r, Value f,
-                             Value ex, Value lane)>
-              compute,
+      [&](int64_t features, Compute compute,
           function_ref<void(GridEmitter &, Value r, Value f, Value y)> store) {
         Value grid = arith::ConstantIndexOp::create(
             b, loc, (features + warps - 1) / warps);
         emitGrid(
             b, loc, gpu, rows, grid, threads, {},
-            [&](GridEmitter &e, Value r, Value block, ArrayRef<Value>) {
-              Buffers buffers{e.aligned(x),         e.aligned(hidden),
-                              e.aligned(spec.gateUp), e.aligned(spec.gate),
-                              e.aligned(spec.up),     e.aligned(spec.down)};
-              Value warp, lane, ex, held;
-              std::tie(warp, lane) = warpLane(e);
-              Value f = add(e, mul(e, block, e.index(warps)), warp);
-              std::tie(ex, held) = spec.expertOf(e, r);
-              e.when(
-                  cmp(e, arith::CmpIPredicate::slt, f, e.index(features)), [&] {
-                    Value y = compute(e, buffers, r, f, ex, lane);
-                    y = arith::SelectOp::create(e.b, loc, held, y, e.f32(0));
-                    e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)),
-                           [&] { store(e, r, f, y); });
-                  });
+            [&](GridEmitter &e, Value r0, Value block, ArrayRef<Value>) {
+              Value leads = cmp(
+                  e, arith::CmpIPredicate::eq,
+                  arith::RemUIOp::create(e.b, loc, r0, e.index(kRowGroup)),
+                  e.index(0));
+              e.when(leads, [&] {
+                Buffers buf{e.aligned(x),         e.aligned(hidden),
+                            e.aligned(spec.gateUp), e.aligned(spec.gate),
+                            e.aligned(spec.up),     e.aligned(spec.down)};
+                Value warp, lane;
+                std::tie(warp, lane) = warpLane(e);
+                Value f = add(e, mul(e, block, e.index(warps)), warp);
+                // The rows (both launches read or write the scratch).
+                Value count = memref::DimOp::create(e.b, loc, buf.hidden, 0);
+                Value last = arith::SubIOp::create(
+                    e.b, loc,
+                    arith::MinUIOp::create(e.b, loc,
+                                           add(e, r0, e.index(kRowGroup)),
+                                           count),
+                    e.index(1));
+                auto storeFirstLane = [&](Value r, Value y) {
+                  e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)),
+                         [&] { store(e, r, f, y); });
+                };
+                e.when(
+                    cmp(e, arith::CmpIPredicate::slt, f, e.index(features)),
+                    [&] {
+                      Value exFirst, heldFirst, exLast, heldLast;
+                      std::tie(exFirst, heldFirst) = spec.expertOf(e, r0);
+                      std::tie(exLast, heldLast) = spec.expertOf(e, last);
+                      Value uniform = arith::AndIOp::create(
+                          e.b, loc,
+                          cmp(e, arith::CmpIPredicate::eq, exFirst, exLast),
+                          arith::CmpIOp::create(e.b, loc,
+                                                arith::CmpIPredicate::eq,
+                                                heldFirst, heldLast));
+                      e.when(uniform, [&] {
+                        // Rows past the last are clamped to it, not stored.
+                        SmallVector<Value> rowList;
+                        for (int64_t i = 0; i < kRowGroup; ++i)
+                          rowList.push_back(arith::MinUIOp::create(
+                              e.b, loc, add(e, r0, e.index(i)), last));
+                        SmallVector<Value> ys =
+                            compute(e, buf, rowList, f, exFirst, lane);
+                        for (int64_t i = 0; i < kRowGroup; ++i) {
+                          Value r = add(e, r0, e.index(i));
+                          e.when(cmp(e, arith::CmpIPredicate::ule, r, last),
+                                 [&] {
+                                   storeFirstLane(
+                                       r, arith::SelectOp::create(
+                                              e.b, loc, heldFirst, ys[i],
+                                              e.f32(0)));
+                                 });
+                        }
+                      });
+                      e.when(arith::XOrIOp::create(
+                                 e.b, loc, uniform,
+                                 arith::ConstantOp::create(
+                                     e.b, loc, e.b.getBoolAttr(true))),
+                             [&] {
+                               e.forEach(r0, add(e, last, e.index(1)),
+                                         e.index(1), [&](Value r) {
+                                           Value ex, held;
+                                           std::tie(ex, held) =
+                                               spec.expertOf(e, r);
+                                           Value y = compute(e, buf, {r}, f,
+                                                             ex, lane)[0];
+                                           storeFirstLane(
+                                               r, arith::SelectOp::create(
+                                                      e.b, loc, held, y,
+                                                      e.f32(0)));
+                                         });
+                             });
+                    });
+              });
             });
       };
-  // A lane's part of row `row` of `vector` · row `weightRow` of `weight`
-  // (with the expert index first when per expert), over `length` columns.
-  auto dot = [&](GridEmitter &e, Value vector, Value row, Value weight,
-                 Value ex, Value weightRow, int64_t length, Value lane) {
-    Value partial = e.chunkedDot(
-        lane, lanes, length,
-        [&](Value c) { return e.loadF32(vector, {row, c}); },
-        [&](Value c) {
-          SmallVector<Value> at;
-          if (spec.perExpert)
-            at.push_back(ex);
-          at.append({weightRow, c});
-          return e.loadF32(weight, at);
+  // Lanes' parts of rows `rowList` of `vector` · row `weightRow` of
+  // `weight` (with the expert index first when per expert), over `length`
+  // columns, each lane reading 8 contiguous columns at a time and each
+  // weight chunk once for all the rows; summed over the warp.
+  auto dots = [&](GridEmitter &e, Value vector, ArrayRef<Value> rowList,
+                  Value weight, Value ex, Value weightRow, int64_t length,
+                  Value lane) -> SmallVector<Value> {
+    int64_t chunk = GridEmitter::chunkOf(length);
+    SmallVector<Value> init(rowList.size(), e.f32(0));
+    SmallVector<Value> sums = e.loop(
+        mul(e, lane, e.index(chunk)), e.index(length),
+        e.index(lanes * chunk), init,
+        [&](Value c, ValueRange acc) -> SmallVector<Value> {
+          SmallVector<Value> columns, ws;
+          for (int64_t i = 0; i < chunk; ++i) {
+            columns.push_back(i ? add(e, c, e.index(i)) : c);
+            SmallVector<Value> at;
+            if (spec.perExpert)
+              at.push_back(ex);
+            at.append({weightRow, columns.back()});
+            ws.push_back(e.loadF32(weight, at));
+          }
+          SmallVector<Value> next;
+          for (size_t r = 0; r < rowList.size(); ++r) {
+            SmallVector<Value> xs;
+            for (int64_t i = 0; i < chunk; ++i)
+              xs.push_back(e.loadF32(vector, {rowList[r], columns[i]}));
+            Value sum = acc[r];
+            for (int64_t i = 0; i < chunk; ++i)
+              sum = arith::AddFOp::create(
+                  e.b, loc, sum, arith::MulFOp::create(e.b, loc, xs[i], ws[i]));
+            next.push_back(sum);
+          }
+          return next;
         });
-    return e.warpSum(partial);
+    for (Value &sum : sums)
+      sum = e.warpSum(sum);
+    return sums;
   };
 
   int64_t width = spec.width;
   perFeature(
       spec.width,
-      [&](GridEmitter &e, const Buffers &buf, Value r, Value f, Value ex,
-          Value lane) -> Value {
+      [&](GridEmitter &e, const Buffers &buf, ArrayRef<Value> rowList, Value f,
+          Value ex, Value lane) -> SmallVector<Value> {
         // Routed experts keep gate and up in one tensor, the up rows after
         // the gate rows.
-        Value gateDot;
+        SmallVector<Value> gateDots;
         if (spec.gated)
-          gateDot = dot(e, buf.x, r, spec.perExpert ? buf.gateUp : buf.gate,
-                        ex, f, spec.dModel, lane);
+          gateDots = dots(e, buf.x, rowList,
+                          spec.perExpert ? buf.gateUp : buf.gate, ex, f,
+                          spec.dModel, lane);
         Value up = spec.perExpert ? buf.gateUp : buf.up;
         Value upRow = spec.perExpert && spec.gated ? add(e, f, e.index(width))
                                                    : f;
-        Value upDot = dot(e, buf.x, r, up, ex, upRow, spec.dModel, lane);
-        if (!spec.gated)
-          return activate(e, spec.activation, upDot);
-        return arith::MulFOp::create(e.b, loc,
-                                     activate(e, spec.activation, gateDot),
-                                     upDot);
+        SmallVector<Value> ys =
+            dots(e, buf.x, rowList, up, ex, upRow, spec.dModel, lane);
+        for (size_t r = 0; r < ys.size(); ++r)
+          ys[r] = spec.gated
+                      ? arith::MulFOp::create(
+                            e.b, loc, activate(e, spec.activation, gateDots[r]),
+                            ys[r])
+                            .getResult()
+                      : activate(e, spec.activation, ys[r]);
+        return ys;
       },
       [&](GridEmitter &e, Value r, Value f, Value y) {
         memref::StoreOp::create(e.b, loc, y, hidden, ValueRange{r, f});
       });
   perFeature(
       spec.dModel,
-      [&](GridEmitter &e, const Buffers &buf, Value r, Value o, Value ex,
-          Value lane) -> Value {
-        return dot(e, buf.hidden, r, buf.down, ex, o, spec.width, lane);
+      [&](GridEmitter &e, const Buffers &buf, ArrayRef<Value> rowList, Value o,
+          Value ex, Value lane) -> SmallVector<Value> {
+        return dots(e, buf.hidden, rowList, buf.down, ex, o, spec.width, lane);
       },
       [&](GridEmitter &e, Value r, Value o, Value y) {
         e.storeF32(y, result, {r, o});

@@ -74,8 +74,11 @@ func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) ->
 // -----
 
 // Placed experts (this rank holds 2 of 4): gate/up then down, one warp per
-// output feature of a row (on the GPU a butterfly of shuffles), an f32 scratch for
-// act(gate) * up whose rows are the input's (argument 0).
+// output feature of a group of 8 consecutive rows (on the GPU a butterfly
+// of shuffles), an f32 scratch for act(gate) * up whose rows are the
+// input's (argument 0). The block of a group's first row works: when the
+// group's first and last rows have the same expert, each weight chunk is
+// read once for the 8 rows (8 sums); otherwise row by row.
 // HOST-LABEL: func.func private @kernel_expert_ffn
 // HOST-SAME: (%[[X:.*]]: memref<?x64xf32>, %[[OFF:.*]]: memref<5xi32>, %[[GU:.*]]: memref<2x256x64xf32>, %[[D:.*]]: memref<2x64x128xf32>, %[[G:.*]]: memref<1xi32>, %[[Y:.*]]: memref<?x64xf32>, %[[H:.*]]: memref<?x128xf32>)
 // HOST-SAME: moe.scratch_args = 1 : i64, moe.scratch_rows_arg = 0 : i64
@@ -86,9 +89,13 @@ func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) ->
 // HOST: memref.store %{{.*}}, %[[Y]]
 // GPU-LABEL: func.func private @kernel_expert_ffn
 // 128 gate/up features per row, 4 warps per block: 32 blocks per row.
-// GPU: gpu.launch blocks({{[^)]*}}) in (%{{[a-z0-9]+}} = %{{[a-z0-9]+}}, %{{[a-z0-9]+}} = %c32,
-// GPU: gpu.shuffle xor
+// GPU: gpu.launch blocks(%[[R:[a-z0-9]+]], {{[^)]*}}) in (%{{[a-z0-9]+}} = %{{[a-z0-9]+}}, %{{[a-z0-9]+}} = %c32,
+// GPU: arith.remui %[[R]], %c8
+// GPU: arith.minui
+// GPU: %[[SUMS:.*]]:8 = scf.for
+// GPU-COUNT-5: gpu.shuffle xor
 // GPU: math.exp
+// GPU: scf.for %{{.*}} = %[[R]] to
 // GPU: gpu.terminator
 // 64 outputs per row: 16 blocks per row.
 // GPU: gpu.launch blocks({{[^)]*}}) in (%{{[a-z0-9]+}} = %{{[a-z0-9]+}}, %{{[a-z0-9]+}} = %c16,
