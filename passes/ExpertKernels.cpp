@@ -13,10 +13,10 @@
 //               row 16 bytes per thread at a time.
 //   expert_ffn  two launches that read only the routed experts' weights and
 //               need no sizes on the host (graph-safe): gate/up, one warp
-//               per hidden feature of a group of 8 rows, writing act(gate) *
+//               per hidden feature of a group of 4 rows, writing act(gate) *
 //               up to an f32 scratch [rows, ffn]; then down, one warp per
 //               output feature of a group. A row's expert is found from the
-//               offsets; a group of one expert reads its weights once.
+//               offsets; a run of rows of one expert reads its weights once.
 //   ffn         the dense FFN (draft models): the same two launches with one
 //               expert.
 //
@@ -257,7 +257,7 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
 
 /// Consecutive routed rows one warp serves per output feature, reading
 /// each weight once for all of them when they share an expert.
-constexpr int64_t kRowGroup = 8;
+constexpr int64_t kRowGroup = 4;
 
 /// What the FFN kernels need to know of their weights: the row's expert
 /// (and whether this rank holds it) and the weight buffers.
@@ -265,7 +265,13 @@ struct FFNSpec {
   int64_t dModel, width;
   bool gated;
   Activation activation;
-  std::function<std::pair<Value, Value>(GridEmitter &, Value row)> expertOf;
+  /// A row's expert: its index in the rank's weights (clamped into range
+  /// when the rank does not hold it), whether the rank holds it, and the
+  /// row after the expert's last row.
+  struct Expert {
+    Value local, held, end;
+  };
+  std::function<Expert(GridEmitter &, Value row)> expertOf;
   /// Routed experts: gateUp [experts, (2 *) width, dModel] (gate rows
   /// first) and down [experts, dModel, width]. Dense: gate (optional) and
   /// up [width, dModel], down [dModel, width], and no expert index.
@@ -300,9 +306,9 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
       Value ex, Value lane)>;
   // One warp per output feature of a group of kRowGroup consecutive rows
   // (the block of the group's first row does the work, the others return).
-  // Rows are sorted by expert, so a group usually has one expert: then the
-  // warp reads each weight chunk once for all its rows. A group that spans
-  // experts takes its rows one at a time.
+  // Rows are sorted by expert, so a group is a few runs of rows of one
+  // expert (usually one or two): the warp reads each weight chunk once per
+  // run, for all the run's rows.
   auto perFeature =
       [&](int64_t features, Compute compute,
           function_ref<void(GridEmitter &, Value r, Value f, Value y)> store) {
@@ -337,52 +343,49 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
                 e.when(
                     cmp(e, arith::CmpIPredicate::slt, f, e.index(features)),
                     [&] {
-                      Value exFirst, heldFirst, exLast, heldLast;
-                      std::tie(exFirst, heldFirst) = spec.expertOf(e, r0);
-                      std::tie(exLast, heldLast) = spec.expertOf(e, last);
-                      Value uniform = arith::AndIOp::create(
-                          e.b, loc,
-                          cmp(e, arith::CmpIPredicate::eq, exFirst, exLast),
-                          arith::CmpIOp::create(e.b, loc,
-                                                arith::CmpIPredicate::eq,
-                                                heldFirst, heldLast));
-                      e.when(uniform, [&] {
-                        // Rows past the last are clamped to it, not stored.
-                        SmallVector<Value> rowList;
-                        for (int64_t i = 0; i < kRowGroup; ++i)
-                          rowList.push_back(arith::MinUIOp::create(
-                              e.b, loc, add(e, r0, e.index(i)), last));
-                        SmallVector<Value> ys =
-                            compute(e, buf, rowList, f, exFirst, lane);
-                        for (int64_t i = 0; i < kRowGroup; ++i) {
-                          Value r = add(e, r0, e.index(i));
-                          e.when(cmp(e, arith::CmpIPredicate::ule, r, last),
-                                 [&] {
-                                   storeFirstLane(
-                                       r, arith::SelectOp::create(
-                                              e.b, loc, heldFirst, ys[i],
-                                              e.f32(0)));
-                                 });
-                        }
-                      });
-                      e.when(arith::XOrIOp::create(
-                                 e.b, loc, uniform,
-                                 arith::ConstantOp::create(
-                                     e.b, loc, e.b.getBoolAttr(true))),
-                             [&] {
-                               e.forEach(r0, add(e, last, e.index(1)),
-                                         e.index(1), [&](Value r) {
-                                           Value ex, held;
-                                           std::tie(ex, held) =
-                                               spec.expertOf(e, r);
-                                           Value y = compute(e, buf, {r}, f,
-                                                             ex, lane)[0];
-                                           storeFirstLane(
-                                               r, arith::SelectOp::create(
-                                                      e.b, loc, held, y,
-                                                      e.f32(0)));
-                                         });
-                             });
+                      // The group's runs of rows of one expert, in order:
+                      // at most kRowGroup of them.
+                      Value stop = add(e, last, e.index(1));
+                      // (A bound the compiler cannot see keeps it from
+                      // unrolling the loop.)
+                      e.loop(
+                          r0, stop, e.index(1), {r0},
+                          [&](Value, ValueRange at) -> SmallVector<Value> {
+                            Value r = at[0];
+                            return e.ifElse(
+                                cmp(e, arith::CmpIPredicate::ult, r, stop),
+                                [&]() -> SmallVector<Value> {
+                                  FFNSpec::Expert ex = spec.expertOf(e, r);
+                                  Value end = arith::MinUIOp::create(
+                                      e.b, loc, ex.end, stop);
+                                  Value runLast = arith::SubIOp::create(
+                                      e.b, loc, end, e.index(1));
+                                  // Rows past the run are clamped to its
+                                  // last, not stored.
+                                  SmallVector<Value> rowList;
+                                  for (int64_t i = 0; i < kRowGroup; ++i)
+                                    rowList.push_back(arith::MinUIOp::create(
+                                        e.b, loc, add(e, r, e.index(i)),
+                                        runLast));
+                                  SmallVector<Value> ys =
+                                      compute(e, buf, rowList, f, ex.local,
+                                              lane);
+                                  for (int64_t i = 0; i < kRowGroup; ++i) {
+                                    Value row = add(e, r, e.index(i));
+                                    e.when(cmp(e, arith::CmpIPredicate::ult,
+                                               row, end),
+                                           [&] {
+                                             storeFirstLane(
+                                                 row,
+                                                 arith::SelectOp::create(
+                                                     e.b, loc, ex.held, ys[i],
+                                                     e.f32(0)));
+                                           });
+                                  }
+                                  return {end};
+                                },
+                                [&]() -> SmallVector<Value> { return {r}; });
+                          });
                     });
               });
             });
@@ -482,7 +485,7 @@ void emitExpertFFN(OpBuilder &b, ExpertFFNOp op, bool gpu, int64_t threads,
   spec.activation = op.getActivation();
   // The local expert of row r (rows of expert g are [offsets[g],
   // offsets[g + 1])), and whether this rank holds it.
-  spec.expertOf = [=](GridEmitter &e, Value r) -> std::pair<Value, Value> {
+  spec.expertOf = [=](GridEmitter &e, Value r) -> FFNSpec::Expert {
     OpBuilder &b = e.b;
     Value zero = e.index(0), step = e.index(1);
     Value global =
@@ -503,7 +506,8 @@ void emitExpertFFN(OpBuilder &b, ExpertFFNOp op, bool gpu, int64_t threads,
         cmp(e, arith::CmpIPredicate::slt, local, e.index(experts)));
     // A clamped index keeps the loads in bounds when the rank does not
     // hold the expert (the value is then not used).
-    return {arith::SelectOp::create(b, loc, held, local, zero), held};
+    return {arith::SelectOp::create(b, loc, held, local, zero), held,
+            e.loadIndex(offsets, {add(e, global, step)})};
   };
   spec.gateUp = gateUp;
   spec.down = down;
@@ -522,9 +526,11 @@ void emitDenseFFN(OpBuilder &b, FFNOp op, bool gpu, int64_t threads,
   spec.width = downType.getDimSize(1);
   spec.gated = static_cast<bool>(gate);
   spec.activation = op.getActivation();
-  spec.expertOf = [=](GridEmitter &e, Value) -> std::pair<Value, Value> {
+  // One expert for every row: its run ends with the rows.
+  spec.expertOf = [=](GridEmitter &e, Value) -> FFNSpec::Expert {
     return {e.index(0),
-            arith::ConstantOp::create(e.b, loc, e.b.getBoolAttr(true))};
+            arith::ConstantOp::create(e.b, loc, e.b.getBoolAttr(true)),
+            e.index(std::numeric_limits<int32_t>::max())};
   };
   spec.perExpert = false;
   spec.gate = gate;

@@ -74,11 +74,11 @@ func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) ->
 // -----
 
 // Placed experts (this rank holds 2 of 4): gate/up then down, one warp per
-// output feature of a group of 8 consecutive rows (on the GPU a butterfly
+// output feature of a group of 4 consecutive rows (on the GPU a butterfly
 // of shuffles), an f32 scratch for act(gate) * up whose rows are the
-// input's (argument 0). The block of a group's first row works: when the
-// group's first and last rows have the same expert, each weight chunk is
-// read once for the 8 rows (8 sums); otherwise row by row.
+// input's (argument 0). The block of a group's first row works, one run of
+// rows of one expert at a time: each weight chunk is read once per run (4
+// sums).
 // HOST-LABEL: func.func private @kernel_expert_ffn
 // HOST-SAME: (%[[X:.*]]: memref<?x64xf32>, %[[OFF:.*]]: memref<5xi32>, %[[GU:.*]]: memref<2x256x64xf32>, %[[D:.*]]: memref<2x64x128xf32>, %[[G:.*]]: memref<1xi32>, %[[Y:.*]]: memref<?x64xf32>, %[[H:.*]]: memref<?x128xf32>)
 // HOST-SAME: moe.scratch_args = 1 : i64, moe.scratch_rows_arg = 0 : i64
@@ -90,12 +90,13 @@ func.func private @kernel_dispatch(%x: tensor<?x64xf32>, %i: tensor<?x2xi32>) ->
 // GPU-LABEL: func.func private @kernel_expert_ffn
 // 128 gate/up features per row, 4 warps per block: 32 blocks per row.
 // GPU: gpu.launch blocks(%[[R:[a-z0-9]+]], {{[^)]*}}) in (%{{[a-z0-9]+}} = %{{[a-z0-9]+}}, %{{[a-z0-9]+}} = %c32,
-// GPU: arith.remui %[[R]], %c8
+// GPU: arith.remui %[[R]], %c4
 // GPU: arith.minui
-// GPU: %[[SUMS:.*]]:8 = scf.for
+// GPU: scf.for %{{.*}} = %[[R]] to %{{.*}} step %c1{{.*}} iter_args
+// GPU: scf.if
+// GPU: %{{.*}}:4 = scf.for
 // GPU-COUNT-5: gpu.shuffle xor
 // GPU: math.exp
-// GPU: scf.for %{{.*}} = %[[R]] to
 // GPU: gpu.terminator
 // 64 outputs per row: 16 blocks per row.
 // GPU: gpu.launch blocks({{[^)]*}}) in (%{{[a-z0-9]+}} = %{{[a-z0-9]+}}, %{{[a-z0-9]+}} = %c16,
