@@ -5,6 +5,7 @@
 #include "runtime/CudaExecutor.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 using namespace moert;
 
