@@ -114,7 +114,8 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
   std::unique_ptr<MpiJob> job;
   if (MpiCommunicator::launchedByMpi()) {
     job = std::make_unique<MpiJob>(
-        path, MpiJob::Options{o.checkpoint, o.weightsSeed, o.kvBlocks});
+        path, MpiJob::Options{o.checkpoint, o.weightsSeed, o.kvBlocks,
+                              o.commTimeout, o.collectives});
     if (!job->isHead())
       return job->follow();
   }

@@ -107,6 +107,10 @@ struct BenchOptions {
   std::string draftCheckpoint;
   uint64_t draftWeightsSeed = 1;
   std::string jsonPath, plotPath;
+  /// Under mpirun: seconds a rank waits for a peer, and how a cuda plan's
+  /// collectives travel (tools/moe-run/MpiJob.h).
+  double commTimeout = 60;
+  std::string collectives = "auto";
 };
 
 /// Parses the bench options (`--name=value` each); a bad one throws the

@@ -159,6 +159,15 @@ BenchOptions parseOptions(const std::vector<std::string> &args) {
       haveBatch = true;
     } else if (name == "--kv-blocks") {
       o.kvBlocks = parseInteger(name, value, 1, INT32_MAX);
+    } else if (name == "--comm-timeout") {
+      o.commTimeout = parseNumber(name, value);
+      if (!(o.commTimeout > 0))
+        usageError("--comm-timeout must be a positive number of seconds");
+    } else if (name == "--collectives") {
+      if (value != "auto" && value != "nccl" && value != "host")
+        usageError("--collectives must be auto, nccl or host, got '" + value +
+                   "'");
+      o.collectives = value;
     } else if (name == "--weights-seed") {
       o.weightsSeed = parseInteger(name, value, 0, INT64_MAX);
     } else if (name == "--weights") {
