@@ -1,17 +1,30 @@
 //===- DistributedRunner.cpp - The head rank drives the others ------------===//
 
 #include "runtime/DistributedRunner.h"
+#include "runtime/MicroBatch.h"
 
 #include <cstring>
 
 using namespace moert;
 
 namespace {
-/// The fixed-size message that announces a step (or the end).
+/// The fixed-size message that announces a micro-batch of a step (or the
+/// end). A step of P micro-batches (runtime/MicroBatch.h) is P headers,
+/// each followed by its data.
 struct StepHeader {
   int64_t command = 0; // 1: a step follows; 0: stop
   int64_t tokens = 0, sequences = 0, blocksPerSeq = 0, logitRows = 0;
+  int64_t parts = 1;
 };
+
+StepHeader headerOf(const StepInputs &in, int64_t parts) {
+  return {1,
+          static_cast<int64_t>(in.tokens.size()),
+          in.sequences,
+          in.blocksPerSeq,
+          static_cast<int64_t>(in.logitRows.size()),
+          parts};
+}
 
 /// The step's int32 arrays, back to back.
 std::vector<int32_t> pack(const StepInputs &in) {
@@ -50,7 +63,8 @@ DistributedRunner::DistributedRunner(const Artifact &artifact,
                                      RankExecutor &executor,
                                      Communicator &communicator)
     : executor(executor), comm(communicator),
-      logitsRank(logitsRankOf(artifact)) {}
+      logitsRank(logitsRankOf(artifact)),
+      stages(artifact.plan().pipelineStages) {}
 
 DistributedRunner::~DistributedRunner() {
   std::string error;
@@ -79,23 +93,42 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   error = executor.checkInputs(inputs);
   if (!error.empty())
     return false;
-  StepHeader header{1, static_cast<int64_t>(inputs.tokens.size()),
-                    inputs.sequences, inputs.blocksPerSeq,
-                    static_cast<int64_t>(inputs.logitRows.size())};
-  std::vector<int32_t> data = pack(inputs);
+  // Pipeline stages take the step as micro-batches, so they overlap.
+  MicroBatches batches;
+  if (stages > 1 && inputs.sequences > 1)
+    batches = splitMicroBatches(inputs, stages);
+  else
+    batches.parts.push_back(inputs);
+  const int64_t parts = static_cast<int64_t>(batches.parts.size());
   midStepFailure = true; // until the step completes
-  for (int64_t rank = 1; rank < comm.size(); ++rank)
-    if (!comm.send(&header, sizeof header, rank, error) ||
-        !comm.send(data.data(), data.size() * sizeof(int32_t), rank, error))
-      return false;
-  if (!executor.forward(inputs, logits, error))
-    return false;
-  if (logitsRank != 0) {
-    logits.resize(inputs.logitRows.size() * executor.vocabSize());
-    if (!comm.recv(logits.data(), logits.size() * sizeof(float), logitsRank,
-                   error))
-      return false;
+  // Every follower gets the whole step before any rank computes.
+  for (const StepInputs &part : batches.parts) {
+    StepHeader header = headerOf(part, parts);
+    std::vector<int32_t> data = pack(part);
+    for (int64_t rank = 1; rank < comm.size(); ++rank)
+      if (!comm.send(&header, sizeof header, rank, error) ||
+          !comm.send(data.data(), data.size() * sizeof(int32_t), rank, error))
+        return false;
   }
+  const int64_t vocab = executor.vocabSize();
+  std::vector<std::vector<float>> partLogits(parts);
+  for (int64_t p = 0; p < parts; ++p)
+    if (!executor.forward(batches.parts[p], partLogits[p], error))
+      return false;
+  if (logitsRank != 0) {
+    // The first rank of the last stage sends every part's logits at once.
+    std::vector<float> all(inputs.logitRows.size() * vocab);
+    if (!comm.recv(all.data(), all.size() * sizeof(float), logitsRank, error))
+      return false;
+    size_t at = 0;
+    for (int64_t p = 0; p < parts; ++p) {
+      size_t size = batches.parts[p].logitRows.size() * vocab;
+      partLogits[p].assign(all.begin() + at, all.begin() + at + size);
+      at += size;
+    }
+  }
+  logits = parts == 1 ? std::move(partLogits[0])
+                      : joinLogits(batches, partLogits, vocab);
   midStepFailure = false;
   return true;
 }
@@ -103,24 +136,39 @@ bool DistributedRunner::forward(const StepInputs &inputs,
 bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
                           Communicator &comm, std::string &error) {
   int64_t logitsRank = logitsRankOf(artifact);
-  StepInputs inputs;
   std::vector<int32_t> data;
-  std::vector<float> logits;
+  std::vector<float> logits, all;
   while (true) {
-    StepHeader header;
-    if (!comm.recv(&header, sizeof header, 0, error))
-      return false;
-    if (header.command == 0)
-      return true;
-    data.resize(header.tokens * 4 + header.sequences * header.blocksPerSeq +
-                header.logitRows);
-    if (!comm.recv(data.data(), data.size() * sizeof(int32_t), 0, error))
-      return false;
-    unpack(header, data, inputs);
-    if (!executor.forward(inputs, logits, error))
-      return false;
+    // A step: its micro-batches, all received before any is run.
+    std::vector<StepInputs> parts;
+    int64_t count = 1;
+    for (int64_t p = 0; p < count; ++p) {
+      StepHeader header;
+      if (!comm.recv(&header, sizeof header, 0, error))
+        return false;
+      if (header.command == 0)
+        return true;
+      count = header.parts;
+      if (count < 1) {
+        error = "rank 0 announced a step of " + std::to_string(count) +
+                " micro-batches";
+        return false;
+      }
+      data.resize(header.tokens * 4 + header.sequences * header.blocksPerSeq +
+                  header.logitRows);
+      if (!comm.recv(data.data(), data.size() * sizeof(int32_t), 0, error))
+        return false;
+      parts.emplace_back();
+      unpack(header, data, parts.back());
+    }
+    all.clear();
+    for (const StepInputs &part : parts) {
+      if (!executor.forward(part, logits, error))
+        return false;
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
     if (comm.rank() == logitsRank &&
-        !comm.send(logits.data(), logits.size() * sizeof(float), 0, error))
+        !comm.send(all.data(), all.size() * sizeof(float), 0, error))
       return false;
   }
 }

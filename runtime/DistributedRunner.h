@@ -6,7 +6,9 @@
 // inputs to every other rank, runs its own part, and receives the logits
 // from the first rank of the last stage. Every other rank runs
 // serveFollower(): receive a step, run its part, send logits if it owns
-// them, until the head says stop. The transfers go through a Communicator:
+// them, until the head says stop. With pipeline stages a step goes as
+// micro-batches of whole sequences (runtime/MicroBatch.h), all sent before
+// any runs, so the stages overlap; the logits come back at once. The transfers go through a Communicator:
 // MPI between processes (mpirun, srun), or the in-process world in tests.
 //
 // The head checks a step's inputs before sending it, so a bad request never
@@ -48,6 +50,8 @@ private:
   Communicator &comm;
   /// The rank that holds the logits: the first of the last stage.
   int64_t logitsRank = 0;
+  /// Pipeline stages: a step runs as up to this many micro-batches.
+  int64_t stages = 1;
   bool stopped = false;
   bool midStepFailure = false;
 };

@@ -1,6 +1,7 @@
 //===- LocalRunner.cpp - Every rank of a plan in one process --------------===//
 
 #include "runtime/LocalRunner.h"
+#include "runtime/MicroBatch.h"
 
 #include <thread>
 
@@ -26,6 +27,7 @@ LocalRunner::create(const Artifact &artifact, int64_t numBlocks,
   }
   const PlanInfo &plan = artifact.plan();
   runner->head = (plan.pipelineStages - 1) * plan.tensorParallel;
+  runner->stages = plan.pipelineStages;
   return runner;
 }
 
@@ -72,15 +74,32 @@ bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
   error = executors[0]->checkInputs(inputs);
   if (!error.empty())
     return false;
+  // With pipeline stages, the step's sequences go through as micro-batches:
+  // every rank runs them in order, so stage s works on one while stage s-1
+  // works on the next.
+  MicroBatches batches;
+  bool split = stages > 1 && inputs.sequences > 1;
+  if (split)
+    batches = splitMicroBatches(inputs, stages);
+  size_t parts = split ? batches.parts.size() : 1;
   size_t ranks = executors.size();
   std::vector<std::string> errors(ranks);
-  std::vector<std::vector<float>> outputs(ranks);
+  std::vector<std::vector<std::vector<float>>> outputs(
+      ranks, std::vector<std::vector<float>>(parts));
   std::vector<char> ok(ranks, 0);
+  stepBytes.assign(ranks, {0, 0});
   std::vector<std::thread> threads;
   threads.reserve(ranks);
   for (size_t rank = 0; rank < ranks; ++rank)
     threads.emplace_back([&, rank] {
-      ok[rank] = executors[rank]->forward(inputs, outputs[rank], errors[rank]);
+      ok[rank] = 1;
+      for (size_t p = 0; p < parts && ok[rank]; ++p) {
+        ok[rank] = executors[rank]->forward(split ? batches.parts[p] : inputs,
+                                            outputs[rank][p], errors[rank]);
+        auto [within, next] = executors[rank]->lastStepBytesSent();
+        stepBytes[rank].first += within;
+        stepBytes[rank].second += next;
+      }
       // A rank that fails mid-step releases the ranks waiting for it.
       if (!ok[rank])
         world->abort(static_cast<int64_t>(rank), errors[rank]);
@@ -91,7 +110,8 @@ bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
   for (size_t rank = 0; rank < ranks; ++rank)
     all = all && ok[rank];
   if (all) {
-    logits = std::move(outputs[head]);
+    logits = split ? joinLogits(batches, outputs[head], vocabSize())
+                   : std::move(outputs[head][0]);
     return true;
   }
   // The first rank that failed on its own (the others report its abort).

@@ -60,8 +60,10 @@ public:
   /// The ranks of the plan.
   int64_t ranks() const { return static_cast<int64_t>(executors.size()); }
   /// Bytes each rank sent in the last step, within its stage and to the
-  /// next (HostExecutor::lastStepBytesSent).
+  /// next (HostExecutor::lastStepBytesSent), over all its micro-batches.
   std::vector<std::pair<int64_t, int64_t>> lastStepBytesSent() const {
+    if (stepBytes.size() == executors.size())
+      return stepBytes;
     std::vector<std::pair<int64_t, int64_t>> bytes;
     for (const auto &executor : executors)
       bytes.push_back(executor->lastStepBytesSent());
@@ -76,6 +78,10 @@ private:
   std::vector<std::unique_ptr<RankExecutor>> executors;
   /// The rank whose logits are returned: the first of the last stage.
   int64_t head = 0;
+  /// Pipeline stages: a step runs as this many micro-batches (at most one
+  /// per sequence), so that the stages overlap (runtime/MicroBatch.h).
+  int64_t stages = 1;
+  std::vector<std::pair<int64_t, int64_t>> stepBytes;
   bool broken = false;
 };
 

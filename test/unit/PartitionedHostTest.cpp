@@ -121,6 +121,66 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // A bad request is refused before any rank starts; the ranks stay usable.
+// A step of several sequences runs through pipeline stages as micro-batches
+// (runtime/MicroBatch.h); the logits are the whole plan's, in the step's
+// order, and the cache the micro-batches wrote serves the next step.
+TEST(PartitionedHost, MicroBatchedStepsComputeWhatTheWholePlanComputes) {
+  for (Plan plan : {Plan{"tiny-moe.pp2", "tiny-moe", 2},
+                    Plan{"tiny-gqa.pp3", "tiny-gqa", 3},
+                    Plan{"tiny-moe.tp2-pp2", "tiny-moe", 4}}) {
+    auto whole = openArtifact(plan.model);
+    auto parts = openArtifact(plan.name);
+    ASSERT_TRUE(whole && parts);
+    std::string error;
+    auto reference = LocalRunner::create(*whole, 16, error);
+    ASSERT_TRUE(reference) << error;
+    auto runner = LocalRunner::create(*parts, 16, error);
+    ASSERT_TRUE(runner) << error;
+    reference->initRandomWeights(5);
+    runner->initRandomWeights(5);
+    // Three sequences of 9, 1 and 4 tokens, their tokens interleaved, in
+    // blocks 2s and 2s + 1; the last token's logits of each, in the order
+    // 2, 0, 1.
+    const int64_t lengths[3] = {9, 1, 4};
+    StepInputs in;
+    in.sequences = 3;
+    in.blocksPerSeq = 2;
+    in.blockTables = {0, 1, 2, 3, 4, 5};
+    int32_t last[3] = {};
+    for (int64_t i = 0; i < 9; ++i)
+      for (int32_t s = 0; s < 3; ++s)
+        if (i < lengths[s]) {
+          last[s] = static_cast<int32_t>(in.tokens.size());
+          in.tokens.push_back(static_cast<int32_t>((s * 97 + i * 13) % 512));
+          in.positions.push_back(static_cast<int32_t>(i));
+          in.slotMapping.push_back(static_cast<int32_t>(2 * s * 16 + i));
+          in.tokenSeq.push_back(s);
+        }
+    in.logitRows = {last[2], last[0], last[1]};
+    std::vector<float> expected, got;
+    ASSERT_TRUE(reference->forward(in, expected, error)) << error;
+    ASSERT_TRUE(runner->forward(in, got, error)) << plan.name << ": " << error;
+    ASSERT_EQ(got.size(), expected.size());
+    EXPECT_LT(relativeError(got, expected), 1e-5) << plan.name;
+    // A decode step of all three reads what the micro-batches cached.
+    StepInputs decode;
+    decode.sequences = 3;
+    decode.blocksPerSeq = 2;
+    decode.blockTables = in.blockTables;
+    for (int32_t s = 0; s < 3; ++s) {
+      decode.tokens.push_back(7 + s);
+      decode.positions.push_back(static_cast<int32_t>(lengths[s]));
+      decode.slotMapping.push_back(
+          static_cast<int32_t>(2 * s * 16 + lengths[s]));
+      decode.tokenSeq.push_back(s);
+      decode.logitRows.push_back(s);
+    }
+    ASSERT_TRUE(reference->forward(decode, expected, error)) << error;
+    ASSERT_TRUE(runner->forward(decode, got, error)) << error;
+    EXPECT_LT(relativeError(got, expected), 1e-5) << plan.name;
+  }
+}
+
 TEST(PartitionedHost, BadRequestsLeaveTheRanksUsable) {
   auto parts = openArtifact("tiny-moe.tp2-pp2");
   ASSERT_TRUE(parts);
