@@ -282,28 +282,19 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                // before they are stored: 16-byte accesses on the GPU.
                Value k = e.aligned(keys), v = e.aligned(values),
                      kc = e.aligned(kCache), vc = e.aligned(vCache);
-               int64_t chunk = GridEmitter::chunkOf(width);
-               Value start = arith::MulIOp::create(e.b, loc, e.thread,
-                                                   e.index(chunk));
-               Value stride = arith::MulIOp::create(e.b, loc, e.threads,
-                                                    e.index(chunk));
-               e.strided(start, e.index(width), stride, [&](Value c) {
-                 SmallVector<Value> columns, kValues, vValues;
-                 for (int64_t i = 0; i < chunk; ++i) {
-                   columns.push_back(
-                       i ? arith::AddIOp::create(e.b, loc, c, e.index(i))
-                               .getResult()
-                         : c);
-                   kValues.push_back(e.loadF32(k, {t, columns.back()}));
-                   vValues.push_back(e.loadF32(v, {t, columns.back()}));
+               e.chunks(width, [&](ArrayRef<Value> columns) {
+                 SmallVector<Value> kValues, vValues;
+                 for (Value column : columns) {
+                   kValues.push_back(e.loadF32(k, {t, column}));
+                   vValues.push_back(e.loadF32(v, {t, column}));
                  }
                  // K's stores, then V's: the two caches may alias as far
                  // as the compiler knows, so interleaved stores would not
                  // merge.
-                 for (int64_t i = 0; i < chunk; ++i)
-                   e.storeF32(kValues[i], kc, {row, columns[i]});
-                 for (int64_t i = 0; i < chunk; ++i)
-                   e.storeF32(vValues[i], vc, {row, columns[i]});
+                 for (auto [column, value] : llvm::zip(columns, kValues))
+                   e.storeF32(value, kc, {row, column});
+                 for (auto [column, value] : llvm::zip(columns, vValues))
+                   e.storeF32(value, vc, {row, column});
                });
              });
            });

@@ -97,21 +97,13 @@ void emitRouter(OpBuilder &b, RouterOp op, bool gpu, int64_t threads,
         // One warp per expert score: its lanes read 8 contiguous columns
         // of the token and of the expert's router row at a time.
         Value xs = e.aligned(x), ws = e.aligned(weight);
-        int64_t lanes = e.lanes();
-        Value warp = e.gpu ? arith::DivUIOp::create(e.b, loc, e.thread,
-                                                    e.index(lanes))
-                                 .getResult()
-                           : e.index(0);
-        Value lane = e.gpu ? arith::RemUIOp::create(e.b, loc, e.thread,
-                                                    e.index(lanes))
-                                 .getResult()
-                           : e.index(0);
-        Value warps = e.gpu ? e.index(threads / lanes) : e.index(1);
-        e.strided(warp, e.index(experts), warps, [&](Value ex) {
-          Value score = e.warpSum(e.chunkedDot(
-              lane, lanes, dModel,
-              [&](Value c) { return e.loadF32(xs, {t, c}); },
-              [&](Value c) { return e.loadF32(ws, {ex, c}); }));
+        Value lane = e.lane();
+        Value warps = e.index(e.gpu ? threads / e.lanes() : 1);
+        e.strided(e.warp(), e.index(experts), warps, [&](Value ex) {
+          Value score = e.warpSum(e.chunkedDots(
+              lane, e.lanes(), dModel, 1,
+              [&](int64_t, Value c) { return e.loadF32(xs, {t, c}); },
+              [&](Value c) { return e.loadF32(ws, {ex, c}); })[0]);
           e.when(cmp(e, arith::CmpIPredicate::eq, lane, e.index(0)), [&] {
             memref::StoreOp::create(e.b, loc, score, scores, ValueRange{ex});
           });
@@ -239,19 +231,15 @@ void emitDispatch(OpBuilder &b, DispatchOp op, bool gpu, int64_t threads,
              Value from = e.aligned(x), to = e.aligned(permuted);
              Value row = e.loadIndex(permutation, {c});
              Value token = arith::DivUIOp::create(b, loc, c, e.index(topK));
-             int64_t chunk = GridEmitter::chunkOf(dModel);
-             e.strided(mul(e, e.thread, e.index(chunk)), e.index(dModel),
-                       mul(e, e.threads, e.index(chunk)), [&](Value col) {
-                         SmallVector<Value> columns, values;
-                         for (int64_t i = 0; i < chunk; ++i) {
-                           columns.push_back(i ? add(e, col, e.index(i)) : col);
-                           values.push_back(memref::LoadOp::create(
-                               b, loc, from, ValueRange{token, columns[i]}));
-                         }
-                         for (int64_t i = 0; i < chunk; ++i)
-                           memref::StoreOp::create(b, loc, values[i], to,
-                                                   ValueRange{row, columns[i]});
-                       });
+             e.chunks(dModel, [&](ArrayRef<Value> columns) {
+               SmallVector<Value> values;
+               for (Value column : columns)
+                 values.push_back(memref::LoadOp::create(
+                     b, loc, from, ValueRange{token, column}));
+               for (auto [column, value] : llvm::zip(columns, values))
+                 memref::StoreOp::create(b, loc, value, to,
+                                         ValueRange{row, column});
+             });
            });
 }
 
@@ -290,13 +278,6 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
   int64_t lanes = gpu ? 32 : 1;
   int64_t warps = gpu ? threads / lanes : 1;
   Value rows = memref::DimOp::create(b, loc, x, 0);
-  // The warp and lane of this thread (host: one of each).
-  auto warpLane = [&](GridEmitter &e) -> std::pair<Value, Value> {
-    if (!gpu)
-      return {e.index(0), e.index(0)};
-    return {arith::DivUIOp::create(e.b, loc, e.thread, e.index(lanes)),
-            arith::RemUIOp::create(e.b, loc, e.thread, e.index(lanes))};
-  };
   // Buffers as the launch body sees them.
   struct Buffers {
     Value x, hidden, gateUp, gate, up, down;
@@ -325,9 +306,8 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
                 Buffers buf{e.aligned(x),         e.aligned(hidden),
                             e.aligned(spec.gateUp), e.aligned(spec.gate),
                             e.aligned(spec.up),     e.aligned(spec.down)};
-                Value warp, lane;
-                std::tie(warp, lane) = warpLane(e);
-                Value f = add(e, mul(e, block, e.index(warps)), warp);
+                Value lane = e.lane();
+                Value f = add(e, mul(e, block, e.index(warps)), e.warp());
                 // The rows (both launches read or write the scratch).
                 Value count = memref::DimOp::create(e.b, loc, buf.hidden, 0);
                 Value last = arith::SubIOp::create(
@@ -390,40 +370,21 @@ void emitFFN(OpBuilder &b, Location loc, bool gpu, int64_t threads, Value x,
               });
             });
       };
-  // Lanes' parts of rows `rowList` of `vector` · row `weightRow` of
-  // `weight` (with the expert index first when per expert), over `length`
-  // columns, each lane reading 8 contiguous columns at a time and each
-  // weight chunk once for all the rows; summed over the warp.
+  // Rows `rowList` of `vector` · row `weightRow` of `weight` (with the
+  // expert index first when per expert), over `length` columns: each weight
+  // chunk read once for all the rows; summed over the warp.
   auto dots = [&](GridEmitter &e, Value vector, ArrayRef<Value> rowList,
                   Value weight, Value ex, Value weightRow, int64_t length,
                   Value lane) -> SmallVector<Value> {
-    int64_t chunk = GridEmitter::chunkOf(length);
-    SmallVector<Value> init(rowList.size(), e.f32(0));
-    SmallVector<Value> sums = e.loop(
-        mul(e, lane, e.index(chunk)), e.index(length),
-        e.index(lanes * chunk), init,
-        [&](Value c, ValueRange acc) -> SmallVector<Value> {
-          SmallVector<Value> columns, ws;
-          for (int64_t i = 0; i < chunk; ++i) {
-            columns.push_back(i ? add(e, c, e.index(i)) : c);
-            SmallVector<Value> at;
-            if (spec.perExpert)
-              at.push_back(ex);
-            at.append({weightRow, columns.back()});
-            ws.push_back(e.loadF32(weight, at));
-          }
-          SmallVector<Value> next;
-          for (size_t r = 0; r < rowList.size(); ++r) {
-            SmallVector<Value> xs;
-            for (int64_t i = 0; i < chunk; ++i)
-              xs.push_back(e.loadF32(vector, {rowList[r], columns[i]}));
-            Value sum = acc[r];
-            for (int64_t i = 0; i < chunk; ++i)
-              sum = arith::AddFOp::create(
-                  e.b, loc, sum, arith::MulFOp::create(e.b, loc, xs[i], ws[i]));
-            next.push_back(sum);
-          }
-          return next;
+    SmallVector<Value> sums = e.chunkedDots(
+        lane, lanes, length, rowList.size(),
+        [&](int64_t r, Value c) { return e.loadF32(vector, {rowList[r], c}); },
+        [&](Value c) {
+          SmallVector<Value> at;
+          if (spec.perExpert)
+            at.push_back(ex);
+          at.append({weightRow, c});
+          return e.loadF32(weight, at);
         });
     for (Value &sum : sums)
       sum = e.warpSum(sum);

@@ -102,29 +102,62 @@ Value GridEmitter::stridedSum(Value start, Value upper, Value stride,
       .front();
 }
 
-Value GridEmitter::chunkedDot(Value worker, int64_t workers, int64_t length,
-                              function_ref<Value(Value)> left,
-                              function_ref<Value(Value)> right) {
+/// The `chunk` columns from `c` on.
+static SmallVector<Value> chunkColumns(GridEmitter &e, Value c,
+                                       int64_t chunk) {
+  SmallVector<Value> columns{c};
+  for (int64_t i = 1; i < chunk; ++i)
+    columns.push_back(arith::AddIOp::create(e.b, e.loc, c, e.index(i)));
+  return columns;
+}
+
+void GridEmitter::chunks(int64_t length,
+                         function_ref<void(ArrayRef<Value>)> body) {
   int64_t chunk = chunkOf(length);
-  Value start = arith::MulIOp::create(b, loc, worker, index(chunk));
-  return stridedSum(start, index(length), index(workers * chunk),
-                    [&](Value c) -> Value {
-                      SmallVector<Value> ls, rs;
-                      for (int64_t i = 0; i < chunk; ++i) {
-                        Value column =
-                            i ? arith::AddIOp::create(b, loc, c, index(i))
-                                    .getResult()
-                              : c;
-                        ls.push_back(left(column));
-                        rs.push_back(right(column));
-                      }
-                      Value sum = arith::MulFOp::create(b, loc, ls[0], rs[0]);
-                      for (int64_t i = 1; i < chunk; ++i)
-                        sum = arith::AddFOp::create(
-                            b, loc, sum,
-                            arith::MulFOp::create(b, loc, ls[i], rs[i]));
-                      return sum;
-                    });
+  strided(arith::MulIOp::create(b, loc, thread, index(chunk)), index(length),
+          arith::MulIOp::create(b, loc, threads, index(chunk)),
+          [&](Value c) { body(chunkColumns(*this, c, chunk)); });
+}
+
+Value GridEmitter::warp() {
+  return gpu ? arith::DivUIOp::create(b, loc, thread, index(lanes()))
+                   .getResult()
+             : index(0);
+}
+
+Value GridEmitter::lane() {
+  return gpu ? arith::RemUIOp::create(b, loc, thread, index(lanes()))
+                   .getResult()
+             : index(0);
+}
+
+SmallVector<Value>
+GridEmitter::chunkedDots(Value worker, int64_t workers, int64_t length,
+                         int64_t count,
+                         function_ref<Value(int64_t, Value)> left,
+                         function_ref<Value(Value)> right) {
+  int64_t chunk = chunkOf(length);
+  SmallVector<Value> init(count, f32(0));
+  return loop(
+      arith::MulIOp::create(b, loc, worker, index(chunk)), index(length),
+      index(workers * chunk), init,
+      [&](Value c, ValueRange acc) -> SmallVector<Value> {
+        SmallVector<Value> columns = chunkColumns(*this, c, chunk), shared;
+        for (Value column : columns)
+          shared.push_back(right(column));
+        SmallVector<Value> next;
+        for (int64_t i = 0; i < count; ++i) {
+          SmallVector<Value> own;
+          for (Value column : columns)
+            own.push_back(left(i, column));
+          Value sum = acc[i];
+          for (int64_t j = 0; j < chunk; ++j)
+            sum = arith::AddFOp::create(
+                b, loc, sum, arith::MulFOp::create(b, loc, own[j], shared[j]));
+          next.push_back(sum);
+        }
+        return next;
+      });
 }
 
 Value GridEmitter::aligned(Value memref) {

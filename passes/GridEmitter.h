@@ -70,14 +70,26 @@ struct GridEmitter {
   /// contiguous ones (16 bytes of bf16) when `length` is a multiple of 8,
   /// else 1.
   static int64_t chunkOf(int64_t length) { return length % 8 == 0 ? 8 : 1; }
-  /// One of `workers` threads' part of the dot product of `left(c)` and
-  /// `right(c)` over c < length: worker `worker` takes chunks of
-  /// chunkOf(length) contiguous columns, `workers` chunks apart, and loads
-  /// a whole chunk before its arithmetic (so the GPU code vectorises the
-  /// loads of aligned buffers). Sum the workers' parts to get the product.
-  Value chunkedDot(Value worker, int64_t workers, int64_t length,
-                   function_ref<Value(Value)> left,
-                   function_ref<Value(Value)> right);
+  /// for (c = thread * V; c < length; c += threads * V)
+  ///   body(c, c + 1, ..., c + V - 1), V = chunkOf(length): the block's
+  /// threads over a row in chunks of contiguous columns. A body that loads
+  /// a whole chunk before storing it gets 16-byte accesses on aligned
+  /// buffers.
+  void chunks(int64_t length, function_ref<void(ArrayRef<Value>)> body);
+  /// This thread's warp in the block and lane in the warp (host: 0, 0).
+  Value warp();
+  Value lane();
+  /// One of `workers` threads' parts of `count` dot products that share an
+  /// operand: sum over c < length of left(i, c) * right(c), for i < count.
+  /// Worker `worker` takes chunks of chunkOf(length) contiguous columns,
+  /// `workers` chunks apart, reading each chunk of `right` once for all
+  /// `count` products and loading a chunk before its arithmetic (so the GPU
+  /// code vectorises the loads of aligned buffers). Sum the workers' parts
+  /// to get the products.
+  SmallVector<Value> chunkedDots(Value worker, int64_t workers,
+                                 int64_t length, int64_t count,
+                                 function_ref<Value(int64_t, Value)> left,
+                                 function_ref<Value(Value)> right);
   /// `memref` with its start assumed 16-byte aligned (GPU; the runtime
   /// allocates every buffer so), letting 16-byte accesses through; the
   /// memref itself on the host. Call it inside the launch body.

@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "dialects/moe/MoEOps.h"
+#include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
 
@@ -78,19 +79,15 @@ public:
     memref::StoreOp::create(b, loc, l.fromF32(value, element), ref.memref, at);
   }
 
-  /// for (c = thread; c < width; c += threads) body(c)
-  /// Columns a thread takes at a time: 8 contiguous ones (16 bytes of
-  /// bf16) when the row allows, so that the loads and stores of a thread
-  /// can be one 16-byte access each (with the alignment the kernel assumes).
-  static int64_t chunkOf(int64_t width) { return width % 8 == 0 ? 8 : 1; }
-
   /// for (base = thread * V; base < width; base += threads * V)
   ///   for (i < V) body(base + i)
+  /// with V = GridEmitter::chunkOf(width) contiguous columns, so that a
+  /// thread's loads and stores can be 16-byte accesses.
   /// `scalar`: one column at a time (RoPE: its partner loads do not merge,
   /// and eight sines and cosines per thread only add registers).
   void columns(int64_t width, function_ref<void(Value)> body,
                bool scalar = false) {
-    int64_t chunk = scalar ? 1 : chunkOf(width);
+    int64_t chunk = scalar ? 1 : GridEmitter::chunkOf(width);
     Value start = arith::MulIOp::create(b, loc, thread, index(chunk));
     Value step = arith::MulIOp::create(b, loc, threads, index(chunk));
     scf::ForOp::create(
@@ -113,7 +110,7 @@ public:
   }
   /// The sum over the row of term(c), every thread getting the total.
   Value rowSum(int64_t width, function_ref<Value(Value)> term) {
-    int64_t chunk = chunkOf(width);
+    int64_t chunk = GridEmitter::chunkOf(width);
     Value start = arith::MulIOp::create(b, loc, thread, index(chunk));
     Value step = arith::MulIOp::create(b, loc, threads, index(chunk));
     auto loop = scf::ForOp::create(

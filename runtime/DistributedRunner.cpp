@@ -95,16 +95,18 @@ bool DistributedRunner::forward(const StepInputs &inputs,
     return false;
   // Pipeline stages take the step as micro-batches, so they overlap.
   MicroBatches batches;
-  if (stages > 1 && inputs.sequences > 1)
-    batches = splitMicroBatches(inputs, stages);
-  else
-    batches.parts.push_back(inputs);
-  const int64_t parts = static_cast<int64_t>(batches.parts.size());
+  int64_t count = microBatchCount(inputs, stages);
+  if (count > 1)
+    batches = splitMicroBatches(inputs, count);
+  const int64_t parts = count > 1 ? batches.parts.size() : 1;
+  auto part = [&](int64_t p) -> const StepInputs & {
+    return count > 1 ? batches.parts[p] : inputs;
+  };
   midStepFailure = true; // until the step completes
   // Every follower gets the whole step before any rank computes.
-  for (const StepInputs &part : batches.parts) {
-    StepHeader header = headerOf(part, parts);
-    std::vector<int32_t> data = pack(part);
+  for (int64_t p = 0; p < parts; ++p) {
+    StepHeader header = headerOf(part(p), parts);
+    std::vector<int32_t> data = pack(part(p));
     for (int64_t rank = 1; rank < comm.size(); ++rank)
       if (!comm.send(&header, sizeof header, rank, error) ||
           !comm.send(data.data(), data.size() * sizeof(int32_t), rank, error))
@@ -113,7 +115,7 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   const int64_t vocab = executor.vocabSize();
   std::vector<std::vector<float>> partLogits(parts);
   for (int64_t p = 0; p < parts; ++p)
-    if (!executor.forward(batches.parts[p], partLogits[p], error))
+    if (!executor.forward(part(p), partLogits[p], error))
       return false;
   if (logitsRank != 0) {
     // The first rank of the last stage sends every part's logits at once.
@@ -122,7 +124,7 @@ bool DistributedRunner::forward(const StepInputs &inputs,
       return false;
     size_t at = 0;
     for (int64_t p = 0; p < parts; ++p) {
-      size_t size = batches.parts[p].logitRows.size() * vocab;
+      size_t size = part(p).logitRows.size() * vocab;
       partLogits[p].assign(all.begin() + at, all.begin() + at + size);
       at += size;
     }

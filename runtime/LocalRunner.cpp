@@ -78,9 +78,10 @@ bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
   // every rank runs them in order, so stage s works on one while stage s-1
   // works on the next.
   MicroBatches batches;
-  bool split = stages > 1 && inputs.sequences > 1;
+  int64_t count = microBatchCount(inputs, stages);
+  bool split = count > 1;
   if (split)
-    batches = splitMicroBatches(inputs, stages);
+    batches = splitMicroBatches(inputs, count);
   size_t parts = split ? batches.parts.size() : 1;
   size_t ranks = executors.size();
   std::vector<std::string> errors(ranks);

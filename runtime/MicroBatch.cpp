@@ -6,6 +6,10 @@
 
 using namespace moert;
 
+int64_t moert::microBatchCount(const StepInputs &in, int64_t stages) {
+  return std::max<int64_t>(1, std::min(stages, in.sequences));
+}
+
 MicroBatches moert::splitMicroBatches(const StepInputs &in, int64_t count) {
   MicroBatches out;
   const int64_t sequences = in.sequences;

@@ -27,6 +27,10 @@ struct MicroBatches {
   std::vector<std::vector<int64_t>> logitRowsOf;
 };
 
+/// How many micro-batches a plan of `stages` pipeline stages runs step
+/// `in` as: one per stage, at most one per sequence; 1 keeps it whole.
+int64_t microBatchCount(const StepInputs &in, int64_t stages);
+
 /// Cuts well-formed step `in` into at most `count` micro-batches of
 /// consecutive sequences with about as many tokens each (fewer parts when
 /// there are fewer sequences; no empty part).

@@ -48,7 +48,6 @@ bool NcclCommunicator::run(const StepInfo &, const RankPlace &, const void *,
 struct NcclCommunicator::Impl {
   MpiCommunicator *mpi = nullptr;
   int device = 0;
-  int64_t rank = 0;
   ncclComm_t world = nullptr, stage = nullptr;
 
   bool check(ncclResult_t result, const std::string &what,
@@ -94,7 +93,6 @@ NcclCommunicator::create(MpiCommunicator &mpi, int device,
   Impl &s = *comm->impl;
   s.mpi = &mpi;
   s.device = device;
-  s.rank = mpi.rank();
   if (stageGroup.empty()) {
     error = "NCCL: empty stage group";
     return nullptr;

@@ -32,20 +32,18 @@ bool exchangeRows(const StepInfo &step, const RankPlace &place,
     std::memcpy(buffers.c, buffers.a, rows * width * sizeof(float));
   const int64_t rowBytes = width * static_cast<int64_t>(sizeof(float));
   std::vector<int64_t> sendBytes, recvBytes;
-  std::vector<float> sent, received;
+  std::vector<float> sent;
+  int64_t receivedRows = 0;
   for (int64_t peer = 0; peer < groupSize; ++peer) {
     sendBytes.push_back(routes.send[peer].size() * rowBytes);
     recvBytes.push_back(routes.recv[peer].size() * rowBytes);
-    for (int64_t row : routes.send[peer]) {
+    receivedRows += static_cast<int64_t>(routes.recv[peer].size());
+    for (int64_t row : routes.send[peer])
       sent.insert(sent.end(), buffers.a + row * width,
                   buffers.a + (row + 1) * width);
-      within += width * elementBytes;
-    }
   }
-  int64_t receivedRows = 0;
-  for (const std::vector<int64_t> &from : routes.recv)
-    receivedRows += static_cast<int64_t>(from.size());
-  received.resize(receivedRows * width);
+  within += static_cast<int64_t>(sent.size()) * elementBytes;
+  std::vector<float> received(receivedRows * width);
   if (!place.comm->allToAll(sent.data(), sendBytes, received.data(),
                             recvBytes, place.group, error))
     return false;
@@ -116,16 +114,15 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
   float *c = buffers.c;
   const std::vector<int64_t> &shapeA = buffers.shapeA, &shapeC = buffers.shapeC;
   int64_t tp = static_cast<int64_t>(place.group.size());
+  countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
   switch (step.kind) {
   case StepInfo::Kind::AllReduce:
-    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     std::memcpy(c, a, elementCount(shapeA) * sizeof(float));
     return place.comm->allReduceSum(c, elementCount(shapeC), place.group, error);
   case StepInfo::Kind::AllGather: {
     // Gather whole blocks, then interleave them along `dim`: block g holds
     // this rank's [outer, inner] slab, placed at column g * inner.
     int64_t bytes = elementCount(shapeA) * sizeof(float);
-    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     std::vector<char> blocks(bytes * tp);
     if (!place.comm->allGather(a, bytes, blocks.data(), place.group, error))
       return false;
@@ -145,7 +142,6 @@ bool moert::runTransferStep(const StepInfo &step, const RankPlace &place,
     return gatherTokens(place, buffers, elementBytes, within, error);
   // The same index of the tensor group in the other stage.
   case StepInfo::Kind::Send:
-    countTransferBytes(step, tp, shapeA, shapeC, elementBytes, within, next);
     return place.comm->send(a, elementCount(shapeA) * sizeof(float),
                             step.stage * tp + place.rankInStage, error);
   case StepInfo::Kind::Recv:

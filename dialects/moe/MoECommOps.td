@@ -2,8 +2,8 @@
 //
 // Collectives inside a stage's tensor group (all-reduce, all-gather, the
 // expert all-to-all) and the point-to-point transfers between pipeline
-// stages (send, recv). They are
-// not Pure: every rank of a group must reach them, in the same order.
+// stages (send, recv). They are not Pure: every rank of a group must reach
+// them, in the same order.
 //
 //===----------------------------------------------------------------------===//
 

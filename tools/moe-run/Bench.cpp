@@ -19,8 +19,8 @@
 
 #include "runtime/Artifact.h"
 #include "runtime/LocalRunner.h"
-#include "tools/moe-run/MpiJob.h"
 #include "runtime/Sampler.h"
+#include "tools/moe-run/MpiJob.h"
 
 #include <algorithm>
 #include <cerrno>

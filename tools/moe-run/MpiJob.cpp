@@ -76,8 +76,9 @@ int MpiJob::follow() {
 
 int MpiJob::finish(const std::string &failure) {
   // A step that failed after leaving rank 0 leaves the ranks out of step.
-  if (!failure.empty() && head->failedMidStep())
-    comm->abortJob(failure);
+  if (head->failedMidStep())
+    comm->abortJob(failure.empty() ? "a step failed after it left rank 0"
+                                   : failure);
   std::string error;
   if (!head->stop(error))
     comm->abortJob(error);

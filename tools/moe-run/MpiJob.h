@@ -53,9 +53,10 @@ public:
   MpiCommunicator &communicator() { return *comm; }
   /// "MPI" or "MPI, NCCL", for reports.
   std::string transport() const { return nccl ? "MPI, NCCL" : "MPI"; }
-  /// The head: tells the followers to stop. `failure`, when the command
-  /// failed: stops the job if the ranks are out of step, else reports it.
-  /// Returns the exit status.
+  /// The head: tells the followers to stop, or stops the job when the last
+  /// step failed after it left rank 0 (the ranks are out of step).
+  /// `failure`, when the command failed and has not said so yet, is
+  /// reported. Returns the exit status.
   int finish(const std::string &failure = "");
 
 private:
