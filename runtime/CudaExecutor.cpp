@@ -758,7 +758,9 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     return false;
   if (!s.check(cudaEventRecord(s.stop, s.stream), "recording an event",
                error) ||
-      !s.check(cudaStreamSynchronize(s.stream), "running the step", error) ||
+      !(s.nccl ? s.nccl->synchronize(s.stream, error)
+               : s.check(cudaStreamSynchronize(s.stream), "running the step",
+                         error)) ||
       !s.check(cudaEventElapsedTime(&s.lastMs, s.start, s.stop),
                "timing the step", error))
     return false;

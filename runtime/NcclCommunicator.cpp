@@ -43,6 +43,11 @@ bool NcclCommunicator::run(const StepInfo &, const RankPlace &, const void *,
   return false;
 }
 
+bool NcclCommunicator::synchronize(void *, std::string &error) {
+  error = "no NCCL";
+  return false;
+}
+
 #else
 
 struct NcclCommunicator::Impl {
@@ -64,21 +69,6 @@ struct NcclCommunicator::Impl {
       return true;
     error = what + ": " + cudaGetErrorString(result);
     return false;
-  }
-  /// Waits for `stream` under the MPI watchdog.
-  bool wait(cudaStream_t stream, const std::string &what,
-            std::string &error) {
-    mpi->beginWait(what);
-    cudaError_t result = cudaStreamSynchronize(stream);
-    mpi->endWait();
-    if (!check(result, what, error))
-      return false;
-    ncclResult_t async = ncclSuccess;
-    for (ncclComm_t comm : {world, stage})
-      if (comm && ncclCommGetAsyncError(comm, &async) == ncclSuccess &&
-          async != ncclSuccess)
-        return check(async, what, error);
-    return true;
   }
 };
 
@@ -132,6 +122,23 @@ NcclCommunicator::~NcclCommunicator() {
       ncclCommDestroy(comm);
 }
 
+bool NcclCommunicator::synchronize(void *streamHandle, std::string &error) {
+  Impl &s = *impl;
+  const std::string what = "a step with NCCL collectives";
+  s.mpi->beginWait(what);
+  cudaError_t result =
+      cudaStreamSynchronize(static_cast<cudaStream_t>(streamHandle));
+  s.mpi->endWait();
+  if (!s.check(result, "running " + what, error))
+    return false;
+  ncclResult_t async = ncclSuccess;
+  for (ncclComm_t comm : {s.world, s.stage})
+    if (comm && ncclCommGetAsyncError(comm, &async) == ncclSuccess &&
+        async != ncclSuccess)
+      return s.check(async, "running " + what, error);
+  return true;
+}
+
 static ncclDataType_t ncclType(DType dtype) {
   switch (dtype) {
   case DType::BF16:
@@ -160,13 +167,8 @@ bool NcclCommunicator::run(const StepInfo &step, const RankPlace &place,
   switch (step.kind) {
   case StepInfo::Kind::AllReduce: {
     size_t count = elementCount(shapeC);
-    if (!s.check(ncclAllReduce(a, c, count, type, ncclSum, s.stage, stream),
-                 "all-reduce", error))
-      return false;
-    return s.wait(stream,
-                  "an NCCL all-reduce of " + std::to_string(count) +
-                      " elements",
-                  error);
+    return s.check(ncclAllReduce(a, c, count, type, ncclSum, s.stage, stream),
+                   "all-reduce", error);
   }
   case StepInfo::Kind::AllGather: {
     // NCCL places the members' blocks one after the other; the plan wants
@@ -179,8 +181,7 @@ bool NcclCommunicator::run(const StepInfo &step, const RankPlace &place,
     size_t blockBytes = count * elementBytes;
     if (outer == 1)
       return s.check(ncclAllGather(a, c, count, type, s.stage, stream),
-                     "all-gather", error) &&
-             s.wait(stream, "an NCCL all-gather", error);
+                     "all-gather", error);
     void *blocks = nullptr;
     if (!s.check(cudaMallocAsync(&blocks, blockBytes * tp, stream),
                  "allocating the all-gather scratch", error))
@@ -195,20 +196,16 @@ bool NcclCommunicator::run(const StepInfo &step, const RankPlace &place,
                        inner, outer, cudaMemcpyDeviceToDevice, stream),
                    "placing the gathered blocks", error);
     cudaFreeAsync(blocks, stream);
-    return ok && s.wait(stream, "an NCCL all-gather", error);
+    return ok;
   }
   case StepInfo::Kind::Send:
     return s.check(ncclSend(a, elementCount(shapeA), type,
                             static_cast<int>(peer), s.world, stream),
-                   "send to rank " + std::to_string(peer), error) &&
-           s.wait(stream, "an NCCL send to rank " + std::to_string(peer),
-                  error);
+                   "send to rank " + std::to_string(peer), error);
   case StepInfo::Kind::Recv:
     return s.check(ncclRecv(c, elementCount(shapeC), type,
                             static_cast<int>(peer), s.world, stream),
-                   "receive from rank " + std::to_string(peer), error) &&
-           s.wait(stream,
-                  "an NCCL receive from rank " + std::to_string(peer), error);
+                   "receive from rank " + std::to_string(peer), error);
   default:
     error = "NCCL does not run this step";
     return false;

@@ -6,8 +6,9 @@
 // through NCCL. NCCL is bootstrapped over MPI: rank 0 makes the NCCL id and
 // broadcasts it, every rank joins on the GPU it was given (its node-local
 // rank), and one collective split gives each stage its own communicator.
-// Waits go under the MPI watchdog, so a peer that never arrives stops the
-// job with a message instead of hanging it. The expert all-to-all steps
+// The collectives are enqueued with the step's kernels; the step's one wait
+// goes under the MPI watchdog, so a peer that never arrives stops the job
+// with a message instead of hanging it. The expert all-to-all steps
 // stay staged through the host (TransferStep).
 //
 // Built when CMake finds NCCL next to the CUDA toolkit (MOEC_HAVE_NCCL);
@@ -46,13 +47,18 @@ public:
 
   /// Whether run() takes `step` (all_reduce, all_gather, send, recv).
   static bool handles(const StepInfo &step);
-  /// Runs `step` on device buffers `a` and `c` (shapes as the plan sized
-  /// them, elements of `dtype`) on CUDA stream `stream`, and waits for it.
-  /// Counts the bytes as runTransferStep does. False with `error` set.
+  /// Enqueues `step` on device buffers `a` and `c` (shapes as the plan
+  /// sized them, elements of `dtype`) on CUDA stream `stream`, in order
+  /// with the step's kernels. Counts the bytes as runTransferStep does.
+  /// False with `error` set.
   bool run(const StepInfo &step, const RankPlace &place, const void *a,
            const std::vector<int64_t> &shapeA, void *c,
            const std::vector<int64_t> &shapeC, DType dtype, void *stream,
            int64_t &within, int64_t &next, std::string &error);
+  /// Waits for `stream` (the end of a step) under the MPI watchdog, so a
+  /// peer that never joins a collective stops the job, and reports an
+  /// error NCCL met on the way.
+  bool synchronize(void *stream, std::string &error);
 
   struct Impl;
 
