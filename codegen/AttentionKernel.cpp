@@ -25,6 +25,7 @@
 #include "codegen/KVCacheKernels.h"
 
 #include "passes/GridEmitter.h"
+#include "passes/RopeMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -150,10 +151,24 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
         Value lo = mul(split, length);
         Value hi = arith::MinUIOp::create(b, loc, context, add(lo, length));
 
-        // The tile's queries, in f32; the running statistics.
+        // The tile's queries, in f32 (rotated by a folded RoPE); the
+        // running statistics.
+        RopeAttr rope = op.getRopeAttr();
+        Value position =
+            rope ? arith::SIToFPOp::create(b, loc, f32,
+                                           load(positions, {t}))
+                       .getResult()
+                 : Value();
         e.strided(e.thread, e.index(tile * headDim), e.threads, [&](Value i) {
           Value column = add(mul(firstHead, e.index(headDim)), i);
-          store(e.loadF32(q, {t, column}), qs, {i});
+          Value query = e.loadF32(q, {t, column});
+          if (rope) {
+            RopePair pair = ropePair(b, loc, rope.getStyle(), headDim, column);
+            Value other = e.loadF32(q, {t, pair.partner});
+            query = ropeRotate(b, loc, rope, headDim, position, pair, query,
+                               other);
+          }
+          store(query, qs, {i});
         });
         e.strided(e.thread, e.index(tile), e.threads, [&](Value h) {
           store(e.f32(negInf), ms, {h});

@@ -256,11 +256,14 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
   llvm::interleaveComma(op->getOperandTypes(), os);
   if (auto attend = dyn_cast<AttendOp>(op))
     os << " heads " << attend.getNumHeads();
+  auto rope = op->getAttrOfType<RopeAttr>("rope");
+  if (rope)
+    os << " rope " << rope;
   auto [it, inserted] = kvKernels.try_emplace(key);
   if (inserted) {
     SymbolTable symbols(module);
-    std::string base = isa<AttendOp>(op) ? "kernel_attend"
-                                         : "kernel_kv_cache_write";
+    std::string base = std::string(rope ? "kernel_rope_" : "kernel_") +
+                       (isa<AttendOp>(op) ? "attend" : "kv_cache_write");
     std::string name = base;
     for (int i = 0; symbols.lookup(name); ++i)
       name = base + "_" + std::to_string(i);
@@ -322,12 +325,13 @@ LogicalResult PlanBuilder::step(Operation *op) {
   }
   if (auto write = dyn_cast<KVCacheWriteOp>(op)) {
     auto type = cast<KVCacheType>(write.getKvCache().getType());
-    auto keys = lookup(write.getKeys()), values = lookup(write.getValues());
-    if (!keys || !values)
+    auto keys = lookup(write.getKeys()), values = lookup(write.getValues()),
+         positions = lookup(write.getPositions());
+    if (!keys || !values || !positions)
       return op->emitError("a KV-cache write operand has no buffer");
     int64_t layer = write.getLayer();
-    kernelStep(kvKernel(op), {*keys, *values, inputIds["slot_mapping"],
-                              cache('k', layer, type),
+    kernelStep(kvKernel(op), {*keys, *values, *positions,
+                              inputIds["slot_mapping"], cache('k', layer, type),
                               cache('v', layer, type)});
     return success();
   }

@@ -4,6 +4,7 @@
 
 #include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
+#include "passes/RopeMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -88,8 +89,15 @@ static int64_t kvWidth(KVCacheWriteOp op) {
   return cache.getNumKvHeads() * cache.getHeadDim();
 }
 
-/// An empty kernel_kv_cache_write(keys, values, slot_mapping, k_cache,
-/// v_cache) for `op`.
+/// positions[t] (an i32) as an f32, the RoPE angle's factor.
+static Value positionF32(OpBuilder &b, Location loc, Value positions,
+                         Value t) {
+  return arith::SIToFPOp::create(
+      b, loc, b.getF32Type(), memref::LoadOp::create(b, loc, positions, t));
+}
+
+/// An empty kernel_kv_cache_write(keys, values, positions, slot_mapping,
+/// k_cache, v_cache) for `op`.
 static func::FuncOp createKVCacheWriteKernel(ModuleOp module,
                                              KVCacheWriteOp op,
                                              StringRef name) {
@@ -100,7 +108,8 @@ static func::FuncOp createKVCacheWriteKernel(ModuleOp module,
       {ShapedType::kDynamic}, IntegerType::get(op.getContext(), 32));
   MemRefType input = rows(activation, width);
   MemRefType slots = rows(cache.getElementType(), width);
-  return createKernel(module, name, {input, input, tokenVector, slots, slots},
+  return createKernel(module, name,
+                      {input, input, tokenVector, tokenVector, slots, slots},
                       op.getLoc());
 }
 
@@ -114,9 +123,12 @@ func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
   Location loc = op.getLoc();
   Loops l{b, loc};
   Value keys = entry.getArgument(0), values = entry.getArgument(1),
-        slotMapping = entry.getArgument(2), kCache = entry.getArgument(3),
-        vCache = entry.getArgument(4);
+        positions = entry.getArgument(2), slotMapping = entry.getArgument(3),
+        kCache = entry.getArgument(4), vCache = entry.getArgument(5);
   Value tokens = memref::DimOp::create(b, loc, keys, 0);
+  RopeAttr rope = op.getRopeAttr();
+  int64_t headDim =
+      cast<KVCacheType>(op.getKvCache().getType()).getHeadDim();
   l.forEach(l.index(0), tokens, [&](OpBuilder &b, Location loc, Value t) {
     Value slot = memref::LoadOp::create(b, loc, slotMapping, t);
     Value zero = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 0);
@@ -128,7 +140,16 @@ func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
       l.forEach(l.index(0), l.index(width),
                 [&](OpBuilder &b, Location loc, Value c) {
                   Loops l{b, loc};
-                  l.storeFromF32(l.loadF32(keys, {t, c}), kCache, {row, c});
+                  Value key = l.loadF32(keys, {t, c});
+                  if (rope) {
+                    RopePair pair =
+                        ropePair(b, loc, rope.getStyle(), headDim, c);
+                    Value other = l.loadF32(keys, {t, pair.partner});
+                    key = ropeRotate(b, loc, rope, headDim,
+                                     positionF32(b, loc, positions, t), pair,
+                                     key, other);
+                  }
+                  l.storeFromF32(key, kCache, {row, c});
                   l.storeFromF32(l.loadF32(values, {t, c}), vCache, {row, c});
                 });
       scf::YieldOp::create(b, loc);
@@ -164,9 +185,13 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
         tokenSeq = entry.getArgument(2), blockTables = entry.getArgument(3),
         kCache = entry.getArgument(4), vCache = entry.getArgument(5),
         out = entry.getArgument(6);
-  // One head's f32 accumulator, reused by every (token, head).
+  // One head's f32 accumulator and (rotated) query, reused by every
+  // (token, head).
   Value acc = memref::AllocaOp::create(
       b, loc, MemRefType::get({headDim}, b.getF32Type()));
+  Value query = memref::AllocaOp::create(
+      b, loc, MemRefType::get({headDim}, b.getF32Type()));
+  RopeAttr rope = op.getRopeAttr();
   Value tokens = memref::DimOp::create(b, loc, q, 0);
   double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
 
@@ -181,6 +206,21 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
       Value kvHead = arith::DivUIOp::create(b, loc, h, l.index(group));
       Value qBase = arith::MulIOp::create(b, loc, h, l.index(headDim));
       Value kBase = arith::MulIOp::create(b, loc, kvHead, l.index(headDim));
+      l.forEach(l.index(0), l.index(headDim),
+                [&](OpBuilder &b, Location loc, Value d) {
+                  Loops l{b, loc};
+                  Value column = arith::AddIOp::create(b, loc, qBase, d);
+                  Value value = l.loadF32(q, {t, column});
+                  if (rope) {
+                    RopePair pair =
+                        ropePair(b, loc, rope.getStyle(), headDim, column);
+                    Value other = l.loadF32(q, {t, pair.partner});
+                    value = ropeRotate(b, loc, rope, headDim,
+                                       positionF32(b, loc, positions, t), pair,
+                                       value, other);
+                  }
+                  memref::StoreOp::create(b, loc, value, query, d);
+                });
       // The cache slot of position j of this token's sequence.
       auto slotOf = [&](OpBuilder &b, Location loc, Value j) {
         Loops l{b, loc};
@@ -197,8 +237,7 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
             l.index(0), l.index(headDim), l.f32(0.0),
             [&](OpBuilder &b, Location loc, Value d, Value sum) -> Value {
               Loops l{b, loc};
-              Value qi = l.loadF32(q, {t, arith::AddIOp::create(b, loc,
-                                                                 qBase, d)});
+              Value qi = memref::LoadOp::create(b, loc, query, d);
               Value ki = l.loadF32(
                   kCache, {slot, arith::AddIOp::create(b, loc, kBase, d)});
               return arith::AddFOp::create(
@@ -266,10 +305,13 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
   OpBuilder b = OpBuilder::atBlockBegin(&entry);
   Location loc = op.getLoc();
   Value keys = entry.getArgument(0), values = entry.getArgument(1),
-        slotMapping = entry.getArgument(2), kCache = entry.getArgument(3),
-        vCache = entry.getArgument(4);
+        positions = entry.getArgument(2), slotMapping = entry.getArgument(3),
+        kCache = entry.getArgument(4), vCache = entry.getArgument(5);
   Value tokens = memref::DimOp::create(b, loc, keys, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  RopeAttr rope = op.getRopeAttr();
+  int64_t headDim =
+      cast<KVCacheType>(op.getKvCache().getType()).getHeadDim();
   emitGrid(b, loc, gpu, tokens, one, threads, {},
            [&](GridEmitter &e, Value t, Value, ArrayRef<Value>) {
              Value slot = memref::LoadOp::create(e.b, loc, slotMapping, t);
@@ -282,6 +324,30 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                // before they are stored: 16-byte accesses on the GPU.
                Value k = e.aligned(keys), v = e.aligned(values),
                      kc = e.aligned(kCache), vc = e.aligned(vCache);
+               if (rope) {
+                 // Rotated keys, a column per thread: eight columns with
+                 // their own angles would spill in the sine and cosine's
+                 // slow paths (see RowKernels.cpp).
+                 Value position = positionF32(e.b, loc, positions, t);
+                 e.strided(e.thread, e.index(width), e.threads,
+                           [&](Value c) {
+                             RopePair pair = ropePair(e.b, loc, rope.getStyle(),
+                                                      headDim, c);
+                             Value self = e.loadF32(k, {t, c});
+                             Value other = e.loadF32(k, {t, pair.partner});
+                             e.storeF32(ropeRotate(e.b, loc, rope, headDim,
+                                                   position, pair, self, other),
+                                        kc, {row, c});
+                           });
+                 e.chunks(width, [&](ArrayRef<Value> columns) {
+                   SmallVector<Value> vValues;
+                   for (Value column : columns)
+                     vValues.push_back(e.loadF32(v, {t, column}));
+                   for (auto [column, value] : llvm::zip(columns, vValues))
+                     e.storeF32(value, vc, {row, column});
+                 });
+                 return;
+               }
                e.chunks(width, [&](ArrayRef<Value> columns) {
                  SmallVector<Value> kValues, vValues;
                  for (Value column : columns) {

@@ -6,16 +6,20 @@
 // cache of one layer and the block tables as arguments (so one kernel serves
 // every layer):
 //
-//   kernel_kv_cache_write(keys [T, C], values [T, C], slot_mapping [T] i32,
-//                         k_cache [S, C], v_cache [S, C])
+//   kernel_kv_cache_write(keys [T, C], values [T, C], positions [T] i32,
+//                         slot_mapping [T] i32, k_cache [S, C],
+//                         v_cache [S, C])
 //     row t of keys/values goes to slot slot_mapping[t] (block * block_size +
-//     offset); a negative slot skips the token.
+//     offset); a negative slot skips the token. With the op's `rope`, each
+//     key head is rotated at positions[t] first.
 //   kernel_attend(queries [T, H*D], positions [T] i32, token_seq [T] i32,
 //                 block_tables [N, M] i32, k_cache [S, C], v_cache [S, C],
 //                 out [T, H*D])
 //     token t of sequence token_seq[t] attends to the cached positions
 //     0..positions[t] of that sequence; position j lives in slot
 //     block_tables[seq][j / block_size] * block_size + j % block_size.
+//     With the op's `rope`, each query head is rotated at positions[t] as it
+//     is loaded.
 //
 // C = kv_heads * head_dim. The bodies are plain loops (scf + memref),
 // accumulating in f32: the host reference.
@@ -40,7 +44,9 @@ func::FuncOp buildAttendKernel(ModuleOp module, AttendOp op, StringRef name,
 
 /// The grid forms of the same kernels (passes/GridEmitter.h), for the GPU
 /// (`gpu`) or, with one thread per block, for the host:
-///   kv_cache_write: one block per token, the threads striding over C.
+///   kv_cache_write: one block per token, the threads striding over C (8
+///     contiguous columns at a time; keys one column at a time when they
+///     are rotated, each thread computing its own angle).
 ///   attend (codegen/AttentionKernel.cpp): split-K paged attention, each
 ///     block serving a tile of the query heads of one KV head from one read
 ///     of its K/V, then a log-sum-exp merge of the splits.

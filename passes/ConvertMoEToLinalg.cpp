@@ -12,6 +12,7 @@
 #include "dialects/moe/MoEOps.h"
 #include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
+#include "passes/RopeMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -131,9 +132,7 @@ struct LowerRope : OpRewritePattern<RopeOp> {
     Lowering l{rewriter, loc};
     auto type = cast<RankedTensorType>(op.getType());
     Type element = type.getElementType();
-    int64_t headDim = op.getHeadDim(), half = headDim / 2;
-    bool rotateHalf = op.getRope().getStyle() == RopeStyle::rotate_half;
-    double logTheta = std::log(op.getRope().getTheta().convertToDouble());
+    int64_t headDim = op.getHeadDim();
     Value input = op.getInput();
     auto parallel = utils::IteratorType::parallel;
     auto generic = linalg::GenericOp::create(
@@ -143,54 +142,17 @@ struct LowerRope : OpRewritePattern<RopeOp> {
         ArrayRef<utils::IteratorType>{parallel, parallel},
         [&](OpBuilder &b, Location loc, ValueRange args) {
           Lowering inner{b, loc};
-          auto index = [&](int64_t v) -> Value {
-            return arith::ConstantIndexOp::create(b, loc, v);
-          };
           Value token = linalg::IndexOp::create(b, loc, 0);
           Value column = linalg::IndexOp::create(b, loc, 1);
-          Value inHead = arith::RemUIOp::create(b, loc, column, index(headDim));
-          // i: the pair's frequency index; first: is this the pair's first
-          // element; partner: the other element's column.
-          Value i, first, partner;
-          if (rotateHalf) {
-            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                          inHead, index(half));
-            i = arith::RemUIOp::create(b, loc, inHead, index(half));
-            partner = arith::SelectOp::create(
-                b, loc, first, arith::AddIOp::create(b, loc, column, index(half)),
-                arith::SubIOp::create(b, loc, column, index(half)));
-          } else {
-            Value odd = arith::RemUIOp::create(b, loc, inHead, index(2));
-            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
-                                          odd, index(0));
-            i = arith::DivUIOp::create(b, loc, inHead, index(2));
-            partner = arith::SelectOp::create(
-                b, loc, first, arith::AddIOp::create(b, loc, column, index(1)),
-                arith::SubIOp::create(b, loc, column, index(1)));
-          }
-          // angle = position * exp(-2 i / d * ln(theta)).
-          Value iF = arith::UIToFPOp::create(
-              b, loc, inner.f32(),
-              arith::IndexCastUIOp::create(b, loc, b.getI32Type(), i));
-          Value exponent = arith::MulFOp::create(
-              b, loc, iF,
-              arith::ConstantOp::create(
-                  b, loc, b.getF32FloatAttr(-2.0 * logTheta / headDim)));
-          Value frequency = math::ExpOp::create(b, loc, exponent);
+          RopePair pair = ropePair(b, loc, op.getRope().getStyle(), headDim,
+                                   column);
+          Value other = inner.toF32(tensor::ExtractOp::create(
+              b, loc, input, ValueRange{token, pair.partner}));
           Value position =
               arith::SIToFPOp::create(b, loc, inner.f32(), args[1]);
-          Value angle = arith::MulFOp::create(b, loc, position, frequency);
-          Value cos = math::CosOp::create(b, loc, angle);
-          Value sin = math::SinOp::create(b, loc, angle);
-          Value x = inner.toF32(args[0]);
-          Value other = inner.toF32(
-              tensor::ExtractOp::create(b, loc, input, ValueRange{token, partner}));
-          // first: x cos - other sin; second: x cos + other sin.
-          Value otherSin = arith::MulFOp::create(b, loc, other, sin);
-          Value signedSin = arith::SelectOp::create(
-              b, loc, first, arith::NegFOp::create(b, loc, otherSin), otherSin);
-          Value y = arith::AddFOp::create(
-              b, loc, arith::MulFOp::create(b, loc, x, cos), signedSin);
+          Value self = inner.toF32(args[0]);
+          Value y = ropeRotate(b, loc, op.getRope(), headDim, position, pair,
+                               self, other);
           linalg::YieldOp::create(b, loc, inner.fromF32(y, element));
         });
     rewriter.replaceOp(op, generic.getResults());

@@ -51,10 +51,11 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
     Value cache = KVCacheWriteOp::create(rewriter, loc,
                                          op.getKvCache().getType(),
                                          op.getKvCache(), k, v, positions,
-                                         op.getLayer());
+                                         op.getLayer(), /*rope=*/nullptr);
     Value attended =
         AttendOp::create(rewriter, loc, qType, q, cache, positions,
-                         op.getLayer(), op.getNumHeads(), op.getCausal());
+                         op.getLayer(), op.getNumHeads(), op.getCausal(),
+                         /*rope=*/nullptr);
     Value output = project(inputType, attended, op.getWo());
     rewriter.replaceOp(op, {output, cache});
     return success();

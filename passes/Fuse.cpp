@@ -6,8 +6,9 @@
 // the kernel can run where its first op was. Each kernel reads its inputs
 // once and writes only what is used outside it. Typical kernels: residual
 // add + RMSNorm; expert combine + residual add + the next layer's norm (+ the
-// final gather of sampled rows); RoPE; token dispatch. Ops that index the KV
-// cache by layer, GEMMs and collectives stay outside.
+// final gather of sampled rows); token dispatch. First, a RoPE whose only
+// consumer is attention or a KV-cache write is folded into it (FoldRope.cpp).
+// Ops that index the KV cache by layer, GEMMs and collectives stay outside.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +19,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "llvm/ADT/SetVector.h"
 
 namespace mlir::moe {
@@ -144,6 +146,10 @@ static void fuseBlock(Block &block) {
 namespace {
 struct MoEFusePass : public moe::impl::MoEFuseBase<MoEFusePass> {
   void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    populateFoldRopePatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
     getOperation().walk([](func::FuncOp func) {
       if (!func.isExternal())
         fuseBlock(func.getBody().front());

@@ -25,6 +25,9 @@ namespace mlir::moe {
 void populateDecomposeAttentionPatterns(RewritePatternSet &patterns);
 /// Patterns that rewrite moe.experts into dispatch/expert_ffn/combine.
 void populateDecomposeExpertsPatterns(RewritePatternSet &patterns);
+/// Patterns that fold a moe.rope into the attention or KV-cache write that
+/// alone consumes it (moe-fuse).
+void populateFoldRopePatterns(RewritePatternSet &patterns);
 /// Patterns that lower moe elementwise and norm ops to linalg.generic.
 void populateMoEToLinalgPatterns(RewritePatternSet &patterns);
 /// Patterns that lower the router, dispatch and grouped expert FFN to

@@ -164,7 +164,10 @@ def MoEFuse : Pass<"moe-fuse", "::mlir::ModuleOp"> {
   let summary = "Group the memory-bound ops between GEMMs into fused kernels";
   let description = [{
     Wraps runs of memory-bound ops (residual add, norms, RoPE, token
-    dispatch, expert combine, row gather, sampling) into moe.fused ops. An
+    dispatch, expert combine, row gather, sampling) into moe.fused ops.
+    First a RoPE whose only consumer is attention (queries) or a KV-cache
+    write (keys) is folded into that op as its `rope` attribute, so the
+    rotation happens where the rows are loaded anyway. Then an
     op joins the kernel of one of its producers when everything else it
     reads was computed before that kernel starts; so residual add + RMSNorm
     become one kernel, and the expert combine + residual add + the next

@@ -16,6 +16,7 @@
 #include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
+#include "passes/RopeMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -241,9 +242,6 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
   }
   if (auto rope = dyn_cast<RopeOp>(op)) {
     RowRef x = rowOf(rope.getInput());
-    int64_t headDim = rope.getHeadDim(), half = headDim / 2;
-    bool rotateHalf = rope.getRope().getStyle() == RopeStyle::rotate_half;
-    double logTheta = std::log(rope.getRope().getTheta().convertToDouble());
     Value position = arith::SIToFPOp::create(
         b, loc, b.getF32Type(),
         memref::LoadOp::create(b, loc, args.lookup(rope.getPositions()),
@@ -251,42 +249,13 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
     e.columns(
         width,
         [&](Value c) {
-          Value inHead = arith::RemUIOp::create(b, loc, c, e.index(headDim));
-          Value i, first, partner;
-          if (rotateHalf) {
-            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
-                                          inHead, e.index(half));
-            i = arith::RemUIOp::create(b, loc, inHead, e.index(half));
-            partner = arith::SelectOp::create(
-                b, loc, first, arith::AddIOp::create(b, loc, c, e.index(half)),
-                arith::SubIOp::create(b, loc, c, e.index(half)));
-          } else {
-            Value odd = arith::RemUIOp::create(b, loc, inHead, e.index(2));
-            first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, odd,
-                                          e.index(0));
-            i = arith::DivUIOp::create(b, loc, inHead, e.index(2));
-            partner = arith::SelectOp::create(
-                b, loc, first, arith::AddIOp::create(b, loc, c, e.index(1)),
-                arith::SubIOp::create(b, loc, c, e.index(1)));
-          }
-          Value iF = arith::UIToFPOp::create(
-              b, loc, b.getF32Type(),
-              arith::IndexCastUIOp::create(b, loc, b.getI32Type(), i));
-          Value frequency = math::ExpOp::create(
-              b, loc,
-              arith::MulFOp::create(b, loc, iF,
-                                    e.f32(-2.0 * logTheta / headDim)));
-          Value angle = arith::MulFOp::create(b, loc, position, frequency);
-          Value cos = math::CosOp::create(b, loc, angle);
-          Value sin = math::SinOp::create(b, loc, angle);
-          Value otherSin =
-              arith::MulFOp::create(b, loc, e.load(x, partner), sin);
-          Value signedSin = arith::SelectOp::create(
-              b, loc, first, arith::NegFOp::create(b, loc, otherSin), otherSin);
+          RopePair pair = ropePair(b, loc, rope.getRope().getStyle(),
+                                   rope.getHeadDim(), c);
+          Value self = e.load(x, c);
+          Value other = e.load(x, pair.partner);
           e.store(out, c,
-                  arith::AddFOp::create(
-                      b, loc, arith::MulFOp::create(b, loc, e.load(x, c), cos),
-                      signedSin));
+                  ropeRotate(b, loc, rope.getRope(), rope.getHeadDim(),
+                             position, pair, self, other));
         },
         /*scalar=*/true);
     return success();

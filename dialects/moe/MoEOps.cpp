@@ -386,6 +386,9 @@ LogicalResult KVCacheWriteOp::verify() {
       failed(checkShape(*this, "positions", getPositions(), {tokens},
                         "tokens")))
     return failure();
+  if (getRope() && cache.getHeadDim() % 2 != 0)
+    return emitOpError() << "rope needs an even head_dim, got "
+                         << cache.getHeadDim();
   return success();
 }
 
@@ -407,6 +410,9 @@ LogicalResult AttendOp::verify() {
   if (failed(checkSameType(*this, "result", getResult(), "queries",
                            getQueries())))
     return failure();
+  if (getRope() && cache.getHeadDim() % 2 != 0)
+    return emitOpError() << "rope needs an even head_dim, got "
+                         << cache.getHeadDim();
   return checkShape(*this, "positions", getPositions(), {dim(getQueries(), 0)},
                     "tokens");
 }

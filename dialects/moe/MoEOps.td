@@ -405,20 +405,23 @@ def MoE_KVCacheWriteOp : MoE_CostOp<"kv_cache_write"> {
   let description = [{
     Writes `keys` and `values` [tokens, kv_heads*head_dim] into layer `layer`
     of the cache at each token's sequence and position (`positions`), and
-    returns the updated cache.
+    returns the updated cache. With `rope`, each key head is first rotated
+    as `moe.rope` with the cache's head_dim would rotate it (moe-fuse folds
+    a key's RoPE into the write, so one kernel does both).
 
     Example:
     ```mlir
     %kv1 = moe.kv_cache_write %kv[0], %k, %v, %pos : (!moe.kv_cache<...>, tensor<?x128xbf16>, tensor<?x128xbf16>, tensor<?xi32>) -> !moe.kv_cache<...>
+    %kv2 = moe.kv_cache_write %kv[1], %k, %v, %pos rope <theta = 1.000000e+04, style = rotate_half> : (!moe.kv_cache<...>, tensor<?x128xbf16>, tensor<?x128xbf16>, tensor<?xi32>) -> !moe.kv_cache<...>
     ```
   }];
   let arguments = (ins MoE_KVCacheType:$kv_cache, MoE_Activations:$keys,
                        MoE_Activations:$values, MoE_TokenVector:$positions,
-                       I64Attr:$layer);
+                       I64Attr:$layer, OptionalAttr<MoE_RopeAttr>:$rope);
   let results = (outs MoE_KVCacheType:$result);
   let assemblyFormat = [{
-    $kv_cache `[` $layer `]` `,` $keys `,` $values `,` $positions attr-dict
-    `:` functional-type(operands, results)
+    $kv_cache `[` $layer `]` `,` $keys `,` $values `,` $positions
+    (`rope` $rope^)? attr-dict `:` functional-type(operands, results)
   }];
 }
 
@@ -428,20 +431,26 @@ def MoE_AttendOp : MoE_CostOp<"attend"> {
     For each token and query head h: softmax(q · Kᵀ / sqrt(head_dim)) · V over
     the token's sequence in layer `layer` of the cache, using KV head
     h / (heads / kv_heads); with `causal`, only cached positions up to the
-    token's own position count. `queries` are [tokens, heads*head_dim].
+    token's own position count. `queries` are [tokens, heads*head_dim]. With
+    `rope`, each query head is first rotated as `moe.rope` with the cache's
+    head_dim would rotate it (moe-fuse folds a query's RoPE into attention,
+    which rotates the queries as it loads them).
 
     Example:
     ```mlir
     %a = moe.attend %q, %kv[0], %pos heads 32 causal : (tensor<?x4096xbf16>, !moe.kv_cache<...>, tensor<?xi32>) -> tensor<?x4096xbf16>
+    %b = moe.attend %q, %kv[0], %pos heads 32 causal rope <theta = 1.000000e+04, style = rotate_half> : (tensor<?x4096xbf16>, !moe.kv_cache<...>, tensor<?xi32>) -> tensor<?x4096xbf16>
     ```
   }];
   let arguments = (ins MoE_Activations:$queries, MoE_KVCacheType:$kv_cache,
                        MoE_TokenVector:$positions, I64Attr:$layer,
-                       I64Attr:$num_heads, UnitAttr:$causal);
+                       I64Attr:$num_heads, UnitAttr:$causal,
+                       OptionalAttr<MoE_RopeAttr>:$rope);
   let results = (outs MoE_Activations:$result);
   let assemblyFormat = [{
     $queries `,` $kv_cache `[` $layer `]` `,` $positions `heads` $num_heads
-    (`causal` $causal^)? attr-dict `:` functional-type(operands, results)
+    (`causal` $causal^)? (`rope` $rope^)? attr-dict `:`
+    functional-type(operands, results)
   }];
 }
 

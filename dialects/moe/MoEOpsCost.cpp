@@ -265,7 +265,10 @@ int64_t RopeOp::getBytesWritten(const CostContext &ctx) {
   return bytes(getResult(), ctx.numTokens);
 }
 
-int64_t KVCacheWriteOp::getFlops(const CostContext &) { return 0; }
+int64_t KVCacheWriteOp::getFlops(const CostContext &ctx) {
+  // A folded RoPE costs what moe.rope would.
+  return getRope() ? 3 * ctx.numTokens * dim(getKeys(), 1) : 0;
+}
 int64_t KVCacheWriteOp::getBytesRead(const CostContext &ctx) {
   return bytes(getKeys(), ctx.numTokens) + bytes(getValues(), ctx.numTokens) +
          bytes(getPositions(), ctx.numTokens);
@@ -276,7 +279,9 @@ int64_t KVCacheWriteOp::getBytesWritten(const CostContext &ctx) {
 }
 
 int64_t AttendOp::getFlops(const CostContext &ctx) {
-  return 2 * 2 * ctx.numTokens * dim(getQueries(), 1) * ctx.contextLength;
+  int64_t rope = getRope() ? 3 * ctx.numTokens * dim(getQueries(), 1) : 0;
+  return 2 * 2 * ctx.numTokens * dim(getQueries(), 1) * ctx.contextLength +
+         rope;
 }
 int64_t AttendOp::getBytesRead(const CostContext &ctx) {
   KVCacheType cache = getKvCache().getType();

@@ -586,6 +586,24 @@ func.func @cache_write_layer(%kv: !kv, %k: tensor<?x32xbf16>, %pos: tensor<?xi32
 
 // -----
 
+!kv = !moe.kv_cache<num_layers = 1, num_kv_heads = 1, head_dim = 5, element_type = bf16>
+func.func @cache_write_rope(%kv: !kv, %k: tensor<?x5xbf16>, %pos: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.kv_cache_write' op rope needs an even head_dim, got 5}}
+  %kv1 = moe.kv_cache_write %kv[0], %k, %k, %pos rope <theta = 10000.0, style = rotate_half> : (!kv, tensor<?x5xbf16>, tensor<?x5xbf16>, tensor<?xi32>) -> !kv
+  return
+}
+
+// -----
+
+!kv = !moe.kv_cache<num_layers = 1, num_kv_heads = 1, head_dim = 5, element_type = bf16>
+func.func @attend_rope(%kv: !kv, %q: tensor<?x10xbf16>, %pos: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.attend' op rope needs an even head_dim, got 5}}
+  %a = moe.attend %q, %kv[0], %pos heads 2 rope <theta = 10000.0, style = interleaved> : (tensor<?x10xbf16>, !kv, tensor<?xi32>) -> tensor<?x10xbf16>
+  return
+}
+
+// -----
+
 !kv = !moe.kv_cache<num_layers = 2, num_kv_heads = 2, head_dim = 16, element_type = bf16>
 func.func @cache_write_keys(%kv: !kv, %k: tensor<?x16xbf16>, %pos: tensor<?xi32>) {
   // expected-error @+1 {{'moe.kv_cache_write' op keys must have shape [?, 32] (tokens, num_kv_heads*head_dim), got 'tensor<?x16xbf16>'}}

@@ -83,6 +83,11 @@ func.func @decomposed(%x: tensor<?x64xbf16>, %pos: tensor<?xi32>, %kv: !kv) -> (
   %att = moe.attend %qr, %kv1[1], %pos heads 4 causal : (tensor<?x64xbf16>, !kv, tensor<?xi32>) -> tensor<?x64xbf16>
   // CHECK: moe.attend %{{.*}}[0], %{{.*}} heads 4 : (
   %att2 = moe.attend %qr, %kv1[0], %pos heads 4 : (tensor<?x64xbf16>, !kv, tensor<?xi32>) -> tensor<?x64xbf16>
+  // A folded RoPE: the write rotates the keys, attention the queries.
+  // CHECK: %[[KV2:.*]] = moe.kv_cache_write %{{.*}}[0], %{{.*}}, %{{.*}}, %{{.*}} rope <theta = 5.000000e+05, style = interleaved> : (
+  %kv2 = moe.kv_cache_write %kv1[0], %k, %v, %pos rope <theta = 500000.0, style = interleaved> : (!kv, tensor<?x32xbf16>, tensor<?x32xbf16>, tensor<?xi32>) -> !kv
+  // CHECK: moe.attend %[[Q]], %[[KV2]][0], %{{.*}} heads 4 causal rope <theta = 5.000000e+05, style = interleaved> : (
+  %att3 = moe.attend %q, %kv2[0], %pos heads 4 causal rope <theta = 500000.0, style = interleaved> : (tensor<?x64xbf16>, !kv, tensor<?xi32>) -> tensor<?x64xbf16>
 
   %gate = moe.weight "g" : tensor<8x64xbf16>
   %idx, %p = moe.router %att, %gate top_k 2 normalize : (tensor<?x64xbf16>, tensor<8x64xbf16>) -> (tensor<?x2xi32>, tensor<?x2xf32>)

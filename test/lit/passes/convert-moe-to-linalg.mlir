@@ -57,10 +57,10 @@ func.func @layer_norm(%x: tensor<?x8xf32>, %w: tensor<8xf32>, %b: tensor<8xf32>)
 // CHECK: linalg.index 0
 // CHECK: linalg.index 1
 // CHECK: arith.remui %{{.*}}, %c4
+// CHECK: tensor.extract %[[X]]
 // CHECK: math.exp
 // CHECK: math.cos
 // CHECK: math.sin
-// CHECK: tensor.extract %[[X]]
 func.func @rope(%x: tensor<?x8xbf16>, %p: tensor<?xi32>) -> tensor<?x8xbf16> {
   %y = moe.rope %x, %p head_dim 4 <theta = 10000.0, style = rotate_half> : (tensor<?x8xbf16>, tensor<?xi32>) -> tensor<?x8xbf16>
   return %y : tensor<?x8xbf16>

@@ -1,0 +1,62 @@
+//===- RopeMath.cpp - The arithmetic of one RoPE rotation -----------------===//
+
+#include "passes/RopeMath.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+RopePair mlir::moe::ropePair(OpBuilder &b, Location loc, RopeStyle style,
+                             int64_t headDim, Value column) {
+  auto index = [&](int64_t v) -> Value {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  Value inHead = arith::RemUIOp::create(b, loc, column, index(headDim));
+  // Pairs are `step` columns apart; the first of a pair has inHead % (2 step)
+  // below `step`.
+  int64_t step = style == RopeStyle::rotate_half ? headDim / 2 : 1;
+  RopePair pair;
+  if (style == RopeStyle::rotate_half) {
+    pair.first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                       inHead, index(step));
+    pair.index = arith::RemUIOp::create(b, loc, inHead, index(step));
+  } else {
+    Value odd = arith::RemUIOp::create(b, loc, inHead, index(2));
+    pair.first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, odd,
+                                       index(0));
+    pair.index = arith::DivUIOp::create(b, loc, inHead, index(2));
+  }
+  pair.partner = arith::SelectOp::create(
+      b, loc, pair.first, arith::AddIOp::create(b, loc, column, index(step)),
+      arith::SubIOp::create(b, loc, column, index(step)));
+  return pair;
+}
+
+Value mlir::moe::ropeRotate(OpBuilder &b, Location loc, RopeAttr rope,
+                            int64_t headDim, Value position,
+                            const RopePair &pair, Value x, Value other) {
+  Type f32 = b.getF32Type();
+  double logTheta = std::log(rope.getTheta().convertToDouble());
+  Value i = arith::UIToFPOp::create(
+      b, loc, f32,
+      arith::IndexCastUIOp::create(b, loc, b.getI32Type(), pair.index));
+  // angle = position * exp(-2 i / d * ln(theta)).
+  Value frequency = math::ExpOp::create(
+      b, loc,
+      arith::MulFOp::create(
+          b, loc, i,
+          arith::ConstantOp::create(
+              b, loc, b.getF32FloatAttr(-2.0 * logTheta / headDim))));
+  Value angle = arith::MulFOp::create(b, loc, position, frequency);
+  Value cos = math::CosOp::create(b, loc, angle);
+  Value sin = math::SinOp::create(b, loc, angle);
+  Value otherSin = arith::MulFOp::create(b, loc, other, sin);
+  Value signedSin = arith::SelectOp::create(
+      b, loc, pair.first, arith::NegFOp::create(b, loc, otherSin), otherSin);
+  return arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, x, cos),
+                               signedSin);
+}

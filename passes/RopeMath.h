@@ -1,0 +1,41 @@
+//===- RopeMath.h - The arithmetic of one RoPE rotation ---------*- C++ -*-===//
+//
+// Every kernel that rotates by RoPE (the rope row kernel, its linalg form,
+// the KV-cache write and attention with a folded RoPE) builds the same f32
+// arithmetic from here, so they agree to the bit.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEC_PASSES_ROPEMATH_H
+#define MOEC_PASSES_ROPEMATH_H
+
+#include "dialects/moe/MoEOps.h"
+
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moe {
+
+/// Where a column's RoPE partner is.
+struct RopePair {
+  /// i1: the column is the first of its pair (it takes x·cos − other·sin;
+  /// the second takes x·cos + other·sin).
+  Value first;
+  /// The other column of the pair (an index in the same row).
+  Value partner;
+  /// The pair's index in its head, which sets its frequency.
+  Value index;
+};
+
+/// The pair of `column` (an index into a row of heads `headDim` wide):
+/// rotate_half pairs i with i + headDim/2, interleaved 2i with 2i + 1.
+RopePair ropePair(OpBuilder &b, Location loc, RopeStyle style,
+                  int64_t headDim, Value column);
+
+/// x rotated with its partner's value `other` (both f32) at `position` (an
+/// f32): the angle is position · theta^(−2·index/headDim).
+Value ropeRotate(OpBuilder &b, Location loc, RopeAttr rope, int64_t headDim,
+                 Value position, const RopePair &pair, Value x, Value other);
+
+} // namespace mlir::moe
+
+#endif // MOEC_PASSES_ROPEMATH_H
