@@ -25,7 +25,7 @@
 #include "codegen/KVCacheKernels.h"
 
 #include "passes/GridEmitter.h"
-#include "passes/RopeMath.h"
+#include "passes/KernelMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

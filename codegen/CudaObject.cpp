@@ -273,10 +273,9 @@ LogicalResult assemble(ModuleOp module, const CudaOptions &options,
 } // namespace
 
 FailureOr<CudaCompilation>
-mlir::moe::compileForCuda(ModuleOp module, int64_t blockSize,
-                          const CudaOptions &options) {
+mlir::moe::compileForCuda(ModuleOp module, const CudaOptions &options) {
   FailureOr<PlannedStages> planned =
-      planStages(module, blockSize, KernelForm::Gpu, options.sharedMemoryLimit);
+      planStages(module, KernelForm::Gpu, options.plan);
   if (failed(planned))
     return failure();
   ModuleOp code = *planned->code;

@@ -20,6 +20,8 @@
 #ifndef MOEC_CODEGEN_CUDAOBJECT_H
 #define MOEC_CODEGEN_CUDAOBJECT_H
 
+#include "codegen/ExecutionPlan.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "llvm/Support/JSON.h"
@@ -45,9 +47,10 @@ struct CudaOptions {
   std::string ptxas;
   /// Where a kernel ptxas rejects is kept for the reproduction command.
   std::string failureDir;
-  /// Bytes of row buffers a block keeps in shared memory (static shared
-  /// memory is limited to 48 KiB); wider rows go to global scratch.
-  int64_t sharedMemoryLimit = 49152;
+  /// The plan's options (KV-cache blocks, the shared memory of row
+  /// buffers, limited to 48 KiB of static shared memory, the grouped
+  /// experts).
+  PlanOptions plan;
 };
 
 /// The resources ptxas reports for one kernel.
@@ -74,7 +77,7 @@ struct CudaCompilation {
 
 /// Plans and compiles `module` for the cuda target. Fails with an error
 /// naming the kernel (and, for ptxas, a command that reproduces it).
-FailureOr<CudaCompilation> compileForCuda(ModuleOp module, int64_t blockSize,
+FailureOr<CudaCompilation> compileForCuda(ModuleOp module,
                                           const CudaOptions &options);
 
 /// The libdevice and ptxas of the CUDA toolkit in $CUDA_HOME,

@@ -2,6 +2,7 @@
 
 #include "codegen/ExecutionPlan.h"
 
+#include "codegen/GroupedExperts.h"
 #include "codegen/HostObject.h"
 #include "codegen/KVCacheKernels.h"
 #include "dialects/moe/MoEOps.h"
@@ -154,13 +155,13 @@ namespace {
 /// Builds `$.stages[0].execution` from the forward function.
 class PlanBuilder {
 public:
-  PlanBuilder(ModuleOp module, int64_t blockSize,
+  PlanBuilder(ModuleOp module, const PlanOptions &options,
               const llvm::StringMap<SmallVector<SmallVector<DimFormula>>>
                   &formulas,
-              llvm::StringMap<std::string> &kvKernels, KernelForm form,
+              llvm::StringMap<std::string> &planKernels, KernelForm form,
               ModuleOp code)
-      : module(module), blockSize(blockSize), formulas(formulas),
-        kvKernels(kvKernels), form(form), code(code) {}
+      : module(module), options(options), blockSize(options.blockSize),
+        formulas(formulas), planKernels(planKernels), form(form), code(code) {}
 
   FailureOr<llvm::json::Object> build(func::FuncOp forward);
 
@@ -229,8 +230,21 @@ private:
   }
   /// The kernel over the KV cache that `op` (write or attend) calls.
   StringRef kvKernel(Operation *op);
+  /// The grouped-GEMM way of the routed experts of `ffn`, a kernel call
+  /// with buffers `args` (x, offsets, gate_up, down[, group], y, ...),
+  /// for steps of at least `from` tokens (codegen/GroupedExperts.h).
+  void groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args, int64_t from);
+  /// A fresh name for a kernel the plan builds, from `base`.
+  std::string freshKernelName(StringRef base) {
+    SymbolTable symbols(module);
+    std::string name = base.str();
+    for (int i = 0; symbols.lookup(name); ++i)
+      name = base.str() + "_" + std::to_string(i);
+    return name;
+  }
 
   ModuleOp module;
+  const PlanOptions &options;
   int64_t blockSize;
   const llvm::StringMap<SmallVector<SmallVector<DimFormula>>> &formulas;
   llvm::json::Array buffers, steps;
@@ -239,8 +253,9 @@ private:
   SmallVector<SymShape> shapes;
   DenseMap<Value, int64_t> ids;
   std::map<std::pair<char, int64_t>, int64_t> caches;
-  /// Op signature -> kernel name, shared by the stages' builders.
-  llvm::StringMap<std::string> &kvKernels;
+  /// Op signature -> name of a kernel the plan builds (KV cache, expert
+  /// activation), shared by the stages' builders.
+  llvm::StringMap<std::string> &planKernels;
   KernelForm form;
   /// The kernels' code (grid forms may take scratch buffers).
   ModuleOp code;
@@ -259,14 +274,11 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
   auto rope = op->getAttrOfType<RopeAttr>("rope");
   if (rope)
     os << " rope " << rope;
-  auto [it, inserted] = kvKernels.try_emplace(key);
+  auto [it, inserted] = planKernels.try_emplace(key);
   if (inserted) {
-    SymbolTable symbols(module);
-    std::string base = std::string(rope ? "kernel_rope_" : "kernel_") +
-                       (isa<AttendOp>(op) ? "attend" : "kv_cache_write");
-    std::string name = base;
-    for (int i = 0; symbols.lookup(name); ++i)
-      name = base + "_" + std::to_string(i);
+    std::string name =
+        freshKernelName(std::string(rope ? "kernel_rope_" : "kernel_") +
+                        (isa<AttendOp>(op) ? "attend" : "kv_cache_write"));
     bool gpu = form == KernelForm::Gpu;
     if (form == KernelForm::Loops) {
       if (auto attend = dyn_cast<AttendOp>(op))
@@ -283,6 +295,65 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
     it->second = name;
   }
   return it->second;
+}
+
+void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
+                                 int64_t from) {
+  int64_t x = args[0], offsets = args[1], gateUp = args[2], down = args[3];
+  bool grouped = static_cast<bool>(ffn.getExpertGroup());
+  int64_t y = args[grouped ? 5 : 4];
+  std::optional<int64_t> group;
+  if (grouped)
+    group = args[4];
+  // The activation kernel, shared by identical layers.
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << "expert_activation " << ffn.getActivation() << " "
+     << ffn.getGated() << " " << ffn.getGateUp().getType() << " "
+     << ffn.getInput().getType();
+  auto [it, inserted] = planKernels.try_emplace(key);
+  if (inserted) {
+    it->second = freshKernelName("kernel_expert_activation");
+    buildExpertActivationKernel(module, ffn, it->second,
+                                form == KernelForm::Gpu, kGridThreads);
+  }
+  auto gateUpType = cast<ShapedType>(ffn.getGateUp().getType());
+  auto downType = cast<ShapedType>(ffn.getDown().getType());
+  SymDim rows = shapes[x][0];
+  int64_t gu = addBuffer(
+      llvm::json::Object{{"kind", "activation"}, {"dtype", "f32"}},
+      {rows, {"", gateUpType.getDimSize(1)}});
+  int64_t hidden = addBuffer(
+      llvm::json::Object{
+          {"kind", "activation"},
+          {"dtype", typeName(ffn.getInput().getType().getElementType())}},
+      {rows, {"", downType.getDimSize(2)}});
+  auto gemm = [&](int64_t a, int64_t b, int64_t c) {
+    llvm::json::Object step{{"kind", "grouped_gemm"}, {"a", a},
+                            {"b", b},                 {"c", c},
+                            {"offsets", offsets},     {"from_tokens", from}};
+    if (group)
+      step["group"] = *group;
+    steps.push_back(std::move(step));
+  };
+  gemm(x, gateUp, gu);
+  steps.push_back(llvm::json::Object{
+      {"kind", "kernel"},
+      {"kernel", it->second},
+      {"args", llvm::json::Array{gu, hidden}},
+      {"from_tokens", from}});
+  gemm(hidden, down, y);
+}
+
+/// The moe.expert_ffn that is the whole body of kernel `callee`, if any.
+static ExpertFFNOp soleExpertFFN(ModuleOp module, StringRef callee) {
+  auto kernel = module.lookupSymbol<func::FuncOp>(callee);
+  if (!kernel || kernel.isExternal())
+    return {};
+  Block &body = kernel.getBody().front();
+  if (body.getOperations().size() != 2)
+    return {};
+  return dyn_cast<ExpertFFNOp>(body.front());
 }
 
 LogicalResult PlanBuilder::step(Operation *op) {
@@ -464,6 +535,15 @@ LogicalResult PlanBuilder::step(Operation *op) {
                        : func::FuncOp(),
                   args);
     kernelStep(call.getCallee(), args);
+    // The routed experts: the kernel for small steps, grouped GEMMs from
+    // `from` tokens on.
+    if (ExpertFFNOp ffn = soleExpertFFN(module, call.getCallee())) {
+      int64_t from = expertGemmTokens(ffn, options.expertGemmTokens);
+      if (from > 0) {
+        steps.back().getAsObject()->insert({"below_tokens", from});
+        groupedExperts(ffn, args, from);
+      }
+    }
     return success();
   }
   if (auto ret = dyn_cast<func::ReturnOp>(op)) {
@@ -519,9 +599,8 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
 }
 
 FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
-                                               int64_t blockSize,
                                                KernelForm form,
-                                               int64_t sharedMemoryLimit) {
+                                               const PlanOptions &options) {
   SmallVector<func::FuncOp> stages = getForwardFunctions(module);
   if (stages.empty())
     return module.emitError("the module has no forward function");
@@ -545,7 +624,8 @@ FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
     std::string target = form == KernelForm::Gpu ? "gpu" : "host";
     PassManager gridPm(module.getContext());
     gridPm.addPass(
-        createMoEBuildRowKernels({target, kGridThreads, sharedMemoryLimit}));
+        createMoEBuildRowKernels(
+            {target, kGridThreads, options.sharedMemoryLimit}));
     gridPm.addPass(createMoEBuildExpertKernels({target, kGridThreads}));
     if (form == KernelForm::HostGrid)
       gridPm.addPass(createConvertMoEToLinalg());
@@ -595,34 +675,32 @@ FailureOr<PlannedStages> mlir::moe::planStages(ModuleOp module,
   }
 
   PlannedStages result;
-  llvm::StringMap<std::string> kvKernels;
+  llvm::StringMap<std::string> planKernels;
   ModuleOp code = gridCode ? *gridCode : *kernels;
   for (func::FuncOp stage : stages) {
-    PlanBuilder builder(module, blockSize, formulas, kvKernels, form, code);
+    PlanBuilder builder(module, options, formulas, planKernels, form, code);
     FailureOr<llvm::json::Object> execution = builder.build(stage);
     if (failed(execution))
       return failure();
     result.executions.push_back(std::move(*execution));
   }
-  // The KV-cache kernels the builders added are already on memrefs.
-  SmallVector<StringRef> kvNames;
-  for (const auto &entry : kvKernels)
-    kvNames.push_back(entry.getValue());
-  llvm::sort(kvNames);
+  // The kernels the builders added are already on memrefs.
+  SmallVector<StringRef> built;
+  for (const auto &entry : planKernels)
+    built.push_back(entry.getValue());
+  llvm::sort(built);
   b.setInsertionPointToEnd(code.getBody());
-  for (StringRef name : kvNames)
+  for (StringRef name : built)
     b.clone(*module.lookupSymbol<func::FuncOp>(name));
   result.code = gridCode ? std::move(gridCode) : std::move(kernels);
   return result;
 }
 
-FailureOr<HostCompilation> mlir::moe::compileForHost(ModuleOp module,
-                                                     int64_t blockSize,
-                                                     bool gridKernels,
-                                                     int64_t sharedMemoryLimit) {
+FailureOr<HostCompilation>
+mlir::moe::compileForHost(ModuleOp module, bool gridKernels,
+                          const PlanOptions &options) {
   FailureOr<PlannedStages> planned = planStages(
-      module, blockSize, gridKernels ? KernelForm::HostGrid : KernelForm::Loops,
-      sharedMemoryLimit);
+      module, gridKernels ? KernelForm::HostGrid : KernelForm::Loops, options);
   if (failed(planned))
     return failure();
   FailureOr<std::string> object = compileHostSharedObject(*planned->code);

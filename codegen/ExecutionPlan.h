@@ -60,26 +60,36 @@ struct PlannedStages {
   OwningOpRef<ModuleOp> code;
 };
 
+/// How the steps are planned.
+struct PlanOptions {
+  /// Tokens per KV-cache block.
+  int64_t blockSize = 16;
+  /// Grid kernels keep up to this many bytes of row buffers in a block's
+  /// shared memory (beyond: global scratch buffers).
+  int64_t sharedMemoryLimit = 49152;
+  /// Steps of at least this many tokens run the routed experts as grouped
+  /// library GEMMs (prefill: host-side sizes, no CUDA graph); smaller ones
+  /// the graph-safe expert FFN kernel. 0: always the kernel; -1: from 16
+  /// routed rows per expert on average, ceil(16 * experts / top_k) tokens.
+  int64_t expertGemmTokens = -1;
+};
+
 /// Plans `module` (after moe-outline-kernels; partitioned or not). Ops of
 /// the stage functions left outside a kernel (embedding, router, expert
 /// FFN) get a kernel each; the KV-cache ops get the kernels of
-/// codegen/KVCacheKernels.h for blocks of `blockSize` tokens; collectives
-/// and pipeline transfers become steps the runtime's communicator carries
-/// out. Fails with an error on the module naming what is not supported
-/// (experts exchanged by all-to-all).
-/// Grid kernels keep up to `sharedMemoryLimit` bytes of row buffers in a
-/// block's shared memory (beyond: global scratch buffers).
-FailureOr<PlannedStages> planStages(ModuleOp module, int64_t blockSize,
-                                    KernelForm form,
-                                    int64_t sharedMemoryLimit = 49152);
+/// codegen/KVCacheKernels.h; the routed experts also get their grouped
+/// GEMM steps (codegen/GroupedExperts.h); collectives and pipeline
+/// transfers become steps the runtime's communicator carries out. Fails
+/// with an error on the module naming what is not supported.
+FailureOr<PlannedStages> planStages(ModuleOp module, KernelForm form,
+                                    const PlanOptions &options);
 
 /// Plans and compiles `module` for the host: one shared object serves
 /// every stage. With `gridKernels`, the kernels are the GPU kernels' code
 /// run with one thread per block (KernelForm::HostGrid), so that the
 /// runtime executes and checks that logic on the host.
-FailureOr<HostCompilation> compileForHost(ModuleOp module, int64_t blockSize,
-                                          bool gridKernels = false,
-                                          int64_t sharedMemoryLimit = 49152);
+FailureOr<HostCompilation> compileForHost(ModuleOp module, bool gridKernels,
+                                          const PlanOptions &options);
 
 } // namespace mlir::moe
 

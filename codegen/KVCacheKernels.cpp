@@ -4,7 +4,7 @@
 
 #include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
-#include "passes/RopeMath.h"
+#include "passes/KernelMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"

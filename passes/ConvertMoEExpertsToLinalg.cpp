@@ -15,6 +15,7 @@
 
 #include "dialects/moe/MoEOps.h"
 #include "passes/LinalgBuilder.h"
+#include "passes/KernelMath.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -293,34 +294,6 @@ struct LowerDispatch : OpRewritePattern<DispatchOp> {
   }
 };
 
-/// act(x) in f32.
-Value activate(OpBuilder &b, Location loc, Activation activation, Value x) {
-  switch (activation) {
-  case Activation::silu: {
-    Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1));
-    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-    return arith::DivFOp::create(b, loc, x,
-                                 arith::AddFOp::create(b, loc, one, e));
-  }
-  case Activation::gelu: {
-    // 0.5 x (1 + erf(x / sqrt 2)): the exact GELU.
-    Value half = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0.5));
-    Value one = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(1));
-    Value scale =
-        arith::ConstantOp::create(b, loc, b.getF32FloatAttr(M_SQRT1_2));
-    Value erf = math::ErfOp::create(b, loc,
-                                    arith::MulFOp::create(b, loc, x, scale));
-    return arith::MulFOp::create(
-        b, loc, arith::MulFOp::create(b, loc, half, x),
-        arith::AddFOp::create(b, loc, one, erf));
-  }
-  case Activation::relu: {
-    Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
-    return arith::MaximumFOp::create(b, loc, x, zero);
-  }
-  }
-  llvm_unreachable("unknown activation");
-}
 
 struct LowerExpertFFN : OpRewritePattern<ExpertFFNOp> {
   using OpRewritePattern::OpRewritePattern;

@@ -12,7 +12,7 @@
 #include "dialects/moe/MoEOps.h"
 #include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
-#include "passes/RopeMath.h"
+#include "passes/KernelMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"

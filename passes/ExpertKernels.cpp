@@ -24,6 +24,7 @@
 
 #include "dialects/moe/MoEOps.h"
 #include "passes/GridEmitter.h"
+#include "passes/KernelMath.h"
 #include "passes/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -55,27 +56,9 @@ Value mul(GridEmitter &e, Value a, Value b) {
   return arith::MulIOp::create(e.b, e.loc, a, b);
 }
 
-/// act(x) in f32 (the same formulas as the linalg lowering).
+/// act(x) in f32 (passes/KernelMath.h).
 Value activate(GridEmitter &e, Activation activation, Value x) {
-  OpBuilder &b = e.b;
-  Location loc = e.loc;
-  switch (activation) {
-  case Activation::silu: {
-    Value exp = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
-    return arith::DivFOp::create(b, loc, x,
-                                 arith::AddFOp::create(b, loc, e.f32(1), exp));
-  }
-  case Activation::gelu: {
-    Value erf = math::ErfOp::create(
-        b, loc, arith::MulFOp::create(b, loc, x, e.f32(M_SQRT1_2)));
-    return arith::MulFOp::create(b, loc,
-                                 arith::MulFOp::create(b, loc, e.f32(0.5), x),
-                                 arith::AddFOp::create(b, loc, e.f32(1), erf));
-  }
-  case Activation::relu:
-    return arith::MaximumFOp::create(b, loc, x, e.f32(0));
-  }
-  llvm_unreachable("unknown activation");
+  return mlir::moe::activate(e.b, e.loc, activation, x);
 }
 
 void emitRouter(OpBuilder &b, RouterOp op, bool gpu, int64_t threads,

@@ -16,7 +16,7 @@
 #include "passes/GridEmitter.h"
 #include "passes/LinalgBuilder.h"
 #include "passes/Passes.h"
-#include "passes/RopeMath.h"
+#include "passes/KernelMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"

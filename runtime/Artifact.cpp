@@ -1,9 +1,9 @@
 //===- Artifact.cpp - Reading compiled moec artifacts ---------------------===//
 
 #include "runtime/Artifact.h"
+#include "runtime/ArtifactJson.h"
 #include "runtime/Base64.h"
-
-#include <nlohmann/json.hpp>
+#include "runtime/ExecutionReader.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,6 @@
 #include <cstring>
 
 using namespace moert;
-using json = nlohmann::json;
 
 namespace {
 
@@ -57,96 +56,21 @@ std::string plural(int64_t count, const char *noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
 
-/// A value as messages show it after ", got ": one line, at most 60 bytes.
-std::string show(const json &value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 60)
-    text = text.substr(0, 57) + "...";
-  return text;
-}
-
-/// The first problem found; carries the whole message.
-struct ReadError {
-  std::string message;
-};
 
 } // namespace
 
 namespace moert {
 
 /// Validates one parsed artifact into an Artifact, throwing ReadError.
-class ArtifactReader {
+class ArtifactReader : public JsonFields {
 public:
   ArtifactReader(std::string name, Artifact &out)
-      : name(std::move(name)), out(out) {}
+      : JsonFields(std::move(name)), out(out) {}
 
   /// Reads `text` into the artifact; throws ReadError.
   void read(std::string_view text);
 
 private:
-  [[noreturn]] void fail(const std::string &path, const std::string &what) {
-    throw ReadError{"'" + name + "': " + path + ": " + what};
-  }
-  /// Fails unless `got == want`; `what` names `want` in the message.
-  void expect(int64_t got, int64_t want, const std::string &path,
-              const std::string &what) {
-    if (got != want)
-      fail(path, "expected " + what + std::to_string(want) + ", got " +
-                     std::to_string(got));
-  }
-  /// `object[key]`, which must be present and pass `valid`.
-  template <typename Valid>
-  const json &get(const json &object, const std::string &path, const char *key,
-                  const char *expected, Valid valid) {
-    auto it = object.find(key);
-    if (it == object.end())
-      fail(path + "." + key,
-           std::string("missing required field (expected ") + expected + ")");
-    if (!valid(*it))
-      fail(path + "." + key, std::string("expected ") + expected);
-    return *it;
-  }
-  static bool isCount(const json &value, bool positive) {
-    return value.is_number_unsigned() &&
-           value.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX) &&
-           (!positive || value.get<uint64_t>() > 0);
-  }
-  int64_t integer(const json &object, const std::string &path, const char *key,
-                  bool positive) {
-    return get(object, path, key,
-               positive ? "a positive integer" : "a non-negative integer",
-               [&](const json &v) { return isCount(v, positive); })
-        .get<int64_t>();
-  }
-  std::vector<int64_t> integers(const json &object, const std::string &path,
-                                const char *key, bool positive) {
-    return get(object, path, key,
-               positive ? "an array of positive integers"
-                        : "an array of non-negative integers",
-               [&](const json &v) {
-                 return v.is_array() &&
-                        std::all_of(v.begin(), v.end(), [&](const json &e) {
-                          return isCount(e, positive);
-                        });
-               })
-        .get<std::vector<int64_t>>();
-  }
-  std::string string(const json &object, const std::string &path,
-                     const char *key) {
-    return get(object, path, key, "a string",
-               [](const json &v) { return v.is_string(); })
-        .get<std::string>();
-  }
-  const json &object(const json &parent, const std::string &path,
-                     const char *key) {
-    return get(parent, path, key, "an object",
-               [](const json &v) { return v.is_object(); });
-  }
-  const json &array(const json &parent, const std::string &path,
-                    const char *key) {
-    return get(parent, path, key, "an array",
-               [](const json &v) { return v.is_array(); });
-  }
 
   void checkHeader(const json &root, std::string_view text) {
     auto format = root.find("format");
@@ -361,232 +285,11 @@ private:
     }
     stage.program = string(entry, path, "program");
     if (entry.contains("execution"))
-      stage.execution = readExecution(object(entry, path, "execution"),
-                                      path + ".execution");
+      stage.execution = readExecutionPlan(
+          name, object(entry, path, "execution"), path + ".execution");
     out.stageInfos.push_back(std::move(stage));
   }
 
-  PlanDim readDim(const json &value, const std::string &path) {
-    const char *expected =
-        "a non-negative integer or a size such as \"T\" or \"2T\" "
-        "(T, R, S, N or M)";
-    if (isCount(value, false))
-      return {0, value.get<int64_t>()};
-    if (!value.is_string())
-      fail(path, std::string("expected ") + expected + ", got " + show(value));
-    std::string text = value.get<std::string>();
-    if (text.empty() || std::string("TRSNM").find(text.back()) ==
-                            std::string::npos)
-      fail(path, std::string("expected ") + expected + ", got " + show(value));
-    int64_t factor = 1;
-    if (text.size() > 1) {
-      std::string digits = text.substr(0, text.size() - 1);
-      if (digits.size() > 9 ||
-          digits.find_first_not_of("0123456789") != std::string::npos)
-        fail(path,
-             std::string("expected ") + expected + ", got " + show(value));
-      factor = std::stoll(digits);
-    }
-    return {text.back(), factor};
-  }
-
-  ExecutionInfo readExecution(const json &plan, const std::string &path) {
-    ExecutionInfo info;
-    info.blockSize = integer(plan, path, "block_size", true);
-    info.kvLayers = integer(plan, path, "kv_layers", false);
-    info.kvWidth = integer(plan, path, "kv_width", true);
-    std::string kvDtype = string(plan, path, "kv_dtype");
-    if (!parseArtifactDType(kvDtype, info.kvDtype))
-      fail(path + ".kv_dtype", "expected a dtype, got " + show(json(kvDtype)));
-    const json &buffers = array(plan, path, "buffers");
-    for (size_t i = 0; i < buffers.size(); ++i) {
-      std::string at = path + ".buffers[" + std::to_string(i) + "]";
-      const json &entry = buffers[i];
-      if (!entry.is_object())
-        fail(at, "expected an object");
-      expect(integer(entry, at, "id", false), static_cast<int64_t>(i),
-             at + ".id", "");
-      BufferInfo buffer;
-      std::string kind = string(entry, at, "kind");
-      if (kind == "input")
-        buffer.kind = BufferInfo::Kind::Input;
-      else if (kind == "weight")
-        buffer.kind = BufferInfo::Kind::Weight;
-      else if (kind == "activation")
-        buffer.kind = BufferInfo::Kind::Activation;
-      else if (kind == "k_cache")
-        buffer.kind = BufferInfo::Kind::KCache;
-      else if (kind == "v_cache")
-        buffer.kind = BufferInfo::Kind::VCache;
-      else if (kind == "group_rank")
-        buffer.kind = BufferInfo::Kind::GroupRank;
-      else
-        fail(at + ".kind", "expected \"input\", \"weight\", "
-                           "\"activation\", \"k_cache\", \"v_cache\" or "
-                           "\"group_rank\", got " + show(json(kind)));
-      if (buffer.kind == BufferInfo::Kind::GroupRank)
-        buffer.divisor = integer(entry, at, "divisor", true);
-      if (buffer.kind == BufferInfo::Kind::Input ||
-          buffer.kind == BufferInfo::Kind::Weight)
-        buffer.name = string(entry, at, "name");
-      if (buffer.kind == BufferInfo::Kind::KCache ||
-          buffer.kind == BufferInfo::Kind::VCache) {
-        buffer.layer = integer(entry, at, "layer", false);
-        if (buffer.layer >= info.kvLayers)
-          fail(at + ".layer", "expected a layer below kv_layers (" +
-                                  std::to_string(info.kvLayers) + "), got " +
-                                  std::to_string(buffer.layer));
-      }
-      std::string dtype = string(entry, at, "dtype");
-      if (!parseArtifactDType(dtype, buffer.dtype))
-        fail(at + ".dtype", "expected a dtype, got " + show(json(dtype)));
-      const json &shape = array(entry, at, "shape");
-      for (size_t d = 0; d < shape.size(); ++d)
-        buffer.shape.push_back(
-            readDim(shape[d], at + ".shape[" + std::to_string(d) + "]"));
-      info.buffers.push_back(std::move(buffer));
-    }
-    auto bufferId = [&](const json &object, const std::string &at,
-                        const char *key) {
-      int64_t id = integer(object, at, key, false);
-      if (id >= static_cast<int64_t>(info.buffers.size()))
-        fail(at + "." + key, "expected a buffer id below " +
-                                 std::to_string(info.buffers.size()) +
-                                 ", got " + std::to_string(id));
-      return id;
-    };
-    const json &steps = array(plan, path, "steps");
-    for (size_t i = 0; i < steps.size(); ++i) {
-      std::string at = path + ".steps[" + std::to_string(i) + "]";
-      const json &entry = steps[i];
-      if (!entry.is_object())
-        fail(at, "expected an object");
-      StepInfo step;
-      std::string kind = string(entry, at, "kind");
-      if (kind == "kernel") {
-        step.kind = StepInfo::Kind::Kernel;
-        step.kernel = string(entry, at, "kernel");
-        step.args = integers(entry, at, "args", false);
-        for (size_t a = 0; a < step.args.size(); ++a)
-          if (step.args[a] >= static_cast<int64_t>(info.buffers.size()))
-            fail(at + ".args[" + std::to_string(a) + "]",
-                 "expected a buffer id below " +
-                     std::to_string(info.buffers.size()) + ", got " +
-                     std::to_string(step.args[a]));
-        if (entry.contains("launches"))
-          readLaunches(entry, at, step);
-      } else if (kind == "gemm") {
-        step.kind = StepInfo::Kind::Gemm;
-        step.a = bufferId(entry, at, "a");
-        step.b = bufferId(entry, at, "b");
-        step.c = bufferId(entry, at, "c");
-        for (int64_t id : {step.a, step.b, step.c})
-          if (info.buffers[id].shape.size() != 2)
-            fail(at, "GEMM buffer " + std::to_string(id) +
-                         " is not two-dimensional");
-      } else if (kind == "all_reduce" || kind == "all_gather") {
-        step.kind = kind == "all_reduce" ? StepInfo::Kind::AllReduce
-                                         : StepInfo::Kind::AllGather;
-        step.a = bufferId(entry, at, "a");
-        step.c = bufferId(entry, at, "c");
-        if (step.kind == StepInfo::Kind::AllGather) {
-          step.dim = integer(entry, at, "dim", false);
-          if (step.dim >= static_cast<int64_t>(info.buffers[step.a].shape.size()))
-            fail(at + ".dim", "expected a dimension of buffer " +
-                                  std::to_string(step.a));
-        }
-      } else if (kind == "expert_exchange") {
-        step.kind = StepInfo::Kind::ExpertExchange;
-        step.a = bufferId(entry, at, "a");
-        step.c = bufferId(entry, at, "c");
-        step.offsets = bufferId(entry, at, "offsets");
-        step.permutation = bufferId(entry, at, "permutation");
-        step.topK = integer(entry, at, "top_k", false);
-        if (step.topK < 1)
-          fail(at + ".top_k", "expected a positive integer, got " +
-                                  std::to_string(step.topK));
-        std::string direction = string(entry, at, "direction");
-        if (direction != "to_experts" && direction != "to_tokens")
-          fail(at + ".direction", "expected \"to_experts\" or "
-                                  "\"to_tokens\", got " +
-                                      show(json(direction)));
-        step.toExperts = direction == "to_experts";
-        for (int64_t id : {step.a, step.c})
-          if (info.buffers[id].shape.size() != 2)
-            fail(at, "exchanged buffer " + std::to_string(id) +
-                         " is not two-dimensional");
-        for (int64_t id : {step.offsets, step.permutation})
-          if (info.buffers[id].dtype != DType::I32 ||
-              info.buffers[id].shape.size() != 1)
-            fail(at, "routing buffer " + std::to_string(id) +
-                         " is not a vector of i32");
-      } else if (kind == "all_gather_tokens") {
-        step.kind = StepInfo::Kind::AllGatherTokens;
-        step.a = bufferId(entry, at, "a");
-        step.c = bufferId(entry, at, "c");
-        for (int64_t id : {step.a, step.c})
-          if (info.buffers[id].shape.size() != 2)
-            fail(at, "gathered buffer " + std::to_string(id) +
-                         " is not two-dimensional");
-      } else if (kind == "send" || kind == "recv") {
-        step.kind = kind == "send" ? StepInfo::Kind::Send : StepInfo::Kind::Recv;
-        (kind == "send" ? step.a : step.c) =
-            bufferId(entry, at, kind == "send" ? "a" : "c");
-        step.stage = integer(entry, at, "stage", false);
-      } else {
-        fail(at + ".kind", "expected \"kernel\", \"gemm\", "
-                           "\"all_reduce\", \"all_gather\", "
-                           "\"expert_exchange\", \"all_gather_tokens\", "
-                           "\"send\" or \"recv\", got " +
-                               show(json(kind)));
-      }
-      info.steps.push_back(std::move(step));
-    }
-    const json &inputs = object(plan, path, "inputs");
-    std::string at = path + ".inputs";
-    info.tokens = bufferId(inputs, at, "tokens");
-    info.positions = bufferId(inputs, at, "positions");
-    info.logitRows = bufferId(inputs, at, "logit_rows");
-    info.slotMapping = bufferId(inputs, at, "slot_mapping");
-    info.tokenSeq = bufferId(inputs, at, "token_seq");
-    info.blockTables = bufferId(inputs, at, "block_tables");
-    const json &outputs = object(plan, path, "outputs");
-    if (outputs.contains("logits"))
-      info.logits = bufferId(outputs, path + ".outputs", "logits");
-    return info;
-  }
-
-  void readLaunches(const json &entry, const std::string &at, StepInfo &step) {
-    const json &launches = array(entry, at, "launches");
-    for (size_t l = 0; l < launches.size(); ++l) {
-      std::string where = at + ".launches[" + std::to_string(l) + "]";
-      const json &launch = launches[l];
-      if (!launch.is_object())
-        fail(where, "expected an object");
-      LaunchInfo info;
-      info.module = string(launch, where, "module");
-      info.function = string(launch, where, "function");
-      const json &grid = array(launch, where, "grid");
-      std::vector<int64_t> block = integers(launch, where, "block", true);
-      if (grid.size() != 3)
-        fail(where + ".grid", "expected 3 sizes");
-      if (block.size() != 3)
-        fail(where + ".block", "expected 3 sizes");
-      for (int i = 0; i < 3; ++i) {
-        info.grid[i] =
-            readDim(grid[i], where + ".grid[" + std::to_string(i) + "]");
-        info.block[i] = block[i];
-      }
-      info.params = integers(launch, where, "params", false);
-      for (size_t p = 0; p < info.params.size(); ++p)
-        if (info.params[p] >= static_cast<int64_t>(step.args.size()))
-          fail(where + ".params[" + std::to_string(p) + "]",
-               "expected an argument index below " +
-                   std::to_string(step.args.size()) + ", got " +
-                   std::to_string(info.params[p]));
-      step.launches.push_back(std::move(info));
-    }
-  }
 
   void readCuda(const json &root) {
     const json &cuda = object(root, "$", "cuda");
@@ -647,7 +350,6 @@ private:
            "$.host_object", "a decoded size of ");
   }
 
-  std::string name;
   Artifact &out;
 };
 

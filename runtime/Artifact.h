@@ -2,7 +2,7 @@
 //
 // The artifact is the only contract between the compiler (moec, which writes
 // it with codegen/ArtifactWriter.cpp) and the runtime: one JSON document,
-// format "moec-artifact", version 4, protected by an FNV-1a 64 checksum of its
+// format "moec-artifact", version 5, protected by an FNV-1a 64 checksum of its
 // own bytes (with the 16 checksum digits read as '0'). Artifact::open reads
 // and validates one completely (types, the checksum and the consistency of
 // the plan with its stages and weight shards), so that everything the runtime
@@ -30,7 +30,7 @@
 namespace moert {
 
 /// The artifact format version this runtime reads.
-inline constexpr int64_t kArtifactVersion = 4;
+inline constexpr int64_t kArtifactVersion = 5;
 
 /// FNV-1a 64 of `bytes` (offset basis 0xcbf29ce484222325, prime
 /// 0x100000001b3): the artifact checksum.
@@ -151,6 +151,7 @@ struct StepInfo {
   enum class Kind {
     Kernel,
     Gemm,
+    GroupedGemm,
     AllReduce,
     AllGather,
     ExpertExchange,
@@ -164,7 +165,11 @@ struct StepInfo {
   std::vector<int64_t> args;
   /// Kernel, cuda target: its GPU launches, in order.
   std::vector<LaunchInfo> launches;
-  /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed. AllReduce: c =
+  /// Gemm: c [M, N] = a [M, K] times b [N, K] transposed. GroupedGemm:
+  /// the same per run of rows of one expert (rows offsets[e] ..<
+  /// offsets[e + 1] belong to expert e), with b [experts, N, K] the rank's
+  /// experts (those of group `group`'s index when `group` >= 0), the rows
+  /// of experts it does not hold set to zero. AllReduce: c =
   /// the sum of every group member's a. AllGather: c = the members' a
   /// concatenated along `dim`. Send: a to the same group index of stage
   /// `stage`; Recv: c from there. ExpertExchange: c = a with the rows that
@@ -178,6 +183,17 @@ struct StepInfo {
   int64_t offsets = -1, permutation = -1;
   int64_t topK = 0;
   bool toExperts = true;
+  /// GroupedGemm: the group_rank buffer saying which experts the rank
+  /// holds; -1 when it holds them all.
+  int64_t group = -1;
+  /// The step runs when the step's token count T is at least `fromTokens`
+  /// and (when `belowTokens` >= 0) below `belowTokens`: a plan may do the
+  /// same work two ways, by size (the routed experts: a graph-safe kernel
+  /// for decode, library GEMMs for prefill).
+  int64_t fromTokens = 0, belowTokens = -1;
+  bool runsAt(int64_t tokens) const {
+    return tokens >= fromTokens && (belowTokens < 0 || tokens < belowTokens);
+  }
 };
 
 /// `$.stages[s].execution`: what the runtime runs for one step of the

@@ -89,6 +89,22 @@ inline cudaDataType blasType(DType dtype) {
   }
 }
 
+/// Row-major c [m, n] = a [m, k] times b [n, k] transposed, accumulating
+/// in f32 (cublasGemmEx on the handle's stream); nothing when m is 0.
+cublasStatus_t rowMajorGemm(cublasHandle_t blas, const void *a, DType aType,
+                            const void *b, DType bType, void *c, DType cType,
+                            int64_t m, int64_t n, int64_t k);
+
+/// A grouped_gemm step (StepInfo::Kind::GroupedGemm): the expert offsets
+/// are read to the host (the stream waits), then one GEMM per run of rows
+/// of an expert the rank holds; the other rows are zeroed. Not for a step
+/// being captured into a graph.
+bool groupedGemm(cublasHandle_t blas, cudaStream_t stream,
+                 const ExecutionInfo &plan, const StepInfo &step,
+                 const std::vector<std::vector<int64_t>> &sizes,
+                 const std::vector<void *> &data, int64_t rankInStage,
+                 std::string &error);
+
 /// Page-locked host memory, which graphs copy from and to.
 struct PinnedBuffer {
   void *data = nullptr;

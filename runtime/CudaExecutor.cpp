@@ -447,8 +447,9 @@ static bool profileSteps(CudaExecutor::State &s, const ExecutionInfo &plan,
     cachedRows += position + 1;
   for (size_t index = 0; index < plan.steps.size(); ++index) {
     const StepInfo &step = plan.steps[index];
-    if (step.kind != StepInfo::Kind::Kernel &&
-        step.kind != StepInfo::Kind::Gemm)
+    if ((step.kind != StepInfo::Kind::Kernel &&
+         step.kind != StepInfo::Kind::Gemm) ||
+        !step.runsAt(static_cast<int64_t>(in.tokens.size())))
       continue;
     KernelTiming timing;
     timing.step = static_cast<int64_t>(index);
@@ -546,7 +547,16 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
   if (s.useGraphs && !profile && !s.place.comm && isDecodeStep(request) &&
       static_cast<int64_t>(request.tokens.size()) <= kMaxGraphBatch) {
     bucket = graphBucket(static_cast<int64_t>(request.tokens.size()));
-    padded = padDecodeStep(request, bucket, s.maxBlocksPerSeq);
+    // A bucket whose steps include grouped GEMMs (host-side sizes) runs
+    // without a graph.
+    if (std::any_of(plan.steps.begin(), plan.steps.end(),
+                    [&](const StepInfo &step) {
+                      return step.kind == StepInfo::Kind::GroupedGemm &&
+                             step.runsAt(bucket);
+                    }))
+      bucket = 0;
+    else
+      padded = padDecodeStep(request, bucket, s.maxBlocksPerSeq);
   }
   const StepInputs &in = bucket ? padded : request;
   StepSizes stepSizes = StepSizes::of(in, s.blocks * plan.blockSize);
@@ -627,26 +637,16 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
       }
       return true;
     }
-    if (step.kind == StepInfo::Kind::Gemm) {
-      // c [m, n] = a [m, k] b [n, k]^T, row-major: in cuBLAS's
-      // column-major terms c^T [n, m] = op(b) a^T with op(b) = T.
-      int64_t m = sizes[step.a][0], k = sizes[step.a][1], n = sizes[step.b][0];
-      if (m == 0)
-        return true;
-      const float one = 1.0f, zero = 0.0f;
-      if (!s.check(
-              cublasGemmEx(
-                  s.blas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
-                  static_cast<int>(m), static_cast<int>(k), &one, data[step.b],
-                  blasType(plan.buffers[step.b].dtype), static_cast<int>(k),
-                  data[step.a], blasType(plan.buffers[step.a].dtype),
-                  static_cast<int>(k), &zero, data[step.c],
-                  blasType(plan.buffers[step.c].dtype), static_cast<int>(n),
-                  CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-              "a GEMM (cublasGemmEx)", error))
-        return false;
-      return true;
-    }
+    if (step.kind == StepInfo::Kind::Gemm)
+      return s.check(rowMajorGemm(s.blas, data[step.a],
+                                  plan.buffers[step.a].dtype, data[step.b],
+                                  plan.buffers[step.b].dtype, data[step.c],
+                                  plan.buffers[step.c].dtype, sizes[step.a][0],
+                                  sizes[step.b][0], sizes[step.a][1]),
+                     "a GEMM (cublasGemmEx)", error);
+    if (step.kind == StepInfo::Kind::GroupedGemm)
+      return groupedGemm(s.blas, s.stream, plan, step, sizes, data,
+                         s.rankInStage, error);
     // Collectives and pipeline transfers (never in a graph): through NCCL
     // on the device, or staged through the host in f32.
     if (s.nccl && NcclCommunicator::handles(step)) {
@@ -714,8 +714,9 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     s.descriptors.clear();
     for (size_t id = 0; id < plan.buffers.size(); ++id)
       s.descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
+    int64_t tokens = static_cast<int64_t>(in.tokens.size());
     for (const StepInfo &step : plan.steps)
-      if (!runStep(step))
+      if (step.runsAt(tokens) && !runStep(step))
         return false;
     if (logitCount &&
         !s.check(cudaMemcpyAsync(hostLogits, data[plan.logits],

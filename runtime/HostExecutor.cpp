@@ -1,6 +1,7 @@
 //===- HostExecutor.cpp - Running an artifact's plan on the CPU -----------===//
 
 #include "runtime/HostExecutor.h"
+#include "runtime/ExpertRuns.h"
 #include "runtime/StepShapes.h"
 #include "runtime/TransferStep.h"
 #include "runtime/WeightInit.h"
@@ -214,7 +215,10 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
     descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
   std::vector<void *> args;
   bytesWithinStage = bytesToNextStage = 0;
+  int64_t tokens = static_cast<int64_t>(in.tokens.size());
   for (const StepInfo &step : plan.steps) {
+    if (!step.runsAt(tokens))
+      continue;
     if (step.kind == StepInfo::Kind::Kernel) {
       args.clear();
       for (int64_t id : step.args)
@@ -240,6 +244,29 @@ bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
     gemm(reinterpret_cast<float *>(data[step.a]),
          reinterpret_cast<float *>(data[step.b]),
          reinterpret_cast<float *>(data[step.c]), a[0], b[0], a[1]);
+    return true;
+  }
+  if (step.kind == StepInfo::Kind::GroupedGemm) {
+    // b [experts, n, k]: one GEMM per run of rows of an expert held.
+    const std::vector<int64_t> &b = sizes[step.b];
+    int64_t rows = sizes[step.a][0], n = b[1], k = b[2];
+    int64_t first =
+        step.group >= 0 ? rankInStage / plan.buffers[step.group].divisor * b[0]
+                        : 0;
+    std::vector<ExpertRun> runs;
+    bool covered = false;
+    if (!expertRuns(reinterpret_cast<const int32_t *>(data[step.offsets]),
+                    sizes[step.offsets][0] - 1, b[0], first, rows, runs,
+                    covered, error))
+      return false;
+    const float *a = reinterpret_cast<const float *>(data[step.a]);
+    const float *weights = reinterpret_cast<const float *>(data[step.b]);
+    float *c = reinterpret_cast<float *>(data[step.c]);
+    if (!covered)
+      std::memset(c, 0, rows * n * sizeof(float));
+    for (const ExpertRun &run : runs)
+      gemm(a + run.firstRow * k, weights + run.local * n * k,
+           c + run.firstRow * n, run.rows, n, k);
     return true;
   }
   RankPlace place{comm, group, rankInStage};

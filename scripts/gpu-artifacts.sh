@@ -35,4 +35,13 @@ done
 "$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
   --tensor-parallel=2 --expert-all-to-all --emit=artifact \
   -o "$out/tiny-gqa.tp2-a2a.cuda-f32.moeart"
+# The routed experts as grouped cuBLAS GEMMs from 8 tokens on (prefill).
+"$moec" "$root/models/tiny-moe.json" --target=cuda --dtype=f32 \
+  --expert-gemm-tokens=8 --emit=artifact \
+  -o "$out/tiny-moe.expert-gemm.cuda-f32.moeart"
+"$moec" "$root/models/tiny-moe.json" --target=cuda --expert-gemm-tokens=8 \
+  --emit=artifact -o "$out/tiny-moe.expert-gemm.cuda.moeart"
+"$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
+  --tensor-parallel=2 --expert-parallel=2 --expert-gemm-tokens=8 \
+  --emit=artifact -o "$out/tiny-gqa.tp2-ep2.expert-gemm.cuda-f32.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"

@@ -67,7 +67,7 @@ json validArtifact() {
         {"usable", 5000}}},
       {"program", "func.func @forward_stage1() {\n  return\n}"}};
   return {{"format", "moec-artifact"},
-          {"version", 4},
+          {"version", 5},
           {"target", "host"},
           {"model",
            {{"name", "tiny-moe"},
@@ -210,12 +210,12 @@ TEST(Artifact, RejectsWhatIsNotAnArtifact) {
 
 TEST(Artifact, RejectsOtherVersions) {
   json artifact = validArtifact();
-  artifact["version"] = 5;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 5; this moe-run "
-                               "reads version 4: rebuild moe-run");
-  artifact["version"] = 3;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 3; this moe-run "
-                               "reads version 4: compile it again with moec");
+  artifact["version"] = 6;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 6; this moe-run "
+                               "reads version 5: rebuild moe-run");
+  artifact["version"] = 4;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 4; this moe-run "
+                               "reads version 5: compile it again with moec");
   artifact["version"] = 0;
   EXPECT_EQ(errorOf(artifact),
             "'a.json': $.version: expected a positive integer, got 0");
@@ -543,6 +543,16 @@ TEST(Artifact, ReadsTheExecutionPlanAndHostObject) {
   EXPECT_EQ(plan.steps[0].args, (std::vector<int64_t>{0, 3, 2}));
   EXPECT_EQ(plan.steps[1].kind, StepInfo::Kind::Gemm);
   EXPECT_EQ(plan.logits, 4);
+  // Unguarded steps run at any size; a guarded one in its range only.
+  EXPECT_TRUE(plan.steps[0].runsAt(0));
+  EXPECT_TRUE(plan.steps[0].runsAt(100000));
+  StepInfo small, large;
+  small.belowTokens = 8;
+  large.fromTokens = 8;
+  EXPECT_TRUE(small.runsAt(7));
+  EXPECT_FALSE(small.runsAt(8));
+  EXPECT_FALSE(large.runsAt(7));
+  EXPECT_TRUE(large.runsAt(8));
 }
 
 TEST(Artifact, RejectsBadExecutionPlans) {
@@ -571,7 +581,8 @@ TEST(Artifact, RejectsBadExecutionPlans) {
             at + ".steps[1]: GEMM buffer 0 is not two-dimensional");
   EXPECT_EQ(errorWith([](json &p) { p["steps"][1]["kind"] = "conv"; }),
             at + ".steps[1].kind: expected \"kernel\", \"gemm\", "
-                 "\"all_reduce\", \"all_gather\", \"expert_exchange\", "
+                 "\"grouped_gemm\", \"all_reduce\", \"all_gather\", "
+                 "\"expert_exchange\", "
                  "\"all_gather_tokens\", \"send\" or \"recv\", got "
                  "\"conv\"");
   // An expert exchange names its routing buffers (i32 vectors) and a
@@ -608,6 +619,52 @@ TEST(Artifact, RejectsBadExecutionPlans) {
             }),
             at + ".steps[1].permutation: missing required field (expected a "
                  "non-negative integer)");
+  // A grouped GEMM: rows [M, K], per-expert weights [experts, N, K], the
+  // dispatch's offsets [experts + 1] (i32), rows [M, N] out; a step's token
+  // range must not be empty.
+  auto grouped = [](json &p) {
+    json experts = {{"id", 5}, {"kind", "weight"}, {"name", "experts"},
+                    {"dtype", "f32"}, {"shape", {2, 8, 16}}};
+    json offsets = {{"id", 6}, {"kind", "activation"}, {"dtype", "i32"},
+                    {"shape", {3}}};
+    p["buffers"].push_back(experts);
+    p["buffers"].push_back(offsets);
+    p["steps"][1] = {{"kind", "grouped_gemm"}, {"a", 2}, {"b", 5},
+                     {"c", 4}, {"offsets", 6}, {"from_tokens", 8}};
+  };
+  EXPECT_EQ(errorWith(grouped), "");
+  EXPECT_EQ(errorWith([&](json &p) {
+              grouped(p);
+              p["steps"][1]["b"] = 1;
+            }),
+            at + ".steps[1].b: expected a weight [experts, N, K], buffer 1 "
+                 "is not");
+  EXPECT_EQ(errorWith([&](json &p) {
+              grouped(p);
+              p["steps"][1]["c"] = 2;
+            }),
+            at + ".steps[1]: grouped GEMM shapes do not agree: a (buffer 2) "
+                 "must be [M, K] and c (buffer 2) [M, N] for b [experts, N, "
+                 "K]");
+  EXPECT_EQ(errorWith([&](json &p) {
+              grouped(p);
+              p["steps"][1]["offsets"] = 0;
+            }),
+            at + ".steps[1].offsets: expected an i32 vector [experts + 1], "
+                 "buffer 0 is not");
+  EXPECT_EQ(errorWith([&](json &p) {
+              grouped(p);
+              p["steps"][1]["group"] = 2;
+            }),
+            at + ".steps[1].group: expected a group_rank buffer, buffer 2 "
+                 "is not");
+  EXPECT_EQ(errorWith([&](json &p) {
+              grouped(p);
+              p["steps"][1]["below_tokens"] = 8;
+            }),
+            at + ".steps[1]: below_tokens (8) must exceed from_tokens (8)");
+  EXPECT_EQ(errorWith([](json &p) { p["steps"][0]["below_tokens"] = 0; }),
+            at + ".steps[0].below_tokens: expected a positive integer");
   EXPECT_EQ(errorWith([](json &p) { p["inputs"].erase("token_seq"); }),
             at + ".inputs.token_seq: missing required field (expected a "
                  "non-negative integer)");

@@ -146,7 +146,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-draft.cuda-f32", "tiny-draft.host", 1e-4,
                            true},
                       // bf16 weights and activations against the f32 host.
-                      Case{"tiny-moe.cuda", "tiny-moe.host", 5e-2, false}),
+                      Case{"tiny-moe.cuda", "tiny-moe.host", 5e-2, false},
+                      // The 19-token prefill through grouped cuBLAS GEMMs.
+                      Case{"tiny-moe.expert-gemm.cuda-f32", "tiny-moe.host",
+                           1e-4, true},
+                      Case{"tiny-moe.expert-gemm.cuda", "tiny-moe.host", 5e-2,
+                           false}),
     [](const auto &info) {
       std::string name = info.param.cuda;
       std::replace(name.begin(), name.end(), '-', '_');
@@ -274,6 +279,9 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, CudaPartitioned,
                                            Case{"tiny-gqa.tp2-ep2.cuda-f32",
                                                 "tiny-gqa.host", 1e-4, true},
                                            Case{"tiny-gqa.tp2-a2a.cuda-f32",
+                                                "tiny-gqa.host", 1e-4, true},
+                                           Case{"tiny-gqa.tp2-ep2.expert-gemm."
+                                                "cuda-f32",
                                                 "tiny-gqa.host", 1e-4, true}),
                          [](const auto &info) {
                            std::string name = info.param.cuda;
@@ -289,7 +297,9 @@ TEST(CudaExecution, LaunchesPassWhatTheKernelsDeclare) {
   for (const char *name :
        {"tiny-moe.cuda-f32", "tiny-gqa.cuda-f32", "tiny-draft.cuda-f32",
         "tiny-moe.cuda", "tiny-moe.tp2-pp2.cuda-f32",
-        "tiny-gqa.tp2-ep2.cuda-f32", "tiny-gqa.tp2-a2a.cuda-f32"}) {
+        "tiny-gqa.tp2-ep2.cuda-f32", "tiny-gqa.tp2-a2a.cuda-f32",
+        "tiny-moe.expert-gemm.cuda-f32", "tiny-moe.expert-gemm.cuda",
+        "tiny-gqa.tp2-ep2.expert-gemm.cuda-f32"}) {
     if (!exists(artifactPath(name)))
       continue;
     std::string error;

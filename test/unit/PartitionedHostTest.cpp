@@ -60,6 +60,15 @@ TEST_P(PartitionedPlans, ComputeWhatTheWholePlanComputes) {
   auto parts = openArtifact(plan.name);
   ASSERT_TRUE(whole && parts);
   EXPECT_EQ(parts->plan().ranks, plan.ranks);
+  // The expert-gemm plans run the prefill below with grouped GEMMs and the
+  // 4-token prompt and the decodes with the expert kernel.
+  if (std::string(plan.name).find("expert-gemm") != std::string::npos) {
+    const std::vector<StepInfo> &steps = parts->stages()[0].execution->steps;
+    EXPECT_TRUE(std::any_of(steps.begin(), steps.end(), [](const StepInfo &s) {
+      return s.kind == StepInfo::Kind::GroupedGemm && s.runsAt(21) &&
+             !s.runsAt(4);
+    })) << plan.name;
+  }
   std::string error;
   auto reference = LocalRunner::create(*whole, 16, error);
   ASSERT_TRUE(reference) << error;
@@ -112,7 +121,13 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-gqa.tp4-a2a", "tiny-gqa", 4},
                       Plan{"tiny-gqa.tp2-pp2-a2a.grid", "tiny-gqa", 4},
                       // The GPU kernels' code with placed experts.
-                      Plan{"tiny-gqa.tp4-ep2.grid", "tiny-gqa", 4}),
+                      Plan{"tiny-gqa.tp4-ep2.grid", "tiny-gqa", 4},
+                      // Grouped expert GEMMs at the 21-token prefill, the
+                      // expert kernel at the decodes.
+                      Plan{"tiny-moe.expert-gemm", "tiny-moe", 1},
+                      Plan{"tiny-moe.expert-gemm.grid", "tiny-moe", 1},
+                      Plan{"tiny-gqa.tp2-ep2.expert-gemm", "tiny-gqa", 2},
+                      Plan{"tiny-gqa.tp4-a2a.expert-gemm", "tiny-gqa", 4}),
     [](const auto &info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');

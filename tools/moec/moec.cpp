@@ -101,6 +101,14 @@ cl::opt<int64_t> sharedMemoryLimit(
              "in shared memory; wider rows go to global scratch buffers "
              "(default: 49152, the static shared-memory limit)"),
     cl::init(49152), cl::value_desc("bytes"), cl::cat(moecCategory));
+cl::opt<int64_t> expertGemmTokens(
+    "expert-gemm-tokens",
+    cl::desc("Steps of at least this many tokens (prefill) run the routed "
+             "experts as one library GEMM per expert (cuBLAS / OpenBLAS, "
+             "sizes read on the host); smaller steps use the graph-safe "
+             "expert kernel (default: 16 routed rows per expert on average, "
+             "ceil(16 x experts / top_k); 0: always the kernel)"),
+    cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
 cl::opt<std::string> dtype(
     "dtype",
     cl::desc("Element type of weights and activations, overriding the "
@@ -224,6 +232,10 @@ int main(int argc, char **argv) {
   }
   if (target != "host" && target != "cuda")
     return failWith({"--target must be host or cuda, got '" + target + "'"});
+  if (expertGemmTokens < -1)
+    return failWith({"--expert-gemm-tokens must be 0 (never) or a token "
+                     "count, got " +
+                     std::to_string(expertGemmTokens)});
   if (!dtype.empty()) {
     if (dtype == "bf16")
       config->dtype = moec::DType::BF16;
@@ -382,11 +394,15 @@ int main(int argc, char **argv) {
       openOutputFile(outputFile, &error);
   if (!output)
     return failWith({error});
+  moe::PlanOptions planOptions;
+  planOptions.blockSize = blockSize;
+  planOptions.sharedMemoryLimit = sharedMemoryLimit;
+  planOptions.expertGemmTokens = expertGemmTokens;
   if (emit == EmitKind::Grid) {
     FailureOr<moe::PlannedStages> planned = moe::planStages(
-        *module, blockSize,
+        *module,
         target == "cuda" ? moe::KernelForm::Gpu : moe::KernelForm::HostGrid,
-        sharedMemoryLimit);
+        planOptions);
     if (failed(planned))
       return failWith({"planning the kernels failed (see the diagnostics "
                        "above)"});
@@ -401,8 +417,7 @@ int main(int argc, char **argv) {
       llvm::errs() << "moec: compiling the host kernels of " << config->name
                    << "...\n";
       FailureOr<moe::HostCompilation> compiled =
-          moe::compileForHost(*module, blockSize, gridKernels,
-                              sharedMemoryLimit);
+          moe::compileForHost(*module, gridKernels, planOptions);
       if (failed(compiled))
         return failWith({"host code generation failed (see the diagnostics "
                          "above)"});
@@ -421,7 +436,7 @@ int main(int argc, char **argv) {
       if (options.ptxas == "none")
         options.ptxas.clear();
       options.failureDir = ".";
-      options.sharedMemoryLimit = sharedMemoryLimit;
+      options.plan = planOptions;
       if (options.libdevice.empty()) {
         llvm::errs() << "moec: warning: no libdevice.10.bc (the CUDA "
                         "toolkit's math library) in $CUDA_HOME or "
@@ -434,7 +449,7 @@ int main(int argc, char **argv) {
                                                : ", assembled by ptxas")
                      << ")...\n";
         FailureOr<moe::CudaCompilation> compiled =
-            moe::compileForCuda(*module, blockSize, options);
+            moe::compileForCuda(*module, options);
         if (failed(compiled))
           return failWith({"cuda code generation failed (see the "
                            "diagnostics above)"});

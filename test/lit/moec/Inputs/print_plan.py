@@ -1,6 +1,8 @@
 """Prints the host execution plan of a moec artifact, one line per step:
-kernel calls with their argument buffers (kind[shape]) and GEMMs with the
-shapes of a, b and c; then the host object's format and ELF magic."""
+kernel calls with their argument buffers (kind[shape]), GEMMs and grouped
+GEMMs with the shapes of a, b (and the offsets) and c, each with the token
+counts it runs at when guarded ("T<8", "T>=8"); then the host object's
+format and ELF magic."""
 import base64
 import json
 import sys
@@ -22,10 +24,21 @@ print("block_size", plan["block_size"], "kv_layers", plan["kv_layers"],
       "kv_width", plan["kv_width"], "kv_dtype", plan["kv_dtype"])
 print("inputs", " ".join("%s=%d" % kv for kv in sorted(plan["inputs"].items())))
 for step in plan["steps"]:
+    guard = []
+    if "from_tokens" in step:
+        guard.append("T>=%d" % step["from_tokens"])
+    if "below_tokens" in step:
+        guard.append("T<%d" % step["below_tokens"])
+    prefix = "[%s] " % " ".join(guard) if guard else ""
     if step["kind"] == "gemm":
-        print("gemm", show(step["a"]), show(step["b"]), "->", show(step["c"]))
+        print(prefix + "gemm", show(step["a"]), show(step["b"]), "->",
+              show(step["c"]))
+    elif step["kind"] == "grouped_gemm":
+        print(prefix + "grouped_gemm", show(step["a"]), show(step["b"]),
+              "by", show(step["offsets"]), "->", show(step["c"]))
     else:
-        print("kernel", step["kernel"], " ".join(show(a) for a in step["args"]))
+        print(prefix + "kernel", step["kernel"],
+              " ".join(show(a) for a in step["args"]))
 print("logits", show(plan["outputs"]["logits"]))
 host = doc["host_object"]
 data = base64.b64decode(host["base64"])

@@ -1,6 +1,6 @@
-//===- RopeMath.cpp - The arithmetic of one RoPE rotation -----------------===//
+//===- KernelMath.cpp - The arithmetic of one RoPE rotation -----------------===//
 
-#include "passes/RopeMath.h"
+#include "passes/KernelMath.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -59,4 +59,29 @@ Value mlir::moe::ropeRotate(OpBuilder &b, Location loc, RopeAttr rope,
       b, loc, pair.first, arith::NegFOp::create(b, loc, otherSin), otherSin);
   return arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, x, cos),
                                signedSin);
+}
+
+Value mlir::moe::activate(OpBuilder &b, Location loc, Activation activation,
+                          Value x) {
+  auto f32 = [&](double value) -> Value {
+    return arith::ConstantOp::create(
+        b, loc, b.getF32FloatAttr(static_cast<float>(value)));
+  };
+  switch (activation) {
+  case Activation::silu: {
+    Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, x));
+    return arith::DivFOp::create(b, loc, x,
+                                 arith::AddFOp::create(b, loc, f32(1), e));
+  }
+  case Activation::gelu: {
+    Value erf = math::ErfOp::create(
+        b, loc, arith::MulFOp::create(b, loc, x, f32(M_SQRT1_2)));
+    return arith::MulFOp::create(b, loc,
+                                 arith::MulFOp::create(b, loc, f32(0.5), x),
+                                 arith::AddFOp::create(b, loc, f32(1), erf));
+  }
+  case Activation::relu:
+    return arith::MaximumFOp::create(b, loc, x, f32(0));
+  }
+  llvm_unreachable("unknown activation");
 }

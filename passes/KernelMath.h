@@ -1,13 +1,15 @@
-//===- RopeMath.h - The arithmetic of one RoPE rotation ---------*- C++ -*-===//
+//===- KernelMath.h - Scalar arithmetic the kernels share -------*- C++ -*-===//
 //
 // Every kernel that rotates by RoPE (the rope row kernel, its linalg form,
-// the KV-cache write and attention with a folded RoPE) builds the same f32
-// arithmetic from here, so they agree to the bit.
+// the KV-cache write and attention with a folded RoPE) or applies an FFN
+// activation (the linalg and grid expert FFNs, the grouped experts'
+// activation kernel) builds the same f32 arithmetic from here, so they
+// agree to the bit.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef MOEC_PASSES_ROPEMATH_H
-#define MOEC_PASSES_ROPEMATH_H
+#ifndef MOEC_PASSES_KERNELMATH_H
+#define MOEC_PASSES_KERNELMATH_H
 
 #include "dialects/moe/MoEOps.h"
 
@@ -36,6 +38,10 @@ RopePair ropePair(OpBuilder &b, Location loc, RopeStyle style,
 Value ropeRotate(OpBuilder &b, Location loc, RopeAttr rope, int64_t headDim,
                  Value position, const RopePair &pair, Value x, Value other);
 
+/// act(x) in f32: silu x / (1 + e^-x), the exact GELU 0.5 x (1 + erf(x /
+/// sqrt 2)), or relu.
+Value activate(OpBuilder &b, Location loc, Activation activation, Value x);
+
 } // namespace mlir::moe
 
-#endif // MOEC_PASSES_ROPEMATH_H
+#endif // MOEC_PASSES_KERNELMATH_H
