@@ -23,6 +23,10 @@ for model in gpt4-mini gpt4-mini-draft; do
   "$moec" "$root/models/$model.json" --target=cuda --emit=artifact \
     -o "$out/$model.cuda.moeart"
 done
+# gpt4-mini with the expert kernel at every step size, for gpu-bench.sh's
+# prefill comparison with the grouped expert GEMMs.
+"$moec" "$root/models/gpt4-mini.json" --target=cuda --expert-gemm-tokens=0 \
+  --emit=artifact -o "$out/gpt4-mini.expert-kernel.cuda.moeart"
 "$moec" "$root/models/tiny-moe.json" --tensor-parallel=2 --pipeline-parallel=2 \
   --expert-parallel=2 --emit=artifact -o "$out/tiny-moe.tp2pp2.host.moeart"
 # Partitioned cuda plans, run by threads on the one GPU.

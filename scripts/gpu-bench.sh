@@ -6,7 +6,10 @@
 #      of the bytes a step must read at the measured copy rate (moe-run
 #      step-time), launched one by one and replayed from CUDA graphs;
 #   2. every kernel and GEMM of a decode step at batch 64 x 2048 and at
-#      batch 1, and of a 4096-token prefill (moe-run bench-kernels).
+#      batch 1, and of a 4096-token prefill (moe-run bench-kernels), the
+#      prefill once more with the expert kernel instead of the grouped
+#      expert GEMMs (gpt4-mini.expert-kernel.cuda.moeart, compiled with
+#      --expert-gemm-tokens=0), to compare the two ways.
 #   scripts/gpu-bench.sh [BUILD_DIR] [ARTIFACT_DIR]
 # Each measurement runs even when an earlier one fails; the failures are
 # listed at the end.
@@ -29,6 +32,12 @@ measure env MOEC_CUDA_GRAPHS=1 "$run" "$mini" step-time --batch=1,32 \
 measure "$run" "$mini" bench-kernels --batch=64 --context=2048
 measure "$run" "$mini" bench-kernels --batch=1 --context=2048
 measure "$run" "$mini" bench-kernels --prefill=4096 --repeats=5
+kernel="$artifacts/gpt4-mini.expert-kernel.cuda.moeart"
+if [ -e "$kernel" ]; then
+  measure "$run" "$kernel" bench-kernels --prefill=4096 --repeats=5
+else
+  echo "gpu-bench: no $kernel; skipping the expert-kernel prefill"
+fi
 if [ "${#failures[@]}" -gt 0 ]; then
   echo "gpu-bench: ${#failures[@]} failed:"
   printf '  %s\n' "${failures[@]}"
