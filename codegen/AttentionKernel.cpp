@@ -161,14 +161,10 @@ func::FuncOp mlir::moe::buildGridAttendKernel(ModuleOp module, AttendOp op,
                  : Value();
         e.strided(e.thread, e.index(tile * headDim), e.threads, [&](Value i) {
           Value column = add(mul(firstHead, e.index(headDim)), i);
-          Value query = e.loadF32(q, {t, column});
-          if (rope) {
-            RopePair pair = ropePair(b, loc, rope.getStyle(), headDim, column);
-            Value other = e.loadF32(q, {t, pair.partner});
-            query = ropeRotate(b, loc, rope, headDim, position, pair, query,
-                               other);
-          }
-          store(query, qs, {i});
+          auto load = [&](Value at) { return e.loadF32(q, {t, at}); };
+          store(rope ? ropeLoad(b, loc, rope, headDim, position, column, load)
+                     : load(column),
+                qs, {i});
         });
         e.strided(e.thread, e.index(tile), e.threads, [&](Value h) {
           store(e.f32(negInf), ms, {h});

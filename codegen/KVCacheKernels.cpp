@@ -140,15 +140,13 @@ func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
       l.forEach(l.index(0), l.index(width),
                 [&](OpBuilder &b, Location loc, Value c) {
                   Loops l{b, loc};
-                  Value key = l.loadF32(keys, {t, c});
-                  if (rope) {
-                    RopePair pair =
-                        ropePair(b, loc, rope.getStyle(), headDim, c);
-                    Value other = l.loadF32(keys, {t, pair.partner});
-                    key = ropeRotate(b, loc, rope, headDim,
-                                     positionF32(b, loc, positions, t), pair,
-                                     key, other);
-                  }
+                  auto load = [&](Value column) {
+                    return l.loadF32(keys, {t, column});
+                  };
+                  Value key = rope ? ropeLoad(b, loc, rope, headDim,
+                                              positionF32(b, loc, positions, t),
+                                              c, load)
+                                   : load(c);
                   l.storeFromF32(key, kCache, {row, c});
                   l.storeFromF32(l.loadF32(values, {t, c}), vCache, {row, c});
                 });
@@ -210,15 +208,12 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
                 [&](OpBuilder &b, Location loc, Value d) {
                   Loops l{b, loc};
                   Value column = arith::AddIOp::create(b, loc, qBase, d);
-                  Value value = l.loadF32(q, {t, column});
-                  if (rope) {
-                    RopePair pair =
-                        ropePair(b, loc, rope.getStyle(), headDim, column);
-                    Value other = l.loadF32(q, {t, pair.partner});
-                    value = ropeRotate(b, loc, rope, headDim,
-                                       positionF32(b, loc, positions, t), pair,
-                                       value, other);
-                  }
+                  auto load = [&](Value at) { return l.loadF32(q, {t, at}); };
+                  Value value =
+                      rope ? ropeLoad(b, loc, rope, headDim,
+                                      positionF32(b, loc, positions, t),
+                                      column, load)
+                           : load(column);
                   memref::StoreOp::create(b, loc, value, query, d);
                 });
       // The cache slot of position j of this token's sequence.
@@ -331,12 +326,11 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                  Value position = positionF32(e.b, loc, positions, t);
                  e.strided(e.thread, e.index(width), e.threads,
                            [&](Value c) {
-                             RopePair pair = ropePair(e.b, loc, rope.getStyle(),
-                                                      headDim, c);
-                             Value self = e.loadF32(k, {t, c});
-                             Value other = e.loadF32(k, {t, pair.partner});
-                             e.storeF32(ropeRotate(e.b, loc, rope, headDim,
-                                                   position, pair, self, other),
+                             e.storeF32(ropeLoad(e.b, loc, rope, headDim,
+                                                 position, c,
+                                                 [&](Value at) {
+                                                   return e.loadF32(k, {t, at});
+                                                 }),
                                         kc, {row, c});
                            });
                  e.chunks(width, [&](ArrayRef<Value> columns) {

@@ -61,6 +61,15 @@ Value mlir::moe::ropeRotate(OpBuilder &b, Location loc, RopeAttr rope,
                                signedSin);
 }
 
+Value mlir::moe::ropeLoad(OpBuilder &b, Location loc, RopeAttr rope,
+                          int64_t headDim, Value position, Value column,
+                          function_ref<Value(Value column)> load) {
+  RopePair pair = ropePair(b, loc, rope.getStyle(), headDim, column);
+  Value x = load(column);
+  Value other = load(pair.partner);
+  return ropeRotate(b, loc, rope, headDim, position, pair, x, other);
+}
+
 Value mlir::moe::activate(OpBuilder &b, Location loc, Activation activation,
                           Value x) {
   auto f32 = [&](double value) -> Value {

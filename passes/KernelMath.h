@@ -38,6 +38,13 @@ RopePair ropePair(OpBuilder &b, Location loc, RopeStyle style,
 Value ropeRotate(OpBuilder &b, Location loc, RopeAttr rope, int64_t headDim,
                  Value position, const RopePair &pair, Value x, Value other);
 
+/// The element at `column` of a row rotated at `position` (an f32): x and
+/// its partner loaded with `load` (in that order, each as an f32), then
+/// ropeRotate.
+Value ropeLoad(OpBuilder &b, Location loc, RopeAttr rope, int64_t headDim,
+               Value position, Value column,
+               function_ref<Value(Value column)> load);
+
 /// act(x) in f32: silu x / (1 + e^-x), the exact GELU 0.5 x (1 + erf(x /
 /// sqrt 2)), or relu.
 Value activate(OpBuilder &b, Location loc, Activation activation, Value x);

@@ -249,13 +249,9 @@ LogicalResult emitOp(RowEmitter &e, Operation *op, RowRef out,
     e.columns(
         width,
         [&](Value c) {
-          RopePair pair = ropePair(b, loc, rope.getRope().getStyle(),
-                                   rope.getHeadDim(), c);
-          Value self = e.load(x, c);
-          Value other = e.load(x, pair.partner);
           e.store(out, c,
-                  ropeRotate(b, loc, rope.getRope(), rope.getHeadDim(),
-                             position, pair, self, other));
+                  ropeLoad(b, loc, rope.getRope(), rope.getHeadDim(), position,
+                           c, [&](Value at) { return e.load(x, at); }));
         },
         /*scalar=*/true);
     return success();

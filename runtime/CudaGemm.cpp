@@ -45,13 +45,10 @@ bool moert::cuda::groupedGemm(cublasHandle_t blas, cudaStream_t stream,
     return false;
   }
   int64_t rows = sizes[step.a][0], n = b[1], k = b[2];
-  int64_t first =
-      step.group >= 0 ? rankInStage / plan.buffers[step.group].divisor * b[0]
-                      : 0;
   std::vector<ExpertRun> runs;
   bool covered = false;
-  if (!expertRuns(offsets.data(), static_cast<int64_t>(offsets.size()) - 1,
-                  b[0], first, rows, runs, covered, error))
+  if (!expertRuns(plan, step, sizes, rankInStage, offsets.data(), runs,
+                  covered, error))
     return false;
   DType aType = plan.buffers[step.a].dtype, bType = plan.buffers[step.b].dtype,
         cType = plan.buffers[step.c].dtype;

@@ -33,3 +33,15 @@ bool moert::expertRuns(const int32_t *offsets, int64_t experts,
   covered = held == rows;
   return true;
 }
+
+bool moert::expertRuns(const ExecutionInfo &plan, const StepInfo &step,
+                       const std::vector<std::vector<int64_t>> &sizes,
+                       int64_t rankInStage, const int32_t *offsets,
+                       std::vector<ExpertRun> &runs, bool &covered,
+                       std::string &error) {
+  int64_t local = sizes[step.b][0];
+  int64_t group =
+      step.group >= 0 ? rankInStage / plan.buffers[step.group].divisor : 0;
+  return expertRuns(offsets, sizes[step.offsets][0] - 1, local, group * local,
+                    sizes[step.a][0], runs, covered, error);
+}

@@ -11,6 +11,8 @@
 #ifndef MOERT_EXPERTRUNS_H
 #define MOERT_EXPERTRUNS_H
 
+#include "runtime/Artifact.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +33,16 @@ struct ExpertRun {
 /// do not rise from 0 to `rows`.
 bool expertRuns(const int32_t *offsets, int64_t experts, int64_t localExperts,
                 int64_t firstExpert, int64_t rows,
+                std::vector<ExpertRun> &runs, bool &covered,
+                std::string &error);
+
+/// The runs of grouped-GEMM step `step` of `plan` on rank `rankInStage`
+/// of its stage, `sizes` being the step's buffer shapes and `offsets` the
+/// contents of its offsets buffer: the rank holds b's experts of its group
+/// (all of them without a group).
+bool expertRuns(const ExecutionInfo &plan, const StepInfo &step,
+                const std::vector<std::vector<int64_t>> &sizes,
+                int64_t rankInStage, const int32_t *offsets,
                 std::vector<ExpertRun> &runs, bool &covered,
                 std::string &error);
 

@@ -248,15 +248,12 @@ bool HostExecutor::runStep(const StepInfo &step, std::vector<char *> &data,
   }
   if (step.kind == StepInfo::Kind::GroupedGemm) {
     // b [experts, n, k]: one GEMM per run of rows of an expert held.
-    const std::vector<int64_t> &b = sizes[step.b];
-    int64_t rows = sizes[step.a][0], n = b[1], k = b[2];
-    int64_t first =
-        step.group >= 0 ? rankInStage / plan.buffers[step.group].divisor * b[0]
-                        : 0;
+    int64_t rows = sizes[step.a][0], n = sizes[step.b][1],
+            k = sizes[step.b][2];
     std::vector<ExpertRun> runs;
     bool covered = false;
-    if (!expertRuns(reinterpret_cast<const int32_t *>(data[step.offsets]),
-                    sizes[step.offsets][0] - 1, b[0], first, rows, runs,
+    if (!expertRuns(plan, step, sizes, rankInStage,
+                    reinterpret_cast<const int32_t *>(data[step.offsets]), runs,
                     covered, error))
       return false;
     const float *a = reinterpret_cast<const float *>(data[step.a]);

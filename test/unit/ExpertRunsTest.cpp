@@ -55,3 +55,30 @@ TEST(ExpertRuns, RejectsOffsetsThatDoNotDescribeTheRows) {
   EXPECT_FALSE(expertRuns(falling, 3, 3, 0, 8, runs, covered, error));
   EXPECT_EQ(error, "the expert offsets fall at expert 1 (5 then 2)");
 }
+
+TEST(ExpertRuns, AStepsRankHoldsItsGroupsExperts) {
+  // Buffers: rows a [8, 4], experts b [2, 3, 4], offsets [5], c [8, 3] and
+  // the group index (rank in stage / 2).
+  ExecutionInfo plan;
+  plan.buffers.resize(5);
+  plan.buffers[4].kind = BufferInfo::Kind::GroupRank;
+  plan.buffers[4].divisor = 2;
+  StepInfo step;
+  step.kind = StepInfo::Kind::GroupedGemm;
+  step.a = 0, step.b = 1, step.offsets = 2, step.c = 3, step.group = 4;
+  std::vector<std::vector<int64_t>> sizes = {{8, 4}, {2, 3, 4}, {5}, {8, 3},
+                                             {1}};
+  const int32_t offsets[] = {0, 3, 3, 7, 8};
+  std::vector<ExpertRun> runs;
+  bool covered = true;
+  std::string error;
+  // Ranks 2 and 3 of the stage are group 1: global experts 2 and 3.
+  ASSERT_TRUE(expertRuns(plan, step, sizes, 3, offsets, runs, covered, error))
+      << error;
+  EXPECT_FALSE(covered);
+  EXPECT_EQ(runs, (std::vector<ExpertRun>{{3, 4, 0}, {7, 1, 1}}));
+  // Ranks 0 and 1: experts 0 and 1.
+  ASSERT_TRUE(expertRuns(plan, step, sizes, 1, offsets, runs, covered, error))
+      << error;
+  EXPECT_EQ(runs, (std::vector<ExpertRun>{{0, 3, 0}}));
+}

@@ -127,7 +127,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-moe.expert-gemm", "tiny-moe", 1},
                       Plan{"tiny-moe.expert-gemm.grid", "tiny-moe", 1},
                       Plan{"tiny-gqa.tp2-ep2.expert-gemm", "tiny-gqa", 2},
-                      Plan{"tiny-gqa.tp4-a2a.expert-gemm", "tiny-gqa", 4}),
+                      Plan{"tiny-gqa.tp4-a2a.expert-gemm", "tiny-gqa", 4},
+                      Plan{"tiny-moe.tp2-etp2.expert-gemm", "tiny-moe", 2},
+                      Plan{"tiny-gqa.tp4-ep2.expert-gemm", "tiny-gqa", 4}),
     [](const auto &info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');
