@@ -47,7 +47,8 @@ const char *kUsage =
     "\n"
     "commands:\n"
     "  inspect                 validate the artifact and describe its model,\n"
-    "                          plan, stages and kernels\n"
+    "                          plan, stages and kernels (and from which step\n"
+    "                          size the experts run as grouped GEMMs)\n"
     "  check-weights CHECKPOINT [--rank=R]\n"
     "                          load every weight of rank R (default: every\n"
     "                          rank) from CHECKPOINT (a .safetensors file, an\n"
@@ -178,6 +179,21 @@ std::unique_ptr<Artifact> openArtifact(const std::string &path) {
 // inspect
 //===----------------------------------------------------------------------===//
 
+/// The kernel launches and grouped GEMMs of one step of `tokens` tokens, over
+/// every stage's plan.
+std::pair<int64_t, int64_t> launchesAt(const Artifact &artifact,
+                                       int64_t tokens) {
+  int64_t launches = 0, gemms = 0;
+  for (const StageInfo &stage : artifact.stages())
+    if (stage.execution)
+      for (const StepInfo &step : stage.execution->steps)
+        if (step.runsAt(tokens)) {
+          launches += static_cast<int64_t>(step.launches.size());
+          gemms += step.kind == StepInfo::Kind::GroupedGemm;
+        }
+  return {launches, gemms};
+}
+
 int inspect(const std::string &path, const std::vector<std::string> &args) {
   if (!args.empty())
     usageError("inspect takes no arguments, got '" + args.front() + "'");
@@ -227,18 +243,31 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
       std::string chips;
       for (const std::string &chip : artifact->cudaChips())
         chips += (chips.empty() ? "" : ", ") + chip;
-      size_t cubins = 0, launches = 0;
+      size_t cubins = 0;
       for (const CudaModuleInfo &module : artifact->cudaModules())
         cubins += module.cubin.size();
-      for (const StageInfo &stage : artifact->stages())
-        if (stage.execution)
-          for (const StepInfo &step : stage.execution->steps)
-            launches += step.launches.size();
-      std::printf("gpu: %zu modules for %s (%zu cubins); %zu launches per "
-                  "step\n",
+      std::printf("gpu: %zu modules for %s (%zu cubins); %lld launches per "
+                  "one-token step\n",
                   artifact->cudaModules().size(), chips.c_str(), cubins,
-                  launches);
+                  static_cast<long long>(launchesAt(*artifact, 1).first));
     }
+  }
+  // Steps that run only from some token count on (the routed experts as
+  // grouped GEMMs at prefill).
+  int64_t from = 0;
+  for (const StageInfo &stage : artifact->stages())
+    if (stage.execution)
+      for (const StepInfo &step : stage.execution->steps)
+        if (step.kind == StepInfo::Kind::GroupedGemm)
+          from = std::max(from, step.fromTokens);
+  if (from > 0) {
+    auto [launches, gemms] = launchesAt(*artifact, from);
+    std::printf("prefill: steps of %lld or more tokens run the routed experts "
+                "as grouped GEMMs (%lld per step",
+                static_cast<long long>(from), static_cast<long long>(gemms));
+    if (artifact->target() == "cuda")
+      std::printf(", with %lld launches", static_cast<long long>(launches));
+    std::printf(")\n");
   }
   return 0;
 }
