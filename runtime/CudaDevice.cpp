@@ -118,7 +118,12 @@ bool CudaExecutor::profileStep(const StepInputs &, int,
   return false;
 }
 bool CudaExecutor::run(const StepInputs &, std::vector<float> &, std::string &,
-                       std::vector<KernelTiming> *, int) {
+                       std::vector<KernelTiming> *, int, const Prefix *) {
+  return false;
+}
+bool CudaExecutor::runPrefix(const StepInputs &, size_t, int64_t,
+                             std::vector<float> &, std::string &error) {
+  error = deviceStatus();
   return false;
 }
 double CudaExecutor::measureCopyBandwidth(int, int64_t, std::string &error) {

@@ -254,9 +254,25 @@ bool CudaExecutor::profileStep(const StepInputs &inputs, int repeats,
   return run(inputs, logits, error, &timings, std::max(repeats, 1));
 }
 
+bool CudaExecutor::runPrefix(const StepInputs &inputs, size_t steps,
+                             int64_t buffer, std::vector<float> &out,
+                             std::string &error) {
+  const ExecutionInfo &plan = state->plan;
+  if (state->place.comm || steps > plan.steps.size() || buffer < 0 ||
+      buffer >= static_cast<int64_t>(plan.buffers.size())) {
+    error = "runPrefix needs a one-rank plan, at most " +
+            std::to_string(plan.steps.size()) + " steps and a buffer below " +
+            std::to_string(plan.buffers.size());
+    return false;
+  }
+  std::vector<float> logits;
+  Prefix prefix{steps, buffer, &out};
+  return run(inputs, logits, error, nullptr, 0, &prefix);
+}
+
 bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
                        std::string &error, std::vector<KernelTiming> *profile,
-                       int repeats) {
+                       int repeats, const Prefix *prefix) {
   State &s = *state;
   const ExecutionInfo &plan = s.plan;
   error = checkInputs(request);
@@ -268,7 +284,8 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
   // bucket (a power of two), captured on first use.
   int64_t bucket = 0;
   StepInputs padded;
-  if (s.useGraphs && !profile && !s.place.comm && isDecodeStep(request) &&
+  if (s.useGraphs && !profile && !prefix && !s.place.comm &&
+      isDecodeStep(request) &&
       static_cast<int64_t>(request.tokens.size()) <= kMaxGraphBatch) {
     bucket = graphBucket(static_cast<int64_t>(request.tokens.size()));
     // A bucket whose steps include grouped GEMMs (host-side sizes) runs
@@ -302,6 +319,11 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
       return false;
     moved |= before && before != s.buffers[id].data;
     data[id] = s.buffers[id].data;
+    if (prefix && buffer.kind == BufferInfo::Kind::Activation &&
+        !s.check(cudaMemsetAsync(data[id], 0xff,
+                                 elements * dtypeSize(buffer.dtype), s.stream),
+                 "poisoning the activations with NaN", error))
+      return false;
   }
   // A graph holds the buffers' addresses: one that moved invalidates them.
   if (moved)
@@ -439,8 +461,9 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     for (size_t id = 0; id < plan.buffers.size(); ++id)
       s.descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
     int64_t tokens = static_cast<int64_t>(in.tokens.size());
-    for (const StepInfo &step : plan.steps)
-      if (step.runsAt(tokens) && !runStep(step))
+    size_t steps = prefix ? prefix->steps : plan.steps.size();
+    for (size_t index = 0; index < steps; ++index)
+      if (plan.steps[index].runsAt(tokens) && !runStep(plan.steps[index]))
         return false;
     if (logitCount &&
         !s.check(cudaMemcpyAsync(hostLogits, data[plan.logits],
@@ -491,6 +514,19 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     return false;
   if (bucket) // the real rows of the padded batch
     logits.assign(hostLogits, hostLogits + request.logitRows.size() * s.vocab);
+  if (prefix) {
+    const BufferInfo &buffer = plan.buffers[prefix->buffer];
+    if (buffer.dtype != DType::I32)
+      return s.toHost(data[prefix->buffer], buffer.dtype,
+                      sizes[prefix->buffer], *prefix->out, error);
+    std::vector<int32_t> values(elementCount(sizes[prefix->buffer]));
+    if (!s.check(cudaMemcpy(values.data(), data[prefix->buffer],
+                            values.size() * sizeof(int32_t),
+                            cudaMemcpyDeviceToHost),
+                 "copying a buffer to the host", error))
+      return false;
+    prefix->out->assign(values.begin(), values.end());
+  }
   if (profile && !profileSteps(s, plan, in, sizes, data, runStep, *profile,
                                repeats, error))
     return false;

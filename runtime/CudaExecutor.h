@@ -71,6 +71,8 @@ public:
                std::string &error) override;
   std::string checkInputs(const StepInputs &inputs) const override;
   std::pair<int64_t, int64_t> lastStepBytesSent() const override;
+  bool runPrefix(const StepInputs &inputs, size_t steps, int64_t buffer,
+                 std::vector<float> &out, std::string &error) override;
   int64_t blockSize() const override;
   int64_t numBlocks() const override;
   int64_t vocabSize() const override;
@@ -112,9 +114,15 @@ public:
 
 private:
   CudaExecutor() = default;
+  /// runPrefix()'s request: the steps to run and the buffer to read.
+  struct Prefix {
+    size_t steps;
+    int64_t buffer;
+    std::vector<float> *out;
+  };
   bool run(const StepInputs &inputs, std::vector<float> &logits,
            std::string &error, std::vector<KernelTiming> *profile,
-           int repeats);
+           int repeats, const Prefix *prefix = nullptr);
   std::unique_ptr<State> state;
 };
 

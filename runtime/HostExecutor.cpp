@@ -177,6 +177,48 @@ std::string HostExecutor::checkInputs(const StepInputs &in) const {
 
 bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
                            std::string &error) {
+  logits.clear();
+  return run(in, plan.steps.size(), false, error,
+             [&](const std::vector<char *> &data,
+                 const std::vector<std::vector<int64_t>> &) {
+               if (plan.logits < 0)
+                 return;
+               const float *out =
+                   reinterpret_cast<const float *>(data[plan.logits]);
+               logits.assign(out, out + in.logitRows.size() * vocab);
+             });
+}
+
+bool HostExecutor::runPrefix(const StepInputs &in, size_t steps,
+                             int64_t buffer, std::vector<float> &out,
+                             std::string &error) {
+  if (comm || steps > plan.steps.size() || buffer < 0 ||
+      buffer >= static_cast<int64_t>(plan.buffers.size())) {
+    error = "runPrefix needs a one-rank plan, at most " +
+            std::to_string(plan.steps.size()) + " steps and a buffer below " +
+            std::to_string(plan.buffers.size());
+    return false;
+  }
+  return run(in, steps, true, error,
+             [&](const std::vector<char *> &data,
+                 const std::vector<std::vector<int64_t>> &sizes) {
+               size_t elements = elementCount(sizes[buffer]);
+               out.resize(elements);
+               for (size_t i = 0; i < elements; ++i)
+                 out[i] = plan.buffers[buffer].dtype == DType::I32
+                              ? static_cast<float>(
+                                    reinterpret_cast<const int32_t *>(
+                                        data[buffer])[i])
+                              : reinterpret_cast<const float *>(
+                                    data[buffer])[i];
+             });
+}
+
+bool HostExecutor::run(
+    const StepInputs &in, size_t steps, bool poison, std::string &error,
+    const std::function<void(const std::vector<char *> &,
+                             const std::vector<std::vector<int64_t>> &)>
+        &finish) {
   error = checkInputs(in);
   if (!error.empty())
     return false;
@@ -194,6 +236,8 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
         buffer.kind == BufferInfo::Kind::Input ||
         buffer.kind == BufferInfo::Kind::GroupRank)
       storage[id].resize(elements * 4);
+    if (poison && buffer.kind == BufferInfo::Kind::Activation)
+      std::memset(storage[id].data(), 0xff, storage[id].size()); // NaN
     data[id] = storage[id].data();
     if (buffer.kind == BufferInfo::Kind::GroupRank) {
       int32_t index = static_cast<int32_t>(rankInStage / buffer.divisor);
@@ -216,7 +260,8 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
   std::vector<void *> args;
   bytesWithinStage = bytesToNextStage = 0;
   int64_t tokens = static_cast<int64_t>(in.tokens.size());
-  for (const StepInfo &step : plan.steps) {
+  for (size_t index = 0; index < steps; ++index) {
+    const StepInfo &step = plan.steps[index];
     if (!step.runsAt(tokens))
       continue;
     if (step.kind == StepInfo::Kind::Kernel) {
@@ -228,11 +273,7 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
       return false;
     }
   }
-  logits.clear();
-  if (plan.logits >= 0) {
-    const float *out = reinterpret_cast<const float *>(data[plan.logits]);
-    logits.assign(out, out + in.logitRows.size() * vocab);
-  }
+  finish(data, sizes);
   return true;
 }
 

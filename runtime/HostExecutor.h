@@ -85,8 +85,19 @@ public:
   /// fails with). The same on every rank of a plan.
   std::string checkInputs(const StepInputs &inputs) const override;
 
+  bool runPrefix(const StepInputs &inputs, size_t steps, int64_t buffer,
+                 std::vector<float> &out, std::string &error) override;
+
 private:
   HostExecutor() = default;
+
+  /// forward() and runPrefix(): the first `steps` steps (activations
+  /// poisoned first when `poison`); then `finish` reads the buffers.
+  bool run(const StepInputs &inputs, size_t steps, bool poison,
+           std::string &error,
+           const std::function<void(const std::vector<char *> &,
+                                    const std::vector<std::vector<int64_t>> &)>
+               &finish);
 
   ExecutionInfo plan;
   int64_t blocks = 0;

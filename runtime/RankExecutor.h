@@ -56,6 +56,15 @@ public:
   /// Bytes this rank sent in its last step: within its stage, and to the
   /// next stage.
   virtual std::pair<int64_t, int64_t> lastStepBytesSent() const = 0;
+
+  /// Checking kernel by kernel: runs only the first `steps` steps of the
+  /// plan for `inputs`, on activation buffers first filled with NaN (so
+  /// that output a step leaves unwritten shows), and returns buffer
+  /// `buffer` as f32 (i32 buffers: their values). One-rank plans only;
+  /// never a CUDA graph. False with `error` set.
+  virtual bool runPrefix(const StepInputs &inputs, size_t steps,
+                         int64_t buffer, std::vector<float> &out,
+                         std::string &error) = 0;
 };
 
 } // namespace moert

@@ -39,7 +39,11 @@ done
 "$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
   --tensor-parallel=2 --expert-all-to-all --emit=artifact \
   -o "$out/tiny-gqa.tp2-a2a.cuda-f32.moeart"
-# The routed experts as grouped cuBLAS GEMMs from 8 tokens on (prefill).
+# The routed experts as grouped cuBLAS GEMMs from 8 tokens on (prefill),
+# and the host plan with the same steps (CudaSteps compares them step by
+# step).
+"$moec" "$root/models/tiny-moe.json" --expert-gemm-tokens=8 --emit=artifact \
+  -o "$out/tiny-moe.expert-gemm.host.moeart"
 "$moec" "$root/models/tiny-moe.json" --target=cuda --dtype=f32 \
   --expert-gemm-tokens=8 --emit=artifact \
   -o "$out/tiny-moe.expert-gemm.cuda-f32.moeart"

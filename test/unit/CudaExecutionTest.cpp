@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "StepByStep.h"
 #include "StepHelpers.h"
 
 #include "runtime/CudaExecutor.h"
@@ -31,8 +32,11 @@
 #include <sstream>
 
 using namespace moert;
+using moert::test::compareStepByStep;
 using moert::test::relativeError;
 using moert::test::somePrompt;
+using moert::test::StepCheck;
+using moert::test::summarize;
 
 namespace {
 
@@ -224,6 +228,51 @@ std::vector<float> decodeSteps(RankExecutor &executor, int64_t batch,
   }
   return all;
 }
+
+// Every kernel on the GPU against the host's loop kernels, step by step on
+// activations poisoned with NaN first (StepByStep.h): the first step that
+// differs, or leaves output unwritten, names the kernel at fault.
+class CudaSteps : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CudaSteps, EveryStepWritesWhatTheHostKernelsWrite) {
+  const Case &c = GetParam();
+  REQUIRE_GPU_AND(c.cuda, c.host);
+  std::unique_ptr<Artifact> cudaArtifact, hostArtifact;
+  std::unique_ptr<RankExecutor> gpu = open(c.cuda, cudaArtifact);
+  std::unique_ptr<RankExecutor> host = open(c.host, hostArtifact);
+  ASSERT_TRUE(gpu && host);
+  StepInputs in =
+      prefill(somePrompt(gpu->vocabSize(), 19), gpu->blockSize());
+  std::string error;
+  std::vector<StepCheck> checks = compareStepByStep(
+      *gpu, *cudaArtifact->stages()[0].execution, *host,
+      *hostArtifact->stages()[0].execution, in, error);
+  ASSERT_FALSE(checks.empty()) << error;
+  for (const StepCheck &check : checks) {
+    EXPECT_EQ(check.poisoned, 0u)
+        << c.cuda << " step " << check.step << " (" << check.what
+        << ") left " << check.poisoned << " elements unwritten";
+    EXPECT_LT(check.error, c.tolerance)
+        << c.cuda << " step " << check.step << " (" << check.what << ")";
+  }
+  std::printf("%s vs %s: %s\n", c.cuda, c.host, summarize(checks).c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmallModels, CudaSteps,
+    ::testing::Values(Case{"tiny-moe.cuda-f32", "tiny-moe.host", 1e-4, true},
+                      Case{"tiny-gqa.cuda-f32", "tiny-gqa.host", 1e-4, true},
+                      Case{"tiny-draft.cuda-f32", "tiny-draft.host", 1e-4,
+                           true},
+                      // The 19-token prefill through the grouped GEMMs.
+                      Case{"tiny-moe.expert-gemm.cuda-f32",
+                           "tiny-moe.expert-gemm.host", 1e-4, true}),
+    [](const auto &info) {
+      std::string name = info.param.cuda;
+      std::replace(name.begin(), name.end(), '-', '_');
+      std::replace(name.begin(), name.end(), '.', '_');
+      return name;
+    });
 
 // Decode steps replayed from CUDA graphs (batch 3, padded to its bucket of
 // 4) compute what the same steps compute launched one by one.

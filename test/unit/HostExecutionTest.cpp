@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "ReferenceModel.h"
+#include "StepByStep.h"
 #include "StepHelpers.h"
 
 #include "runtime/Generator.h"
@@ -127,6 +128,75 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                            std::replace(name.begin(), name.end(), '.', '_');
                            return name;
                          });
+
+// The GPU kernels' code (grid form, one thread per block) against the loop
+// kernels, step by step: every buffer each step writes, on activations
+// poisoned with NaN first (StepByStep.h). The 21-token prefill takes the
+// grouped expert GEMMs in the expert-gemm plans.
+class GridSteps
+    : public ::testing::TestWithParam<std::pair<const char *, const char *>> {
+};
+
+TEST_P(GridSteps, EveryStepWritesWhatTheLoopKernelsWrite) {
+  Loaded grid = load(GetParam().first), loops = load(GetParam().second);
+  ASSERT_TRUE(grid.executor && loops.executor);
+  std::vector<int32_t> prompt = somePrompt(grid.config.vocabSize, 21);
+  StepInputs in = prefill(prompt, {5, 2}, 16);
+  std::string error;
+  std::vector<StepCheck> checks = compareStepByStep(
+      *grid.executor, *grid.artifact->stages()[0].execution, *loops.executor,
+      *loops.artifact->stages()[0].execution, in, error);
+  ASSERT_FALSE(checks.empty()) << error;
+  size_t kernels = 0;
+  for (const StepCheck &check : checks) {
+    EXPECT_EQ(check.poisoned, 0u)
+        << "step " << check.step << " (" << check.what << ") left "
+        << check.poisoned << " elements unwritten";
+    EXPECT_LT(check.error, 1e-5)
+        << "step " << check.step << " (" << check.what << ")";
+    kernels += check.what.rfind("kernel", 0) == 0;
+  }
+  EXPECT_GT(kernels, 10u);
+  std::printf("%s\n", summarize(checks).c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SmallModels, GridSteps,
+    ::testing::Values(std::pair{"tiny-moe.grid", "tiny-moe"},
+                      std::pair{"tiny-gqa.grid", "tiny-gqa"},
+                      std::pair{"tiny-moe.grid-scratch", "tiny-moe"},
+                      std::pair{"tiny-moe.expert-gemm.grid",
+                                "tiny-moe.expert-gemm"}),
+    [](const auto &info) {
+      std::string name = info.param.first;
+      std::replace(name.begin(), name.end(), '-', '_');
+      std::replace(name.begin(), name.end(), '.', '_');
+      return name;
+    });
+
+// runPrefix poisons the activations, so output a step leaves unwritten
+// shows: read before the step that writes it has run, a buffer is all NaN;
+// after, all finite.
+TEST(StepByStep, AnUnwrittenOutputShowsAsPoison) {
+  Loaded m = load("tiny-moe");
+  ASSERT_TRUE(m.executor);
+  const ExecutionInfo &plan = *m.artifact->stages()[0].execution;
+  StepInputs in = prefill(somePrompt(m.config.vocabSize, 5), {0}, 16);
+  // Step 0 (the embedding) writes its last argument; read it after 0 steps.
+  int64_t out = plan.steps[0].args.back();
+  std::vector<float> values;
+  std::string error;
+  ASSERT_TRUE(m.executor->runPrefix(in, 0, out, values, error)) << error;
+  ASSERT_FALSE(values.empty());
+  EXPECT_TRUE(std::all_of(values.begin(), values.end(),
+                          [](float v) { return std::isnan(v); }));
+  ASSERT_TRUE(m.executor->runPrefix(in, 1, out, values, error)) << error;
+  EXPECT_TRUE(std::all_of(values.begin(), values.end(),
+                          [](float v) { return std::isfinite(v); }));
+  EXPECT_FALSE(m.executor->runPrefix(in, plan.steps.size() + 1, out, values,
+                                     error));
+  EXPECT_NE(error.find("at most"), std::string::npos) << error;
+}
 
 // Two sequences of different lengths in one step, their blocks interleaved
 // in the pool: each gets the logits it gets alone.
