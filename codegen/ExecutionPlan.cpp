@@ -2,7 +2,7 @@
 
 #include "codegen/ExecutionPlan.h"
 
-#include "codegen/GroupedExperts.h"
+#include "codegen/FFNGemms.h"
 #include "codegen/HostObject.h"
 #include "codegen/KVCacheKernels.h"
 #include "dialects/moe/MoEOps.h"
@@ -232,8 +232,11 @@ private:
   StringRef kvKernel(Operation *op);
   /// The grouped-GEMM way of the routed experts of `ffn`, a kernel call
   /// with buffers `args` (x, offsets, gate_up, down[, group], y, ...),
-  /// for steps of at least `from` tokens (codegen/GroupedExperts.h).
+  /// for steps of at least `from` tokens (codegen/FFNGemms.h).
   void groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args, int64_t from);
+  /// The GEMM way of the dense `ffn`, a kernel call with buffers `args`
+  /// (x, up, down[, gate], y, ...), from `from` tokens on.
+  void denseGemms(FFNOp ffn, ArrayRef<int64_t> args, int64_t from);
   /// A fresh name for a kernel the plan builds, from `base`.
   std::string freshKernelName(StringRef base) {
     SymbolTable symbols(module);
@@ -345,15 +348,64 @@ void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
   gemm(hidden, down, y);
 }
 
-/// The moe.expert_ffn that is the whole body of kernel `callee`, if any.
-static ExpertFFNOp soleExpertFFN(ModuleOp module, StringRef callee) {
+void PlanBuilder::denseGemms(FFNOp ffn, ArrayRef<int64_t> args,
+                             int64_t from) {
+  int64_t x = args[0], up = args[1], down = args[2];
+  bool gated = static_cast<bool>(ffn.getGate());
+  int64_t gate = gated ? args[3] : -1, y = args[gated ? 4 : 3];
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << "ffn_activation " << ffn.getActivation() << " " << gated << " "
+     << ffn.getDown().getType() << " " << ffn.getInput().getType();
+  auto [it, inserted] = planKernels.try_emplace(key);
+  if (inserted) {
+    it->second = freshKernelName("kernel_ffn_activation");
+    buildFFNActivationKernel(module, ffn, it->second, form == KernelForm::Gpu,
+                             kGridThreads);
+  }
+  int64_t width = cast<ShapedType>(ffn.getDown().getType()).getDimSize(1);
+  SymDim rows = shapes[x][0];
+  auto rowsOf = [&](StringRef dtype) {
+    return addBuffer(
+        llvm::json::Object{{"kind", "activation"}, {"dtype", dtype.str()}},
+        {rows, {"", width}});
+  };
+  auto gemm = [&](int64_t a, int64_t b, int64_t c) {
+    steps.push_back(llvm::json::Object{{"kind", "gemm"},
+                                       {"a", a},
+                                       {"b", b},
+                                       {"c", c},
+                                       {"from_tokens", from}});
+  };
+  llvm::json::Array activationArgs;
+  if (gated) {
+    int64_t g = rowsOf("f32");
+    gemm(x, gate, g);
+    activationArgs.push_back(g);
+  }
+  int64_t u = rowsOf("f32");
+  gemm(x, up, u);
+  activationArgs.push_back(u);
+  int64_t hidden =
+      rowsOf(typeName(ffn.getInput().getType().getElementType()));
+  activationArgs.push_back(hidden);
+  steps.push_back(llvm::json::Object{{"kind", "kernel"},
+                                     {"kernel", it->second},
+                                     {"args", std::move(activationArgs)},
+                                     {"from_tokens", from}});
+  gemm(hidden, down, y);
+}
+
+/// The op of type OpTy that is the whole body of kernel `callee`, if any.
+template <typename OpTy>
+static OpTy soleOp(ModuleOp module, StringRef callee) {
   auto kernel = module.lookupSymbol<func::FuncOp>(callee);
   if (!kernel || kernel.isExternal())
     return {};
   Block &body = kernel.getBody().front();
   if (body.getOperations().size() != 2)
     return {};
-  return dyn_cast<ExpertFFNOp>(body.front());
+  return dyn_cast<OpTy>(body.front());
 }
 
 LogicalResult PlanBuilder::step(Operation *op) {
@@ -535,13 +587,18 @@ LogicalResult PlanBuilder::step(Operation *op) {
                        : func::FuncOp(),
                   args);
     kernelStep(call.getCallee(), args);
-    // The routed experts: the kernel for small steps, grouped GEMMs from
-    // `from` tokens on.
-    if (ExpertFFNOp ffn = soleExpertFFN(module, call.getCallee())) {
+    // The FFNs: the kernel for small steps, GEMMs from `from` tokens on.
+    if (auto ffn = soleOp<ExpertFFNOp>(module, call.getCallee())) {
       int64_t from = expertGemmTokens(ffn, options.expertGemmTokens);
       if (from > 0) {
         steps.back().getAsObject()->insert({"below_tokens", from});
         groupedExperts(ffn, args, from);
+      }
+    } else if (auto ffn = soleOp<FFNOp>(module, call.getCallee())) {
+      int64_t from = ffnGemmTokens(options.ffnGemmTokens);
+      if (from > 0) {
+        steps.back().getAsObject()->insert({"below_tokens", from});
+        denseGemms(ffn, args, from);
       }
     }
     return success();

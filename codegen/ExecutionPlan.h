@@ -72,13 +72,17 @@ struct PlanOptions {
   /// the graph-safe expert FFN kernel. 0: always the kernel; -1: from 16
   /// routed rows per expert on average, ceil(16 * experts / top_k) tokens.
   int64_t expertGemmTokens = -1;
+  /// The same for dense FFNs (plain GEMMs around an activation kernel):
+  /// 0: always the FFN kernel; -1: from 16 tokens.
+  int64_t ffnGemmTokens = -1;
 };
 
 /// Plans `module` (after moe-outline-kernels; partitioned or not). Ops of
 /// the stage functions left outside a kernel (embedding, router, expert
 /// FFN) get a kernel each; the KV-cache ops get the kernels of
 /// codegen/KVCacheKernels.h; the routed experts also get their grouped
-/// GEMM steps (codegen/GroupedExperts.h); collectives and pipeline
+/// GEMM steps, and dense FFNs their GEMM steps (codegen/FFNGemms.h);
+/// collectives and pipeline
 /// transfers become steps the runtime's communicator carries out. Fails
 /// with an error on the module naming what is not supported.
 FailureOr<PlannedStages> planStages(ModuleOp module, KernelForm form,

@@ -52,8 +52,28 @@ Value mlir::moe::ropeRotate(OpBuilder &b, Location loc, RopeAttr rope,
           arith::ConstantOp::create(
               b, loc, b.getF32FloatAttr(-2.0 * logTheta / headDim))));
   Value angle = arith::MulFOp::create(b, loc, position, frequency);
-  Value cos = math::CosOp::create(b, loc, angle);
-  Value sin = math::SinOp::create(b, loc, angle);
+  // The angle reduced to about [-pi, pi] (2 pi split in two parts, the
+  // first exact in few bits so that n times it is exact), so that sine and
+  // cosine may take their fast forms (afn): on the GPU sin.approx and
+  // cos.approx rather than libdevice's slow path for large arguments, whose
+  // local array made the attention kernel spill.
+  auto constant = [&](double value) -> Value {
+    return arith::ConstantOp::create(
+        b, loc, b.getF32FloatAttr(static_cast<float>(value)));
+  };
+  const double twoPiHigh = 6.28125, twoPiLow = 2 * M_PI - twoPiHigh;
+  Value turns = math::RoundEvenOp::create(
+      b, loc, arith::MulFOp::create(b, loc, angle, constant(0.5 / M_PI)));
+  Value reduced = arith::SubFOp::create(
+      b, loc,
+      arith::SubFOp::create(b, loc, angle,
+                            arith::MulFOp::create(b, loc, turns,
+                                                  constant(twoPiHigh))),
+      arith::MulFOp::create(b, loc, turns, constant(twoPiLow)));
+  auto fast = arith::FastMathFlagsAttr::get(b.getContext(),
+                                            arith::FastMathFlags::afn);
+  Value cos = math::CosOp::create(b, loc, reduced, fast);
+  Value sin = math::SinOp::create(b, loc, reduced, fast);
   Value otherSin = arith::MulFOp::create(b, loc, other, sin);
   Value signedSin = arith::SelectOp::create(
       b, loc, pair.first, arith::NegFOp::create(b, loc, otherSin), otherSin);

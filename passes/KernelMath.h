@@ -34,7 +34,8 @@ RopePair ropePair(OpBuilder &b, Location loc, RopeStyle style,
                   int64_t headDim, Value column);
 
 /// x rotated with its partner's value `other` (both f32) at `position` (an
-/// f32): the angle is position · theta^(−2·index/headDim).
+/// f32): the angle is position · theta^(−2·index/headDim), reduced to about
+/// [−π, π] before its (approximate, `afn`) sine and cosine.
 Value ropeRotate(OpBuilder &b, Location loc, RopeAttr rope, int64_t headDim,
                  Value position, const RopePair &pair, Value x, Value other);
 

@@ -121,7 +121,11 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                          ::testing::Values("tiny-moe", "tiny-gqa",
                                            "tiny-draft", "tiny-moe.grid",
                                            "tiny-gqa.grid", "tiny-draft.grid",
-                                           "tiny-moe.grid-scratch"),
+                                           "tiny-moe.grid-scratch",
+                                           // The 21-token prefill through
+                                           // the dense FFN kernel, not GEMMs.
+                                           "tiny-draft.ffn-kernel",
+                                           "tiny-draft.ffn-kernel.grid"),
                          [](const auto &info) {
                            std::string name = info.param;
                            std::replace(name.begin(), name.end(), '-', '_');
@@ -166,7 +170,9 @@ INSTANTIATE_TEST_SUITE_P(
                       std::pair{"tiny-gqa.grid", "tiny-gqa"},
                       std::pair{"tiny-moe.grid-scratch", "tiny-moe"},
                       std::pair{"tiny-moe.expert-gemm.grid",
-                                "tiny-moe.expert-gemm"}),
+                                "tiny-moe.expert-gemm"},
+                      std::pair{"tiny-draft.ffn-gemm.grid",
+                                "tiny-draft.ffn-gemm"}),
     [](const auto &info) {
       std::string name = info.param.first;
       std::replace(name.begin(), name.end(), '-', '_');

@@ -60,13 +60,17 @@ TEST_P(PartitionedPlans, ComputeWhatTheWholePlanComputes) {
   auto parts = openArtifact(plan.name);
   ASSERT_TRUE(whole && parts);
   EXPECT_EQ(parts->plan().ranks, plan.ranks);
-  // The expert-gemm plans run the prefill below with grouped GEMMs and the
-  // 4-token prompt and the decodes with the expert kernel.
-  if (std::string(plan.name).find("expert-gemm") != std::string::npos) {
+  // The expert-gemm (ffn-gemm) plans run the prefill below with grouped
+  // GEMMs (GEMMs) and the 4-token prompt and the decodes with the kernel.
+  std::string name = plan.name;
+  bool experts = name.find("expert-gemm") != std::string::npos,
+       dense = name.find("ffn-gemm") != std::string::npos;
+  if (experts || dense) {
     const std::vector<StepInfo> &steps = parts->stages()[0].execution->steps;
-    EXPECT_TRUE(std::any_of(steps.begin(), steps.end(), [](const StepInfo &s) {
-      return s.kind == StepInfo::Kind::GroupedGemm && s.runsAt(21) &&
-             !s.runsAt(4);
+    StepInfo::Kind kind =
+        experts ? StepInfo::Kind::GroupedGemm : StepInfo::Kind::Gemm;
+    EXPECT_TRUE(std::any_of(steps.begin(), steps.end(), [&](const StepInfo &s) {
+      return s.kind == kind && s.runsAt(21) && !s.runsAt(4);
     })) << plan.name;
   }
   std::string error;
@@ -129,7 +133,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-gqa.tp2-ep2.expert-gemm", "tiny-gqa", 2},
                       Plan{"tiny-gqa.tp4-a2a.expert-gemm", "tiny-gqa", 4},
                       Plan{"tiny-moe.tp2-etp2.expert-gemm", "tiny-moe", 2},
-                      Plan{"tiny-gqa.tp4-ep2.expert-gemm", "tiny-gqa", 4}),
+                      Plan{"tiny-gqa.tp4-ep2.expert-gemm", "tiny-gqa", 4},
+                      // Dense FFNs as GEMMs at the prefill.
+                      Plan{"tiny-draft.ffn-gemm", "tiny-draft", 1},
+                      Plan{"tiny-draft.ffn-gemm.grid", "tiny-draft", 1},
+                      Plan{"tiny-draft.tp2.ffn-gemm", "tiny-draft", 2}),
     [](const auto &info) {
       std::string name = info.param.name;
       std::replace(name.begin(), name.end(), '-', '_');

@@ -33,6 +33,7 @@
 #include <exception>
 #include <fstream>
 #include <sstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,8 +48,9 @@ const char *kUsage =
     "\n"
     "commands:\n"
     "  inspect                 validate the artifact and describe its model,\n"
-    "                          plan, stages and kernels (and from which step\n"
-    "                          size the experts run as grouped GEMMs)\n"
+    "                          plan, stages and kernels, and what a step\n"
+    "                          runs by its size (the FFNs become library\n"
+    "                          GEMMs at prefill)\n"
     "  check-weights CHECKPOINT [--rank=R]\n"
     "                          load every weight of rank R (default: every\n"
     "                          rank) from CHECKPOINT (a .safetensors file, an\n"
@@ -179,19 +181,21 @@ std::unique_ptr<Artifact> openArtifact(const std::string &path) {
 // inspect
 //===----------------------------------------------------------------------===//
 
-/// The kernel launches and grouped GEMMs of one step of `tokens` tokens, over
-/// every stage's plan.
-std::pair<int64_t, int64_t> launchesAt(const Artifact &artifact,
-                                       int64_t tokens) {
-  int64_t launches = 0, gemms = 0;
+/// What one step of `tokens` tokens runs, over every stage's plan.
+struct StepWork {
+  int64_t launches = 0, gemms = 0, groupedGemms = 0;
+};
+StepWork workAt(const Artifact &artifact, int64_t tokens) {
+  StepWork work;
   for (const StageInfo &stage : artifact.stages())
     if (stage.execution)
       for (const StepInfo &step : stage.execution->steps)
         if (step.runsAt(tokens)) {
-          launches += static_cast<int64_t>(step.launches.size());
-          gemms += step.kind == StepInfo::Kind::GroupedGemm;
+          work.launches += static_cast<int64_t>(step.launches.size());
+          work.gemms += step.kind == StepInfo::Kind::Gemm;
+          work.groupedGemms += step.kind == StepInfo::Kind::GroupedGemm;
         }
-  return {launches, gemms};
+  return work;
 }
 
 int inspect(const std::string &path, const std::vector<std::string> &args) {
@@ -246,28 +250,30 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
       size_t cubins = 0;
       for (const CudaModuleInfo &module : artifact->cudaModules())
         cubins += module.cubin.size();
-      std::printf("gpu: %zu modules for %s (%zu cubins); %lld launches per "
-                  "one-token step\n",
-                  artifact->cudaModules().size(), chips.c_str(), cubins,
-                  static_cast<long long>(launchesAt(*artifact, 1).first));
+      std::printf("gpu: %zu modules for %s (%zu cubins)\n",
+                  artifact->cudaModules().size(), chips.c_str(), cubins);
     }
   }
-  // Steps that run only from some token count on (the routed experts as
-  // grouped GEMMs at prefill).
-  int64_t from = 0;
+  // What a step runs by its size: the FFNs turn into library GEMMs from
+  // some token count on (prefill).
+  std::set<int64_t> sizes = {1};
   for (const StageInfo &stage : artifact->stages())
     if (stage.execution)
       for (const StepInfo &step : stage.execution->steps)
-        if (step.kind == StepInfo::Kind::GroupedGemm)
-          from = std::max(from, step.fromTokens);
-  if (from > 0) {
-    auto [launches, gemms] = launchesAt(*artifact, from);
-    std::printf("prefill: steps of %lld or more tokens run the routed experts "
-                "as grouped GEMMs (%lld per step",
-                static_cast<long long>(from), static_cast<long long>(gemms));
+        if (step.fromTokens > 0)
+          sizes.insert(step.fromTokens);
+  for (int64_t size : sizes) {
+    StepWork work = workAt(*artifact, size);
+    std::string which = size == 1 ? "a one-token step"
+                                  : "steps of " + std::to_string(size) +
+                                        " or more tokens";
+    std::printf("%s: %lld GEMMs, %lld grouped GEMMs", which.c_str(),
+                static_cast<long long>(work.gemms),
+                static_cast<long long>(work.groupedGemms));
     if (artifact->target() == "cuda")
-      std::printf(", with %lld launches", static_cast<long long>(launches));
-    std::printf(")\n");
+      std::printf(", %lld kernel launches",
+                  static_cast<long long>(work.launches));
+    std::printf("\n");
   }
   return 0;
 }

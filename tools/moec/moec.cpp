@@ -109,6 +109,13 @@ cl::opt<int64_t> expertGemmTokens(
              "expert kernel (default: 16 routed rows per expert on average, "
              "ceil(16 x experts / top_k); 0: always the kernel)"),
     cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
+cl::opt<int64_t> ffnGemmTokens(
+    "ffn-gemm-tokens",
+    cl::desc("Steps of at least this many tokens (prefill) run dense FFNs "
+             "(the draft models') as library GEMMs around an activation "
+             "kernel; smaller steps use the FFN kernel (default: 16; 0: "
+             "always the kernel)"),
+    cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
 cl::opt<std::string> dtype(
     "dtype",
     cl::desc("Element type of weights and activations, overriding the "
@@ -236,6 +243,10 @@ int main(int argc, char **argv) {
     return failWith({"--expert-gemm-tokens must be 0 (never) or a token "
                      "count, got " +
                      std::to_string(expertGemmTokens)});
+  if (ffnGemmTokens < -1)
+    return failWith({"--ffn-gemm-tokens must be 0 (never) or a token count, "
+                     "got " +
+                     std::to_string(ffnGemmTokens)});
   if (!dtype.empty()) {
     if (dtype == "bf16")
       config->dtype = moec::DType::BF16;
@@ -398,6 +409,7 @@ int main(int argc, char **argv) {
   planOptions.blockSize = blockSize;
   planOptions.sharedMemoryLimit = sharedMemoryLimit;
   planOptions.expertGemmTokens = expertGemmTokens;
+  planOptions.ffnGemmTokens = ffnGemmTokens;
   if (emit == EmitKind::Grid) {
     FailureOr<moe::PlannedStages> planned = moe::planStages(
         *module,

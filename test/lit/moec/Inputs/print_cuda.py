@@ -3,7 +3,9 @@
   launch KERNEL FUNCTION grid [..] block [..] params [..]   (each kernel once)
   print_cuda.py ARTIFACT
 or, with --loads, the global memory accesses of each module's first PTX:
-  loads M wide W narrow N   (W: 16-byte ld/st.global.v4, N: 2-byte ones)"""
+  loads M wide W narrow N   (W: 16-byte ld/st.global.v4, N: 2-byte ones)
+or, with --count TEXT, how often each module's first PTX has TEXT:
+  count M N"""
 import json
 import re
 import sys
@@ -15,6 +17,13 @@ if sys.argv[1] == "--loads":
         wide = len(re.findall(r"\b(?:ld|st)\.global(?:\.nc)?\.v4\.", ptx))
         narrow = len(re.findall(r"\b(?:ld|st)\.global(?:\.nc)?\.[bsu]16\b", ptx))
         print("loads %s wide %d narrow %d" % (module["module"], wide, narrow))
+    sys.exit(0)
+
+if sys.argv[1] == "--count":
+    artifact = json.load(open(sys.argv[3], encoding="utf-8"))
+    for module in artifact["cuda"]["modules"]:
+        ptx = next(iter(module["ptx"].values()))
+        print("count %s %d" % (module["module"], ptx.count(sys.argv[2])))
     sys.exit(0)
 
 artifact = json.load(open(sys.argv[1], encoding="utf-8"))
