@@ -160,8 +160,8 @@ public:
                   &formulas,
               llvm::StringMap<std::string> &planKernels, KernelForm form,
               ModuleOp code)
-      : module(module), options(options), blockSize(options.blockSize),
-        formulas(formulas), planKernels(planKernels), form(form), code(code) {}
+      : module(module), options(options), formulas(formulas),
+        planKernels(planKernels), form(form), code(code) {}
 
   FailureOr<llvm::json::Object> build(func::FuncOp forward);
 
@@ -237,18 +237,31 @@ private:
   /// The GEMM way of the dense `ffn`, a kernel call with buffers `args`
   /// (x, up, down[, gate], y, ...), from `from` tokens on.
   void denseGemms(FFNOp ffn, ArrayRef<int64_t> args, int64_t from);
-  /// A fresh name for a kernel the plan builds, from `base`.
-  std::string freshKernelName(StringRef base) {
-    SymbolTable symbols(module);
-    std::string name = base.str();
-    for (int i = 0; symbols.lookup(name); ++i)
-      name = base.str() + "_" + std::to_string(i);
-    return name;
+  /// The kernel the plan builds for signature `key` (shared by identical
+  /// layers and by the stages): the first time, a fresh name from `base`
+  /// and `build(name)` to make it.
+  StringRef planKernel(StringRef key, StringRef base,
+                       function_ref<void(StringRef name)> build) {
+    auto [it, inserted] = planKernels.try_emplace(key);
+    if (inserted) {
+      SymbolTable symbols(module);
+      std::string name = base.str();
+      for (int i = 0; symbols.lookup(name); ++i)
+        name = base.str() + "_" + std::to_string(i);
+      it->second = name;
+      build(name);
+    }
+    return it->second;
+  }
+  /// An activation buffer [rows, width] of `element`.
+  int64_t rowsBuffer(SymDim rows, int64_t width, Type element) {
+    return addBuffer(llvm::json::Object{{"kind", "activation"},
+                                        {"dtype", typeName(element)}},
+                     {rows, {"", width}});
   }
 
   ModuleOp module;
   const PlanOptions &options;
-  int64_t blockSize;
   const llvm::StringMap<SmallVector<SmallVector<DimFormula>>> &formulas;
   llvm::json::Array buffers, steps;
   llvm::json::Object inputs;
@@ -277,27 +290,23 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
   auto rope = op->getAttrOfType<RopeAttr>("rope");
   if (rope)
     os << " rope " << rope;
-  auto [it, inserted] = planKernels.try_emplace(key);
-  if (inserted) {
-    std::string name =
-        freshKernelName(std::string(rope ? "kernel_rope_" : "kernel_") +
-                        (isa<AttendOp>(op) ? "attend" : "kv_cache_write"));
+  std::string base = std::string(rope ? "kernel_rope_" : "kernel_") +
+                     (isa<AttendOp>(op) ? "attend" : "kv_cache_write");
+  return planKernel(key, base, [&](StringRef name) {
     bool gpu = form == KernelForm::Gpu;
     if (form == KernelForm::Loops) {
       if (auto attend = dyn_cast<AttendOp>(op))
-        buildAttendKernel(module, attend, name, blockSize);
+        buildAttendKernel(module, attend, name, options.blockSize);
       else
         buildKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name);
     } else if (auto attend = dyn_cast<AttendOp>(op)) {
-      buildGridAttendKernel(module, attend, name, blockSize, gpu,
+      buildGridAttendKernel(module, attend, name, options.blockSize, gpu,
                             kAttendThreads);
     } else {
       buildGridKVCacheWriteKernel(module, cast<KVCacheWriteOp>(op), name, gpu,
                                   kGridThreads);
     }
-    it->second = name;
-  }
-  return it->second;
+  });
 }
 
 void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
@@ -314,23 +323,18 @@ void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
   os << "expert_activation " << ffn.getActivation() << " "
      << ffn.getGated() << " " << ffn.getGateUp().getType() << " "
      << ffn.getInput().getType();
-  auto [it, inserted] = planKernels.try_emplace(key);
-  if (inserted) {
-    it->second = freshKernelName("kernel_expert_activation");
-    buildExpertActivationKernel(module, ffn, it->second,
-                                form == KernelForm::Gpu, kGridThreads);
-  }
-  auto gateUpType = cast<ShapedType>(ffn.getGateUp().getType());
-  auto downType = cast<ShapedType>(ffn.getDown().getType());
+  StringRef activation =
+      planKernel(key, "kernel_expert_activation", [&](StringRef name) {
+        buildExpertActivationKernel(module, ffn, name, form == KernelForm::Gpu,
+                                    kGridThreads);
+      });
   SymDim rows = shapes[x][0];
-  int64_t gu = addBuffer(
-      llvm::json::Object{{"kind", "activation"}, {"dtype", "f32"}},
-      {rows, {"", gateUpType.getDimSize(1)}});
-  int64_t hidden = addBuffer(
-      llvm::json::Object{
-          {"kind", "activation"},
-          {"dtype", typeName(ffn.getInput().getType().getElementType())}},
-      {rows, {"", downType.getDimSize(2)}});
+  int64_t gu = rowsBuffer(
+      rows, cast<ShapedType>(ffn.getGateUp().getType()).getDimSize(1),
+      Float32Type::get(ffn.getContext()));
+  int64_t hidden =
+      rowsBuffer(rows, cast<ShapedType>(ffn.getDown().getType()).getDimSize(2),
+                 ffn.getInput().getType().getElementType());
   auto gemm = [&](int64_t a, int64_t b, int64_t c) {
     llvm::json::Object step{{"kind", "grouped_gemm"}, {"a", a},
                             {"b", b},                 {"c", c},
@@ -342,7 +346,7 @@ void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
   gemm(x, gateUp, gu);
   steps.push_back(llvm::json::Object{
       {"kind", "kernel"},
-      {"kernel", it->second},
+      {"kernel", activation.str()},
       {"args", llvm::json::Array{gu, hidden}},
       {"from_tokens", from}});
   gemm(hidden, down, y);
@@ -357,19 +361,14 @@ void PlanBuilder::denseGemms(FFNOp ffn, ArrayRef<int64_t> args,
   llvm::raw_string_ostream os(key);
   os << "ffn_activation " << ffn.getActivation() << " " << gated << " "
      << ffn.getDown().getType() << " " << ffn.getInput().getType();
-  auto [it, inserted] = planKernels.try_emplace(key);
-  if (inserted) {
-    it->second = freshKernelName("kernel_ffn_activation");
-    buildFFNActivationKernel(module, ffn, it->second, form == KernelForm::Gpu,
-                             kGridThreads);
-  }
+  StringRef activation =
+      planKernel(key, "kernel_ffn_activation", [&](StringRef name) {
+        buildFFNActivationKernel(module, ffn, name, form == KernelForm::Gpu,
+                                 kGridThreads);
+      });
   int64_t width = cast<ShapedType>(ffn.getDown().getType()).getDimSize(1);
   SymDim rows = shapes[x][0];
-  auto rowsOf = [&](StringRef dtype) {
-    return addBuffer(
-        llvm::json::Object{{"kind", "activation"}, {"dtype", dtype.str()}},
-        {rows, {"", width}});
-  };
+  Type f32 = Float32Type::get(ffn.getContext());
   auto gemm = [&](int64_t a, int64_t b, int64_t c) {
     steps.push_back(llvm::json::Object{{"kind", "gemm"},
                                        {"a", a},
@@ -379,18 +378,18 @@ void PlanBuilder::denseGemms(FFNOp ffn, ArrayRef<int64_t> args,
   };
   llvm::json::Array activationArgs;
   if (gated) {
-    int64_t g = rowsOf("f32");
+    int64_t g = rowsBuffer(rows, width, f32);
     gemm(x, gate, g);
     activationArgs.push_back(g);
   }
-  int64_t u = rowsOf("f32");
+  int64_t u = rowsBuffer(rows, width, f32);
   gemm(x, up, u);
   activationArgs.push_back(u);
   int64_t hidden =
-      rowsOf(typeName(ffn.getInput().getType().getElementType()));
+      rowsBuffer(rows, width, ffn.getInput().getType().getElementType());
   activationArgs.push_back(hidden);
   steps.push_back(llvm::json::Object{{"kind", "kernel"},
-                                     {"kernel", it->second},
+                                     {"kernel", activation.str()},
                                      {"args", std::move(activationArgs)},
                                      {"from_tokens", from}});
   gemm(hidden, down, y);
@@ -644,7 +643,7 @@ FailureOr<llvm::json::Object> PlanBuilder::build(func::FuncOp forward) {
   if (logits >= 0)
     outputs["logits"] = logits;
   return llvm::json::Object{
-      {"block_size", blockSize},
+      {"block_size", options.blockSize},
       {"kv_layers", cache.getNumLayers()},
       {"kv_width", cache.getNumKvHeads() * cache.getHeadDim()},
       {"kv_dtype", typeName(cache.getElementType())},

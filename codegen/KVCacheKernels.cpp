@@ -137,14 +137,14 @@ func::FuncOp mlir::moe::buildKVCacheWriteKernel(ModuleOp module,
     scf::IfOp::create(b, loc, valid, [&](OpBuilder &b, Location loc) {
       Loops l{b, loc};
       Value row = arith::IndexCastOp::create(b, loc, b.getIndexType(), slot);
+      Value position = rope ? positionF32(b, loc, positions, t) : Value();
       l.forEach(l.index(0), l.index(width),
                 [&](OpBuilder &b, Location loc, Value c) {
                   Loops l{b, loc};
                   auto load = [&](Value column) {
                     return l.loadF32(keys, {t, column});
                   };
-                  Value key = rope ? ropeLoad(b, loc, rope, headDim,
-                                              positionF32(b, loc, positions, t),
+                  Value key = rope ? ropeLoad(b, loc, rope, headDim, position,
                                               c, load)
                                    : load(c);
                   l.storeFromF32(key, kCache, {row, c});
@@ -196,6 +196,7 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
   l.forEach(l.index(0), tokens, [&](OpBuilder &b, Location loc, Value t) {
     Loops l{b, loc};
     Value position = l.loadIndex(positions, t);
+    Value ropePosition = rope ? positionF32(b, loc, positions, t) : Value();
     Value seq = l.loadIndex(tokenSeq, t);
     Value context = arith::AddIOp::create(b, loc, position, l.index(1));
     l.forEach(l.index(0), l.index(heads), [&](OpBuilder &b, Location loc,
@@ -209,11 +210,9 @@ func::FuncOp mlir::moe::buildAttendKernel(ModuleOp module, AttendOp op,
                   Loops l{b, loc};
                   Value column = arith::AddIOp::create(b, loc, qBase, d);
                   auto load = [&](Value at) { return l.loadF32(q, {t, at}); };
-                  Value value =
-                      rope ? ropeLoad(b, loc, rope, headDim,
-                                      positionF32(b, loc, positions, t),
-                                      column, load)
-                           : load(column);
+                  Value value = rope ? ropeLoad(b, loc, rope, headDim,
+                                                ropePosition, column, load)
+                                     : load(column);
                   memref::StoreOp::create(b, loc, value, query, d);
                 });
       // The cache slot of position j of this token's sequence.
@@ -320,9 +319,8 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                Value k = e.aligned(keys), v = e.aligned(values),
                      kc = e.aligned(kCache), vc = e.aligned(vCache);
                if (rope) {
-                 // Rotated keys, a column per thread: eight columns with
-                 // their own angles would spill in the sine and cosine's
-                 // slow paths (see RowKernels.cpp).
+                 // Rotated keys a column per thread (each loads its
+                 // partner); V below still moves in chunks.
                  Value position = positionF32(e.b, loc, positions, t);
                  e.strided(e.thread, e.index(width), e.threads,
                            [&](Value c) {
@@ -333,19 +331,12 @@ func::FuncOp mlir::moe::buildGridKVCacheWriteKernel(ModuleOp module,
                                                  }),
                                         kc, {row, c});
                            });
-                 e.chunks(width, [&](ArrayRef<Value> columns) {
-                   SmallVector<Value> vValues;
-                   for (Value column : columns)
-                     vValues.push_back(e.loadF32(v, {t, column}));
-                   for (auto [column, value] : llvm::zip(columns, vValues))
-                     e.storeF32(value, vc, {row, column});
-                 });
-                 return;
                }
                e.chunks(width, [&](ArrayRef<Value> columns) {
                  SmallVector<Value> kValues, vValues;
                  for (Value column : columns) {
-                   kValues.push_back(e.loadF32(k, {t, column}));
+                   if (!rope)
+                     kValues.push_back(e.loadF32(k, {t, column}));
                    vValues.push_back(e.loadF32(v, {t, column}));
                  }
                  // K's stores, then V's: the two caches may alias as far

@@ -26,47 +26,43 @@ static RopeOp foldableRope(Value value, Value positions, KVCacheType cache) {
 }
 
 namespace {
-/// kv_cache_write(rope(k), v) -> kv_cache_write(k, v) rope.
-struct FoldKeyRope : OpRewritePattern<KVCacheWriteOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(KVCacheWriteOp op,
-                                PatternRewriter &rewriter) const override {
-    if (op.getRope())
-      return failure();
-    RopeOp rope = foldableRope(op.getKeys(), op.getPositions(),
-                               op.getKvCache().getType());
-    if (!rope)
-      return rewriter.notifyMatchFailure(op, "keys are not a foldable rope");
-    rewriter.modifyOpInPlace(op, [&] {
-      op.getKeysMutable().assign(rope.getInput());
-      op.setRopeAttr(rope.getRope());
-    });
-    rewriter.eraseOp(rope);
-    return success();
-  }
-};
+/// kv_cache_write(rope(k), v) -> kv_cache_write(k, v) rope, and
+/// attend(rope(q)) -> attend(q) rope: `rotated` is the operand whose RoPE
+/// folds (the keys, the queries).
+template <typename OpTy>
+struct FoldRope : OpRewritePattern<OpTy> {
+  using Rotated = OpOperand &(*)(OpTy);
+  FoldRope(MLIRContext *context, Rotated rotated)
+      : OpRewritePattern<OpTy>(context), rotated(rotated) {}
 
-/// attend(rope(q)) -> attend(q) rope.
-struct FoldQueryRope : OpRewritePattern<AttendOp> {
-  using OpRewritePattern::OpRewritePattern;
-  LogicalResult matchAndRewrite(AttendOp op,
+  LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     if (op.getRope())
       return failure();
-    RopeOp rope = foldableRope(op.getQueries(), op.getPositions(),
+    OpOperand &operand = rotated(op);
+    RopeOp rope = foldableRope(operand.get(), op.getPositions(),
                                op.getKvCache().getType());
     if (!rope)
-      return rewriter.notifyMatchFailure(op, "queries are not a foldable rope");
+      return rewriter.notifyMatchFailure(op, "not fed by a foldable rope");
     rewriter.modifyOpInPlace(op, [&] {
-      op.getQueriesMutable().assign(rope.getInput());
+      operand.set(rope.getInput());
       op.setRopeAttr(rope.getRope());
     });
     rewriter.eraseOp(rope);
     return success();
   }
+
+  Rotated rotated;
 };
 } // namespace
 
 void mlir::moe::populateFoldRopePatterns(RewritePatternSet &patterns) {
-  patterns.add<FoldKeyRope, FoldQueryRope>(patterns.getContext());
+  MLIRContext *context = patterns.getContext();
+  patterns.add<FoldRope<KVCacheWriteOp>>(
+      context, +[](KVCacheWriteOp op) -> OpOperand & {
+        return op.getKeysMutable();
+      });
+  patterns.add<FoldRope<AttendOp>>(context, +[](AttendOp op) -> OpOperand & {
+    return op.getQueriesMutable();
+  });
 }

@@ -1,4 +1,4 @@
-//===- KernelMath.cpp - The arithmetic of one RoPE rotation -----------------===//
+//===- KernelMath.cpp - Scalar arithmetic the kernels share ---------------===//
 
 #include "passes/KernelMath.h"
 

@@ -203,14 +203,14 @@ bool HostExecutor::runPrefix(const StepInputs &in, size_t steps,
              [&](const std::vector<char *> &data,
                  const std::vector<std::vector<int64_t>> &sizes) {
                size_t elements = elementCount(sizes[buffer]);
-               out.resize(elements);
-               for (size_t i = 0; i < elements; ++i)
-                 out[i] = plan.buffers[buffer].dtype == DType::I32
-                              ? static_cast<float>(
-                                    reinterpret_cast<const int32_t *>(
-                                        data[buffer])[i])
-                              : reinterpret_cast<const float *>(
-                                    data[buffer])[i];
+               if (plan.buffers[buffer].dtype == DType::I32) {
+                 auto *values =
+                     reinterpret_cast<const int32_t *>(data[buffer]);
+                 out.assign(values, values + elements);
+               } else {
+                 auto *values = reinterpret_cast<const float *>(data[buffer]);
+                 out.assign(values, values + elements);
+               }
              });
 }
 
