@@ -1,6 +1,6 @@
 //===- ArtifactWriter.h - The compiled artifact -----------------*- C++ -*-===//
 //
-// Writes the artifact moe-run loads: one JSON document, version 5, keys
+// Writes the artifact moe-run loads: one JSON document, version 6, keys
 // sorted (identical input, identical bytes), with an FNV-1a 64 checksum of
 // its own bytes. The format is documented in codegen/README.md; the runtime
 // reads it with runtime/Artifact.h.
@@ -20,7 +20,7 @@
 namespace mlir::moe {
 
 /// The artifact format version this compiler writes.
-inline constexpr int64_t kArtifactVersion = 5;
+inline constexpr int64_t kArtifactVersion = 6;
 
 /// FNV-1a 64 of `bytes` (the artifact checksum).
 uint64_t fnv1a64(llvm::StringRef bytes);

@@ -26,6 +26,8 @@
 #include "llvm/Support/Program.h"
 #include "llvm/Support/Regex.h"
 
+#include <numeric>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -85,11 +87,12 @@ std::optional<PtxasReport> mlir::moe::parsePtxasReport(StringRef output,
 }
 
 namespace {
-/// A grid size of a launch: dimension `dim` of kernel argument `arg`, or a
-/// constant.
+/// A grid size of a launch: ceil(factor x dimension `dim` of kernel
+/// argument `arg` / divisor), or a constant.
 struct GridSize {
   std::optional<int64_t> constant;
   unsigned arg = 0, dim = 0;
+  int64_t factor = 1, divisor = 1;
 };
 
 /// One gpu.launch_func of a kernel function, after outlining.
@@ -101,7 +104,9 @@ struct Launch {
   SmallVector<unsigned> params;
 };
 
-FailureOr<GridSize> traceGridSize(Value value, func::FuncOp kernel) {
+/// The grid size `value` computes: a constant, an argument's size, or
+/// that times a constant, or that divided by a constant, rounding up.
+std::optional<GridSize> matchGridSize(Value value, func::FuncOp kernel) {
   llvm::APInt constant;
   if (matchPattern(value, m_ConstantInt(&constant)))
     return GridSize{constant.getSExtValue()};
@@ -111,14 +116,74 @@ FailureOr<GridSize> traceGridSize(Value value, func::FuncOp kernel) {
     if (arg && arg.getOwner() == &kernel.getBody().front() && index)
       return GridSize{std::nullopt, arg.getArgNumber(),
                       static_cast<unsigned>(*index)};
+    return std::nullopt;
   }
+  Operation *op = value.getDefiningOp();
+  if (!op || !isa<arith::MulIOp, arith::CeilDivUIOp>(op) ||
+      !matchPattern(op->getOperand(1), m_ConstantInt(&constant)) ||
+      constant.getSExtValue() <= 0)
+    return std::nullopt;
+  std::optional<GridSize> size = matchGridSize(op->getOperand(0), kernel);
+  if (!size)
+    return std::nullopt;
+  int64_t c = constant.getSExtValue();
+  if (size->constant) {
+    *size->constant = isa<arith::MulIOp>(op) ? *size->constant * c
+                                             : (*size->constant + c - 1) / c;
+    return size;
+  }
+  // ceil(ceil(x / a) / b) = ceil(x / (a b)); a product after a division
+  // is not a plan size.
+  if (isa<arith::MulIOp>(op)) {
+    if (size->divisor != 1)
+      return std::nullopt;
+    size->factor *= c;
+  } else {
+    size->divisor *= c;
+  }
+  int64_t common = std::gcd(size->factor, size->divisor);
+  size->factor /= common;
+  size->divisor /= common;
+  return size;
+}
+
+FailureOr<GridSize> traceGridSize(Value value, func::FuncOp kernel) {
+  if (std::optional<GridSize> size = matchGridSize(value, kernel))
+    return *size;
   return kernel.emitError("the grid of a launch in ")
-         << kernel.getName() << " is not a constant or an argument's size";
+         << kernel.getName()
+         << " is not a constant or an argument's size (times a constant, "
+            "or divided by one rounding up)";
+}
+
+/// The plan size of `size` given the argument's plan size `shape` ("T",
+/// "2T", 4, ...): "GT/64" for ceil(G x T / 64).
+FailureOr<llvm::json::Value> planGridSize(const GridSize &size,
+                                          const llvm::json::Value &shape) {
+  if (std::optional<int64_t> n = shape.getAsInteger())
+    return llvm::json::Value((*n * size.factor + size.divisor - 1) /
+                             size.divisor);
+  std::optional<StringRef> text = shape.getAsString();
+  if (!text || text->empty())
+    return failure();
+  int64_t factor = 1;
+  StringRef digits = text->drop_back();
+  if (!digits.empty() && digits.getAsInteger(10, factor))
+    return failure();
+  factor *= size.factor;
+  int64_t common = std::gcd(factor, size.divisor);
+  std::string out;
+  if (factor / common != 1)
+    out += std::to_string(factor / common);
+  out += text->back();
+  if (size.divisor / common != 1)
+    out += "/" + std::to_string(size.divisor / common);
+  return llvm::json::Value(out);
 }
 
 /// The launches of every kernel function of `code`, in order.
-FailureOr<llvm::StringMap<SmallVector<Launch>>> collectLaunches(ModuleOp code) {
-  llvm::StringMap<SmallVector<Launch>> launches;
+FailureOr<llvm::StringMap<SmallVector<Launch, 2>>> collectLaunches(ModuleOp code) {
+  llvm::StringMap<SmallVector<Launch, 2>> launches;
   for (auto kernel : code.getOps<func::FuncOp>()) {
     auto &list = launches[kernel.getName()];
     WalkResult walked = kernel.walk([&](gpu::LaunchFuncOp op) {
@@ -165,7 +230,7 @@ FailureOr<llvm::StringMap<SmallVector<Launch>>> collectLaunches(ModuleOp code) {
 
 /// Adds the launches to the plan's kernel steps.
 LogicalResult addLaunches(llvm::json::Object &execution,
-                          const llvm::StringMap<SmallVector<Launch>> &all,
+                          const llvm::StringMap<SmallVector<Launch, 2>> &all,
                           ModuleOp module) {
   llvm::json::Array *buffers = execution.getArray("buffers");
   llvm::json::Array *steps = execution.getArray("steps");
@@ -191,7 +256,12 @@ LogicalResult addLaunches(llvm::json::Object &execution,
                    << name << " reads a missing argument";
           int64_t id = *args[size.arg].getAsInteger();
           const llvm::json::Object &buffer = *(*buffers)[id].getAsObject();
-          grid.push_back((*buffer.getArray("shape"))[size.dim]);
+          FailureOr<llvm::json::Value> planned =
+              planGridSize(size, (*buffer.getArray("shape"))[size.dim]);
+          if (failed(planned))
+            return module.emitError("a launch of ")
+                   << name << " has a grid size that is not a plan size";
+          grid.push_back(std::move(*planned));
         }
         block.push_back(launch.block[i]);
       }
@@ -301,7 +371,7 @@ mlir::moe::compileForCuda(ModuleOp module, const CudaOptions &options) {
   outline.addPass(createGpuKernelOutliningPass());
   if (failed(outline.run(code)))
     return module.emitError("outlining the GPU kernels failed");
-  FailureOr<llvm::StringMap<SmallVector<Launch>>> launches =
+  FailureOr<llvm::StringMap<SmallVector<Launch, 2>>> launches =
       collectLaunches(code);
   if (failed(launches))
     return failure();

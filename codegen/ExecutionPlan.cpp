@@ -230,6 +230,8 @@ private:
   }
   /// The kernel over the KV cache that `op` (write or attend) calls.
   StringRef kvKernel(Operation *op);
+  /// The flash kernel of `op`, for steps of many tokens (grid forms).
+  StringRef flashKernel(AttendOp op);
   /// The grouped-GEMM way of the routed experts of `ffn`, a kernel call
   /// with buffers `args` (x, offsets, gate_up, down[, group], y, ...),
   /// for steps of at least `from` tokens (codegen/FFNGemms.h).
@@ -307,6 +309,24 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
                                   kGridThreads);
     }
   });
+}
+
+StringRef PlanBuilder::flashKernel(AttendOp op) {
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  os << "flash " << op->getName() << " ";
+  llvm::interleaveComma(op->getOperandTypes(), os);
+  os << " heads " << op.getNumHeads();
+  if (auto rope = op.getRopeAttr())
+    os << " rope " << rope;
+  return planKernel(key,
+                    op.getRopeAttr() ? "kernel_rope_flash_attend"
+                                     : "kernel_flash_attend",
+                    [&](StringRef name) {
+                      buildFlashAttendKernel(module, op, name,
+                                             options.blockSize,
+                                             form == KernelForm::Gpu);
+                    });
 }
 
 void PlanBuilder::groupedExperts(ExpertFFNOp ffn, ArrayRef<int64_t> args,
@@ -478,6 +498,14 @@ LogicalResult PlanBuilder::step(Operation *op) {
                               out};
     appendScratch(module.lookupSymbol<func::FuncOp>(kernel), args);
     kernelStep(kernel, args);
+    // Steps of many tokens: the tensor-core kernel.
+    int64_t from = flashAttentionTokens(options.flashAttentionTokens);
+    if (form != KernelForm::Loops && from > 0 &&
+        flashAttentionApplies(attend, form == KernelForm::Gpu)) {
+      steps.back().getAsObject()->insert({"below_tokens", from});
+      kernelStep(flashKernel(attend), ArrayRef(args).take_front(7));
+      steps.back().getAsObject()->insert({"from_tokens", from});
+    }
     return success();
   }
   if (auto rank = dyn_cast<GroupRankOp>(op)) {

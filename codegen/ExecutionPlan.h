@@ -75,6 +75,11 @@ struct PlanOptions {
   /// The same for dense FFNs (plain GEMMs around an activation kernel):
   /// 0: always the FFN kernel; -1: from 16 tokens.
   int64_t ffnGemmTokens = -1;
+  /// Grid plans (GPU, host grid) run attention as the tensor-core flash
+  /// kernel from this many tokens on, where it applies
+  /// (codegen/KVCacheKernels.h), and as the split-K kernel below: 0:
+  /// never; -1: from 64 tokens.
+  int64_t flashAttentionTokens = -1;
 };
 
 /// Plans `module` (after moe-outline-kernels; partitioned or not). Ops of

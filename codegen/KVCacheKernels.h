@@ -60,6 +60,29 @@ func::FuncOp buildGridAttendKernel(ModuleOp module, AttendOp op,
 /// Splits of each sequence's positions in the grid attend kernel.
 constexpr int64_t kAttendSplits = 4;
 
+/// Whether `op` can run as kernel_flash_attend: a head dimension that is a
+/// multiple of 16 and at most 256, bf16 queries and cache (the host grid
+/// form also takes f32 ones, rounding them to bf16 as it loads them, so
+/// that it computes what the GPU computes on bf16 data).
+bool flashAttentionApplies(AttendOp op, bool gpu);
+
+/// The token count from which attention runs as kernel_flash_attend (where
+/// it applies): `requested` when it is 0 (never) or positive, else (-1)
+/// 64, below which a step is mostly decodes and the split-K kernel serves
+/// it better.
+int64_t flashAttentionTokens(int64_t requested);
+
+/// Builds kernel_flash_attend (codegen/FlashAttention.cpp), the grid form of
+/// attend for steps of many tokens, with kernel_attend's arguments (no
+/// scratch): ceil(T x G / 64) x kv_heads blocks of 4 warps, each warp 16
+/// (token, query head) rows, S = Q K^T and O += P V on the tensor cores
+/// over chunks of 32 cached positions with an online softmax. For the GPU
+/// (`gpu`) or, one thread per block emulating the warps' tiles in f32, the
+/// host.
+func::FuncOp buildFlashAttendKernel(ModuleOp module, AttendOp op,
+                                    StringRef name, int64_t blockSize,
+                                    bool gpu);
+
 } // namespace mlir::moe
 
 #endif // MOEC_CODEGEN_KVCACHEKERNELS_H

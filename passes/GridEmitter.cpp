@@ -209,31 +209,39 @@ void GridEmitter::barrier() {
 void mlir::moe::emitGrid(
     OpBuilder &b, Location loc, bool gpu, Value gridX, Value gridY,
     int64_t threads, ArrayRef<MemRefType> shared,
-    function_ref<void(GridEmitter &, Value, Value, ArrayRef<Value>)> body) {
+    function_ref<void(GridEmitter &, Value, Value, ArrayRef<Value>)> body,
+    ArrayRef<MemRefType> privates) {
   if (gpu) {
     Value one = arith::ConstantIndexOp::create(b, loc, 1);
     Value block = arith::ConstantIndexOp::create(b, loc, threads);
-    SmallVector<Type> workgroup;
-    auto space = gpu::AddressSpaceAttr::get(b.getContext(),
-                                            gpu::AddressSpace::Workgroup);
-    for (MemRefType type : shared)
-      workgroup.push_back(MemRefType::get(type.getShape(),
-                                          type.getElementType(),
-                                          MemRefLayoutAttrInterface(), space));
-    auto launch =
-        gpu::LaunchOp::create(b, loc, gridX, gridY, one, block, one, one,
-                              Value(), Type(), ValueRange{}, workgroup);
+    auto inSpace = [&](ArrayRef<MemRefType> types, gpu::AddressSpace space) {
+      auto attr = gpu::AddressSpaceAttr::get(b.getContext(), space);
+      SmallVector<Type> placed;
+      for (MemRefType type : types)
+        placed.push_back(MemRefType::get(type.getShape(),
+                                         type.getElementType(),
+                                         MemRefLayoutAttrInterface(), attr));
+      return placed;
+    };
+    auto launch = gpu::LaunchOp::create(
+        b, loc, gridX, gridY, one, block, one, one, Value(), Type(),
+        ValueRange{}, inSpace(shared, gpu::AddressSpace::Workgroup),
+        inSpace(privates, gpu::AddressSpace::Private));
     OpBuilder lb = OpBuilder::atBlockBegin(&launch.getBody().front());
     GridEmitter e{lb, loc, true, launch.getThreadIds().x,
                   launch.getBlockSize().x};
     SmallVector<Value> buffers(launch.getWorkgroupAttributions().begin(),
                                launch.getWorkgroupAttributions().end());
+    buffers.append(launch.getPrivateAttributions().begin(),
+                   launch.getPrivateAttributions().end());
     body(e, launch.getBlockIds().x, launch.getBlockIds().y, buffers);
     gpu::TerminatorOp::create(lb, loc);
     return;
   }
   SmallVector<Value> buffers;
   for (MemRefType type : shared)
+    buffers.push_back(memref::AllocaOp::create(b, loc, type));
+  for (MemRefType type : privates)
     buffers.push_back(memref::AllocaOp::create(b, loc, type));
   Value zero = arith::ConstantIndexOp::create(b, loc, 0);
   Value one = arith::ConstantIndexOp::create(b, loc, 1);

@@ -108,12 +108,16 @@ struct GridEmitter {
 
 /// Emits a grid of gridX x gridY blocks of `threads` threads (the host:
 /// one), whose blocks run `body` with their block indices and one buffer of
-/// block-shared memory per `shared` type (1-d, static).
+/// block-shared memory per `shared` type (1-d, static), followed by one
+/// thread-private buffer per `privates` type (GPU: private attributions,
+/// registers when every access has a constant index; host: one buffer for
+/// the one thread).
 void emitGrid(OpBuilder &b, Location loc, bool gpu, Value gridX, Value gridY,
               int64_t threads, ArrayRef<MemRefType> shared,
               function_ref<void(GridEmitter &, Value blockX, Value blockY,
                                 ArrayRef<Value> buffers)>
-                  body);
+                  body,
+              ArrayRef<MemRefType> privates = {});
 
 } // namespace mlir::moe
 

@@ -2,7 +2,7 @@
 //
 // The artifact is the only contract between the compiler (moec, which writes
 // it with codegen/ArtifactWriter.cpp) and the runtime: one JSON document,
-// format "moec-artifact", version 5, protected by an FNV-1a 64 checksum of its
+// format "moec-artifact", version 6, protected by an FNV-1a 64 checksum of its
 // own bytes (with the 16 checksum digits read as '0'). Artifact::open reads
 // and validates one completely (types, the checksum and the consistency of
 // the plan with its stages and weight shards), so that everything the runtime
@@ -30,7 +30,7 @@
 namespace moert {
 
 /// The artifact format version this runtime reads.
-inline constexpr int64_t kArtifactVersion = 5;
+inline constexpr int64_t kArtifactVersion = 6;
 
 /// FNV-1a 64 of `bytes` (offset basis 0xcbf29ce484222325, prime
 /// 0x100000001b3): the artifact checksum.
@@ -119,6 +119,8 @@ struct KVCacheInfo {
 struct PlanDim {
   char symbol = 0;
   int64_t factor = 0;
+  /// Grid sizes only: ceil(factor x symbol / divisor) ("GT/64").
+  int64_t divisor = 1;
 };
 
 /// One buffer of an execution plan (`$.stages[s].execution.buffers[i]`).

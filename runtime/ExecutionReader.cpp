@@ -10,15 +10,31 @@ class ExecutionReader : public JsonFields {
 public:
   using JsonFields::JsonFields;
 
-  PlanDim readDim(const json &value, const std::string &path) {
+  /// A plan size; with `divided` (grid sizes) also "GT/64", ceil(G x T /
+  /// 64).
+  PlanDim readDim(const json &value, const std::string &path,
+                  bool divided = false) {
     const char *expected =
-        "a non-negative integer or a size such as \"T\" or \"2T\" "
-        "(T, R, S, N or M)";
+        divided ? "a non-negative integer or a size such as \"T\", "
+                  "\"2T\" or \"2T/64\" (T, R, S, N or M)"
+                : "a non-negative integer or a size such as \"T\" or "
+                  "\"2T\" (T, R, S, N or M)";
     if (isCount(value, false))
       return {0, value.get<int64_t>()};
     if (!value.is_string())
       fail(path, std::string("expected ") + expected + ", got " + show(value));
     std::string text = value.get<std::string>();
+    int64_t divisor = 1;
+    if (size_t slash = text.find('/'); divided && slash != std::string::npos) {
+      std::string digits = text.substr(slash + 1);
+      if (digits.empty() || digits.size() > 9 ||
+          digits.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoll(digits) == 0)
+        fail(path,
+             std::string("expected ") + expected + ", got " + show(value));
+      divisor = std::stoll(digits);
+      text = text.substr(0, slash);
+    }
     if (text.empty() || std::string("TRSNM").find(text.back()) ==
                             std::string::npos)
       fail(path, std::string("expected ") + expected + ", got " + show(value));
@@ -31,7 +47,7 @@ public:
              std::string("expected ") + expected + ", got " + show(value));
       factor = std::stoll(digits);
     }
-    return {text.back(), factor};
+    return {text.back(), factor, divisor};
   }
 
   ExecutionInfo read(const json &plan, const std::string &path) {
@@ -273,7 +289,8 @@ public:
         fail(where + ".block", "expected 3 sizes");
       for (int i = 0; i < 3; ++i) {
         info.grid[i] =
-            readDim(grid[i], where + ".grid[" + std::to_string(i) + "]");
+            readDim(grid[i], where + ".grid[" + std::to_string(i) + "]",
+                    /*divided=*/true);
         info.block[i] = block[i];
       }
       info.params = integers(launch, where, "params", false);

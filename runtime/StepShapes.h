@@ -31,21 +31,23 @@ struct StepSizes {
   }
   /// The extent of `dim` in this step.
   int64_t extent(const PlanDim &dim) const {
-    switch (dim.symbol) {
-    case 0:
-      return dim.factor;
+    return (dim.factor * symbol(dim.symbol) + dim.divisor - 1) / dim.divisor;
+  }
+  /// The size of plan symbol `name` in this step (1 for none).
+  int64_t symbol(char name) const {
+    switch (name) {
     case 'T':
-      return dim.factor * tokens;
+      return tokens;
     case 'R':
-      return dim.factor * logitRows;
+      return logitRows;
     case 'S':
-      return dim.factor * slots;
+      return slots;
     case 'N':
-      return dim.factor * sequences;
+      return sequences;
     case 'M':
-      return dim.factor * blocksPerSeq;
+      return blocksPerSeq;
     default:
-      return dim.factor;
+      return 1;
     }
   }
   /// The shape of every buffer of `plan` in this step.

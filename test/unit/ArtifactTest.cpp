@@ -1,6 +1,7 @@
 //===- ArtifactTest.cpp - Reading and validating moec artifacts -----------===//
 
 #include "runtime/Artifact.h"
+#include "runtime/StepShapes.h"
 #include "runtime/Base64.h"
 
 #include <gtest/gtest.h>
@@ -67,7 +68,7 @@ json validArtifact() {
         {"usable", 5000}}},
       {"program", "func.func @forward_stage1() {\n  return\n}"}};
   return {{"format", "moec-artifact"},
-          {"version", 5},
+          {"version", 6},
           {"target", "host"},
           {"model",
            {{"name", "tiny-moe"},
@@ -210,12 +211,12 @@ TEST(Artifact, RejectsWhatIsNotAnArtifact) {
 
 TEST(Artifact, RejectsOtherVersions) {
   json artifact = validArtifact();
-  artifact["version"] = 6;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 6; this moe-run "
-                               "reads version 5: rebuild moe-run");
-  artifact["version"] = 4;
-  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 4; this moe-run "
-                               "reads version 5: compile it again with moec");
+  artifact["version"] = 7;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 7; this moe-run "
+                               "reads version 6: rebuild moe-run");
+  artifact["version"] = 5;
+  EXPECT_EQ(errorOf(artifact), "'a.json' is artifact version 5; this moe-run "
+                               "reads version 6: compile it again with moec");
   artifact["version"] = 0;
   EXPECT_EQ(errorOf(artifact),
             "'a.json': $.version: expected a positive integer, got 0");
@@ -690,7 +691,7 @@ json validCudaArtifact() {
   json plan = validExecution();
   plan["steps"][0]["launches"] = {{{"module", "k0_kernel"},
                                    {"function", "k0_kernel"},
-                                   {"grid", {"2T", 4, 1}},
+                                   {"grid", {"2T", 4, "3T/64"}},
                                    {"block", {256, 1, 1}},
                                    {"params", {2, 0, 1}}}};
   artifact["stages"][0]["execution"] = plan;
@@ -724,6 +725,16 @@ TEST(Artifact, ReadsGPULaunchesAndModules) {
   EXPECT_EQ(launch.grid[0].factor, 2);
   EXPECT_EQ(launch.grid[1].symbol, 0);
   EXPECT_EQ(launch.grid[1].factor, 4);
+  // ceil(3 T / 64) blocks: 1 at T = 21, 2 at T = 22.
+  EXPECT_EQ(launch.grid[2].symbol, 'T');
+  EXPECT_EQ(launch.grid[2].factor, 3);
+  EXPECT_EQ(launch.grid[2].divisor, 64);
+  StepSizes sizes;
+  sizes.tokens = 21;
+  EXPECT_EQ(sizes.extent(launch.grid[2]), 1);
+  sizes.tokens = 22;
+  EXPECT_EQ(sizes.extent(launch.grid[2]), 2);
+  EXPECT_EQ(sizes.extent(launch.grid[0]), 44);
   EXPECT_EQ(launch.block[0], 256);
   EXPECT_EQ(launch.params, (std::vector<int64_t>{2, 0, 1}));
 }
@@ -739,6 +750,24 @@ TEST(Artifact, RejectsBadGPULaunches) {
   artifact["stages"][0]["execution"]["steps"][0]["launches"][0]["grid"] = {
       "T", 1};
   EXPECT_EQ(errorOf(artifact), at + ".grid: expected 3 sizes");
+  for (const char *bad : {"T/0", "T/", "T/x", "/64"}) {
+    artifact = validCudaArtifact();
+    artifact["stages"][0]["execution"]["steps"][0]["launches"][0]["grid"][0] =
+        bad;
+    EXPECT_EQ(errorOf(artifact),
+              at + ".grid[0]: expected a non-negative integer or a size such "
+                   "as \"T\", \"2T\" or \"2T/64\" (T, R, S, N or M), "
+                   "got \"" +
+                  bad + "\"")
+        << bad;
+  }
+  // Only grid sizes may be divided.
+  artifact = validCudaArtifact();
+  artifact["stages"][0]["execution"]["buffers"][0]["shape"][0] = "T/2";
+  EXPECT_NE(errorOf(artifact).find("expected a non-negative integer or a "
+                                   "size such as \"T\" or \"2T\""),
+            std::string::npos)
+      << errorOf(artifact);
   artifact = validCudaArtifact();
   artifact["cuda"]["modules"][0]["module"] = "other";
   EXPECT_EQ(errorOf(artifact),

@@ -36,13 +36,14 @@ struct StepCheck {
   size_t poisoned = 0;
 };
 
-/// The buffers step `index` writes, as (buffer in plan a, buffer in plan b,
-/// name): a GEMM's c; a kernel's activation and cache arguments at the
-/// positions both plans have (a grid kernel's extra scratch buffers are
-/// left out).
+/// The buffers step `ia` of plan a and step `ib` of plan b write, as
+/// (buffer in plan a, buffer in plan b, name): a GEMM's c; a kernel's
+/// activation and cache arguments at the positions both steps have (a grid
+/// kernel's extra scratch buffers are left out).
 inline std::vector<std::tuple<int64_t, int64_t, std::string>>
-writtenBy(const ExecutionInfo &a, const ExecutionInfo &b, size_t index) {
-  const StepInfo &sa = a.steps[index], &sb = b.steps[index];
+writtenBy(const ExecutionInfo &a, size_t ia, const ExecutionInfo &b,
+          size_t ib) {
+  const StepInfo &sa = a.steps[ia], &sb = b.steps[ib];
   std::vector<std::tuple<int64_t, int64_t, std::string>> out;
   if (sa.kind == StepInfo::Kind::Gemm ||
       sa.kind == StepInfo::Kind::GroupedGemm) {
@@ -53,56 +54,64 @@ writtenBy(const ExecutionInfo &a, const ExecutionInfo &b, size_t index) {
   }
   if (sa.kind != StepInfo::Kind::Kernel)
     return out;
+  std::string name =
+      sa.kernel == sb.kernel ? sa.kernel : sa.kernel + " / " + sb.kernel;
   for (size_t i = 0; i < sa.args.size() && i < sb.args.size(); ++i) {
     BufferInfo::Kind kind = a.buffers[sa.args[i]].kind;
     if (kind == BufferInfo::Kind::Activation ||
         kind == BufferInfo::Kind::KCache || kind == BufferInfo::Kind::VCache)
       out.emplace_back(sa.args[i], sb.args[i],
-                       sa.kernel + " arg " + std::to_string(i));
+                       name + " arg " + std::to_string(i));
   }
   return out;
 }
 
 /// Runs `in` step by step on `checked` (plan `a`) and `reference` (plan
-/// `b`), comparing every buffer each step writes. Empty with `error` set
-/// when the plans' steps differ or a run fails.
+/// `b`), comparing every buffer each step writes. The steps that run at
+/// the step's size are paired in order; paired kernels may differ in name
+/// (the flash and the split-K attention), not in kind. `check.step` is the
+/// step's index in plan a. Empty with `error` set when the plans' steps
+/// differ or a run fails.
 inline std::vector<StepCheck>
 compareStepByStep(RankExecutor &checked, const ExecutionInfo &a,
                   RankExecutor &reference, const ExecutionInfo &b,
                   const StepInputs &in, std::string &error) {
+  int64_t tokens = static_cast<int64_t>(in.tokens.size());
+  auto running = [&](const ExecutionInfo &plan) {
+    std::vector<size_t> indices;
+    for (size_t i = 0; i < plan.steps.size(); ++i)
+      if (plan.steps[i].runsAt(tokens))
+        indices.push_back(i);
+    return indices;
+  };
+  std::vector<size_t> ra = running(a), rb = running(b);
   std::vector<StepCheck> checks;
-  if (a.steps.size() != b.steps.size()) {
-    error = "the plans have " + std::to_string(a.steps.size()) + " and " +
-            std::to_string(b.steps.size()) + " steps";
+  if (ra.size() != rb.size()) {
+    error = "the plans run " + std::to_string(ra.size()) + " and " +
+            std::to_string(rb.size()) + " steps at " + std::to_string(tokens) +
+            " tokens";
     return {};
   }
-  int64_t tokens = static_cast<int64_t>(in.tokens.size());
-  for (size_t index = 0; index < a.steps.size(); ++index) {
-    if (a.steps[index].kind != b.steps[index].kind ||
-        a.steps[index].kernel != b.steps[index].kernel) {
-      error = "step " + std::to_string(index) + " differs: '" +
-              a.steps[index].kernel + "' and '" + b.steps[index].kernel + "'";
+  for (size_t n = 0; n < ra.size(); ++n) {
+    size_t ia = ra[n], ib = rb[n];
+    if (a.steps[ia].kind != b.steps[ib].kind) {
+      error = "steps " + std::to_string(ia) + " and " + std::to_string(ib) +
+              " differ: '" + a.steps[ia].kernel + "' and '" +
+              b.steps[ib].kernel + "'";
       return {};
     }
-    if (a.steps[index].runsAt(tokens) != b.steps[index].runsAt(tokens)) {
-      error = "step " + std::to_string(index) + " runs at " +
-              std::to_string(tokens) + " tokens in one plan only";
-      return {};
-    }
-    if (!a.steps[index].runsAt(tokens))
-      continue;
-    for (auto [ida, idb, what] : writtenBy(a, b, index)) {
+    for (auto [ida, idb, what] : writtenBy(a, ia, b, ib)) {
       std::vector<float> x, y;
-      if (!checked.runPrefix(in, index + 1, ida, x, error) ||
-          !reference.runPrefix(in, index + 1, idb, y, error))
+      if (!checked.runPrefix(in, ia + 1, ida, x, error) ||
+          !reference.runPrefix(in, ib + 1, idb, y, error))
         return {};
       if (x.size() != y.size()) {
-        error = "step " + std::to_string(index) + " (" + what + "): " +
+        error = "step " + std::to_string(ia) + " (" + what + "): " +
                 std::to_string(x.size()) + " and " + std::to_string(y.size()) +
                 " elements";
         return {};
       }
-      StepCheck check{index, what, 0, 0};
+      StepCheck check{ia, what, 0, 0};
       double diff = 0, scale = 0;
       for (size_t i = 0; i < x.size(); ++i) {
         bool xFinite = std::isfinite(x[i]), yFinite = std::isfinite(y[i]);

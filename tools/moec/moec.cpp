@@ -116,6 +116,13 @@ cl::opt<int64_t> ffnGemmTokens(
              "kernel; smaller steps use the FFN kernel (default: 16; 0: "
              "always the kernel)"),
     cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
+cl::opt<int64_t> flashAttentionTokens(
+    "flash-attention-tokens",
+    cl::desc("Steps of at least this many tokens (prefill) run attention as "
+             "the tensor-core flash kernel, where it applies (bf16, head_dim "
+             "a multiple of 16; GPU and --grid-kernels plans); smaller steps "
+             "use the split-K kernel (default: 64; 0: never)"),
+    cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
 cl::opt<std::string> dtype(
     "dtype",
     cl::desc("Element type of weights and activations, overriding the "
@@ -247,6 +254,10 @@ int main(int argc, char **argv) {
     return failWith({"--ffn-gemm-tokens must be 0 (never) or a token count, "
                      "got " +
                      std::to_string(ffnGemmTokens)});
+  if (flashAttentionTokens < -1)
+    return failWith({"--flash-attention-tokens must be 0 (never) or a token "
+                     "count, got " +
+                     std::to_string(flashAttentionTokens)});
   if (!dtype.empty()) {
     if (dtype == "bf16")
       config->dtype = moec::DType::BF16;
@@ -410,6 +421,7 @@ int main(int argc, char **argv) {
   planOptions.sharedMemoryLimit = sharedMemoryLimit;
   planOptions.expertGemmTokens = expertGemmTokens;
   planOptions.ffnGemmTokens = ffnGemmTokens;
+  planOptions.flashAttentionTokens = flashAttentionTokens;
   if (emit == EmitKind::Grid) {
     FailureOr<moe::PlannedStages> planned = moe::planStages(
         *module,
