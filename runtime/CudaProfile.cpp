@@ -78,6 +78,12 @@ bool moert::cuda::profileSteps(
         else
           timing.bytes += bytesOf(id);
       }
+      // Attention: Q K^T and P V, 2 x head_dim flops each per (query head,
+      // cached position), so 4 x (heads x head_dim) per position a token
+      // attends to.
+      if (step.kernel.find("attend") != std::string::npos &&
+          !step.args.empty() && sizes[step.args[0]].size() == 2)
+        timing.flops = 4.0 * sizes[step.args[0]][1] * cachedRows;
     }
     std::vector<float> times;
     for (int r = 0; r <= repeats; ++r) {

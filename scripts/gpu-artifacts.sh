@@ -52,4 +52,7 @@ done
 "$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
   --tensor-parallel=2 --expert-parallel=2 --expert-gemm-tokens=8 \
   --emit=artifact -o "$out/tiny-gqa.tp2-ep2.expert-gemm.cuda-f32.moeart"
+# Attention on the tensor cores from 8 tokens on (kernel_flash_attend).
+"$moec" "$root/models/tiny-moe.json" --target=cuda --flash-attention-tokens=8 \
+  --emit=artifact -o "$out/tiny-moe.flash.cuda.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"
