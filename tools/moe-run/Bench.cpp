@@ -21,6 +21,7 @@
 #include "runtime/LocalRunner.h"
 #include "runtime/Sampler.h"
 #include "tools/moe-run/MpiJob.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -135,8 +136,7 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
     local = LocalRunner::create(*artifact, o.kvBlocks, error);
     if (!local)
       throw BenchError{error};
-    if (o.checkpoint.empty() ? !local->initRandomWeights(o.weightsSeed, error)
-                             : !local->loadWeights(o.checkpoint, error))
+    if (!fillWeights(*local, o.checkpoint, o.weightsSeed, "", error))
       throw BenchError{error};
     executor = local.get();
   }
@@ -158,9 +158,8 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
     draft = LocalRunner::create(*draftArtifact, executor->numBlocks(), error);
     if (!draft)
       throw BenchError{"draft: " + error};
-    if (o.draftCheckpoint.empty()
-            ? !draft->initRandomWeights(o.draftWeightsSeed, error)
-            : !draft->loadWeights(o.draftCheckpoint, error))
+    if (!fillWeights(*draft, o.draftCheckpoint, o.draftWeightsSeed, "draft",
+                     error))
       throw BenchError{"draft: " + error};
     info.maxContext =
         std::min(info.maxContext, draftArtifact->model().maxContext);

@@ -4,6 +4,7 @@
 
 #include "runtime/LocalRunner.h"
 #include "runtime/Scheduler.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <chrono>
@@ -36,9 +37,8 @@ int moert::generateSpeculative(const Artifact &artifact, ModelRunner &target,
       LocalRunner::create(*draftArtifact, target.numBlocks(), error);
   if (!draft)
     return fail("draft: " + error);
-  if (draftArgs.checkpoint.empty()
-          ? !draft->initRandomWeights(draftArgs.weightsSeed, error)
-          : !draft->loadWeights(draftArgs.checkpoint, error))
+  if (!fillWeights(*draft, draftArgs.checkpoint, draftArgs.weightsSeed, "draft",
+                   error))
     return fail("draft: " + error);
 
   SchedulerOptions options;

@@ -21,6 +21,7 @@
 #include "tools/moe-run/Bench.h"
 #include "tools/moe-run/KernelBench.h"
 #include "tools/moe-run/StepTime.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <cctype>
@@ -141,22 +142,6 @@ struct Failure {
 
 std::string plural(int64_t count, const char *noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
-}
-
-/// Bytes in decimal units with one decimal: "512 B", "1.2 GB".
-std::string formatBytes(int64_t bytes) {
-  static const char *const kUnits[] = {"kB", "MB", "GB", "TB", "PB", "EB"};
-  if (bytes < 1000)
-    return std::to_string(bytes) + " B";
-  double value = static_cast<double>(bytes);
-  int unit = -1;
-  while (value >= 999.95 && unit < 5) {
-    value /= 1000;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
-  return text;
 }
 
 /// "layers 2-3", "layer 2" or "no layers".
@@ -512,25 +497,8 @@ int generateCommand(const std::string &path,
       LocalRunner::create(*artifact, kvBlocks, error);
   if (!executor)
     throw Failure{error};
-  if (checkpoint.empty()) {
-    if (!executor->initRandomWeights(weightsSeed, error))
-      throw Failure{error};
-  } else {
-    using Clock = std::chrono::steady_clock;
-    Clock::time_point start = Clock::now(), last = start;
-    auto progress = [&](int64_t done, int64_t total) {
-      if (Clock::now() - last < std::chrono::milliseconds(500))
-        return;
-      last = Clock::now();
-      std::fprintf(stderr, "moe-run: loading weights: %s of %s\n",
-                   formatBytes(done).c_str(), formatBytes(total).c_str());
-    };
-    if (!executor->loadWeights(checkpoint, error, progress))
-      throw Failure{error};
-    std::fprintf(stderr, "moe-run: loaded the weights from %s in %.2f s\n",
-                 checkpoint.c_str(),
-                 std::chrono::duration<double>(Clock::now() - start).count());
-  }
+  if (!fillWeights(*executor, checkpoint, weightsSeed, "", error))
+    throw Failure{error};
   if (!draft.artifact.empty())
     return generateSpeculative(*artifact,
                                *executor,
