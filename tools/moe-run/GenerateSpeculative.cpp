@@ -4,6 +4,7 @@
 
 #include "runtime/LocalRunner.h"
 #include "runtime/Scheduler.h"
+#include "tools/moe-run/TrafficReport.h"
 #include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
@@ -107,5 +108,8 @@ int moert::generateSpeculative(const Artifact &artifact, ModelRunner &target,
                  static_cast<long long>(stats.draftAccepted[j]),
                  static_cast<long long>(stats.draftProposed[j]));
   std::fprintf(stderr, "\n");
+  // The target's ranks; the draft runs unpartitioned.
+  if (!printDecodeTraffic(target, artifact.plan(), "moe-run: ", error))
+    return fail(error);
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "tools/moe-run/Bench.h"
 #include "tools/moe-run/KernelBench.h"
 #include "tools/moe-run/StepTime.h"
+#include "tools/moe-run/TrafficReport.h"
 #include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
@@ -529,24 +530,11 @@ int generateCommand(const std::string &path,
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3,
                static_cast<long long>(std::max<int64_t>(
                    0, stats.outputTokens - 1)));
-  if (executor->ranks() > 1) {
-    // The last step was a decode step when more than one token came out.
-    // What the planner predicts (moec --report): per rank of each stage.
-    const PlanInfo &plan = artifact->plan();
-    auto sent = executor->lastStepBytesSent();
-    std::fprintf(stderr,
-                 "moe-run: %lld ranks in this process; bytes sent per rank in "
-                 "the last %s step:\n",
-                 static_cast<long long>(executor->ranks()),
-                 stats.outputTokens > 1 ? "decode" : "prefill");
-    for (int64_t s = 0; s < plan.pipelineStages; ++s) {
-      auto [within, next] = sent[s * plan.tensorParallel];
-      std::fprintf(stderr, "  stage %lld: %lld within the stage, %lld to the "
-                           "next stage\n",
-                   static_cast<long long>(s), static_cast<long long>(within),
-                   static_cast<long long>(next));
-    }
-  }
+  if (!printDecodeTraffic(*executor, artifact->plan(),
+                          "moe-run: " + std::to_string(executor->ranks()) +
+                              " ranks in this process; ",
+                          error))
+    throw Failure{error};
   return 0;
 }
 
