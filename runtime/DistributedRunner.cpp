@@ -3,6 +3,7 @@
 #include "runtime/DistributedRunner.h"
 #include "runtime/MicroBatch.h"
 
+#include <algorithm>
 #include <cstring>
 
 using namespace moert;
@@ -12,7 +13,8 @@ namespace {
 /// end). A step of P micro-batches (runtime/MicroBatch.h) is P headers,
 /// each followed by its data.
 struct StepHeader {
-  int64_t command = 0; // 1: a step follows; 0: stop
+  // 1: a step follows; 2: send your DecodeTraffic (no step); 0: stop.
+  int64_t command = 0;
   int64_t tokens = 0, sequences = 0, blocksPerSeq = 0, logitRows = 0;
   int64_t parts = 1;
 };
@@ -114,9 +116,13 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   }
   const int64_t vocab = executor.vocabSize();
   std::vector<std::vector<float>> partLogits(parts);
-  for (int64_t p = 0; p < parts; ++p)
+  std::pair<int64_t, int64_t> sent{0, 0};
+  for (int64_t p = 0; p < parts; ++p) {
     if (!executor.forward(part(p), partLogits[p], error))
       return false;
+    sent.first += executor.lastStepBytesSent().first;
+    sent.second += executor.lastStepBytesSent().second;
+  }
   if (logitsRank != 0) {
     // The first rank of the last stage sends every part's logits at once.
     std::vector<float> all(inputs.logitRows.size() * vocab);
@@ -131,6 +137,29 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   }
   logits = parts == 1 ? std::move(partLogits[0])
                       : joinLogits(batches, partLogits, vocab);
+  if (DecodeTraffic::counts(inputs))
+    traffic.add(sent);
+  midStepFailure = false;
+  return true;
+}
+
+bool DistributedRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                                      std::string &error) {
+  if (stopped) {
+    error = "the ranks were stopped";
+    return false;
+  }
+  midStepFailure = true; // until every rank has answered
+  ranks.assign(static_cast<size_t>(comm.size()), DecodeTraffic{});
+  ranks[0] = traffic;
+  StepHeader header;
+  header.command = 2;
+  for (int64_t rank = 1; rank < comm.size(); ++rank)
+    if (!comm.send(&header, sizeof header, rank, error))
+      return false;
+  for (int64_t rank = 1; rank < comm.size(); ++rank)
+    if (!comm.recv(&ranks[rank], sizeof(DecodeTraffic), rank, error))
+      return false;
   midStepFailure = false;
   return true;
 }
@@ -140,6 +169,7 @@ bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
   int64_t logitsRank = logitsRankOf(artifact);
   std::vector<int32_t> data;
   std::vector<float> logits, all;
+  DecodeTraffic traffic;
   while (true) {
     // A step: its micro-batches, all received before any is run.
     std::vector<StepInputs> parts;
@@ -150,6 +180,16 @@ bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
         return false;
       if (header.command == 0)
         return true;
+      if (header.command == 2) {
+        // Not a step: the head asks for this rank's decode traffic.
+        if (p > 0) {
+          error = "rank 0 asked for the decode traffic in the middle of a step";
+          return false;
+        }
+        if (!comm.send(&traffic, sizeof traffic, 0, error))
+          return false;
+        break;
+      }
       count = header.parts;
       if (count < 1) {
         error = "rank 0 announced a step of " + std::to_string(count) +
@@ -163,12 +203,21 @@ bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
       parts.emplace_back();
       unpack(header, data, parts.back());
     }
+    if (parts.empty())
+      continue;
     all.clear();
+    std::pair<int64_t, int64_t> sent{0, 0};
     for (const StepInputs &part : parts) {
       if (!executor.forward(part, logits, error))
         return false;
       all.insert(all.end(), logits.begin(), logits.end());
+      sent.first += executor.lastStepBytesSent().first;
+      sent.second += executor.lastStepBytesSent().second;
     }
+    // The micro-batches split the step's sequences: the step counts when
+    // each of them does.
+    if (std::all_of(parts.begin(), parts.end(), DecodeTraffic::counts))
+      traffic.add(sent);
     if (comm.rank() == logitsRank &&
         !comm.send(all.data(), all.size() * sizeof(float), 0, error))
       return false;

@@ -8,7 +8,9 @@
 // serveFollower(): receive a step, run its part, send logits if it owns
 // them, until the head says stop. With pipeline stages a step goes as
 // micro-batches of whole sequences (runtime/MicroBatch.h), all sent before
-// any runs, so the stages overlap; the logits come back at once. The transfers go through a Communicator:
+// any runs, so the stages overlap; the logits come back at once. Between
+// steps the head may ask every rank for the bytes it sent in the decode
+// steps (runtime/DecodeTraffic.h). The transfers go through a Communicator:
 // MPI between processes (mpirun, srun), or the in-process world in tests.
 //
 // The head checks a step's inputs before sending it, so a bad request never
@@ -21,6 +23,7 @@
 #ifndef MOEC_RUNTIME_DISTRIBUTEDRUNNER_H
 #define MOEC_RUNTIME_DISTRIBUTEDRUNNER_H
 
+#include "runtime/DecodeTraffic.h"
 #include "runtime/RankExecutor.h"
 
 namespace moert {
@@ -41,6 +44,10 @@ public:
   int64_t blockSize() const override { return executor.blockSize(); }
   int64_t numBlocks() const override { return executor.numBlocks(); }
   int64_t vocabSize() const override { return executor.vocabSize(); }
+  /// Asks every follower for its count (one message each way per rank);
+  /// a failure leaves the ranks out of step, as a failed step does.
+  bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                     std::string &error) override;
   /// Whether the last failed forward() failed after the step left rank 0
   /// (the ranks are then out of step and the job must stop).
   bool failedMidStep() const { return midStepFailure; }
@@ -54,12 +61,14 @@ private:
   int64_t stages = 1;
   bool stopped = false;
   bool midStepFailure = false;
+  /// The head's own bytes over the decode steps.
+  DecodeTraffic traffic;
 };
 
 /// Runs a follower rank: receives each step from rank 0, runs `executor` on
 /// it and sends the logits to rank 0 when this rank is the first of the last
-/// stage. Returns true when rank 0 says stop, false with `error` on a
-/// failure.
+/// stage; answers rank 0's DistributedRunner::decodeTraffic(). Returns true
+/// when rank 0 says stop, false with `error` on a failure.
 bool serveFollower(const Artifact &artifact, RankExecutor &executor,
                    Communicator &communicator, std::string &error);
 

@@ -62,6 +62,16 @@ bool LocalRunner::loadWeights(
   return true;
 }
 
+bool LocalRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                                std::string &) {
+  ranks.clear();
+  if (executors.size() > 1) {
+    ranks = traffic;
+    ranks.resize(executors.size());
+  }
+  return true;
+}
+
 bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
                           std::string &error) {
   if (broken) {
@@ -111,6 +121,11 @@ bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
   for (size_t rank = 0; rank < ranks; ++rank)
     all = all && ok[rank];
   if (all) {
+    if (DecodeTraffic::counts(inputs)) {
+      traffic.resize(ranks);
+      for (size_t rank = 0; rank < ranks; ++rank)
+        traffic[rank].add(stepBytes[rank]);
+    }
     logits = split ? joinLogits(batches, outputs[head], vocabSize())
                    : std::move(outputs[head][0]);
     return true;

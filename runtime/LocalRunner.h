@@ -20,6 +20,7 @@
 #define MOEC_RUNTIME_LOCALRUNNER_H
 
 #include "runtime/Communicator.h"
+#include "runtime/DecodeTraffic.h"
 #include "runtime/RankExecutor.h"
 
 #include <chrono>
@@ -57,18 +58,12 @@ public:
   int64_t numBlocks() const override { return executors[0]->numBlocks(); }
   int64_t vocabSize() const override { return executors[0]->vocabSize(); }
 
+  /// Every rank's count (one rank: none).
+  bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                     std::string &error) override;
+
   /// The ranks of the plan.
   int64_t ranks() const { return static_cast<int64_t>(executors.size()); }
-  /// Bytes each rank sent in the last step, within its stage and to the
-  /// next (HostExecutor::lastStepBytesSent), over all its micro-batches.
-  std::vector<std::pair<int64_t, int64_t>> lastStepBytesSent() const {
-    if (stepBytes.size() == executors.size())
-      return stepBytes;
-    std::vector<std::pair<int64_t, int64_t>> bytes;
-    for (const auto &executor : executors)
-      bytes.push_back(executor->lastStepBytesSent());
-    return bytes;
-  }
 
 private:
   LocalRunner() = default;
@@ -81,7 +76,11 @@ private:
   /// Pipeline stages: a step runs as this many micro-batches (at most one
   /// per sequence), so that the stages overlap (runtime/MicroBatch.h).
   int64_t stages = 1;
+  /// Per rank, the bytes it sent in the last step (all its micro-batches),
+  /// within its stage and to the next (RankExecutor::lastStepBytesSent).
   std::vector<std::pair<int64_t, int64_t>> stepBytes;
+  /// Per rank, its bytes over the decode steps.
+  std::vector<DecodeTraffic> traffic;
   bool broken = false;
 };
 

@@ -1,8 +1,15 @@
 //===- ModelRunner.cpp - What serving needs from a device -----------------===//
 
 #include "runtime/ModelRunner.h"
+#include "runtime/DecodeTraffic.h"
 
 using namespace moert;
+
+bool ModelRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                                std::string &) {
+  ranks.clear();
+  return true;
+}
 
 std::string moert::checkStepInputs(const StepInputs &in, int64_t vocab,
                                    int64_t blocks, int64_t blockSize) {

@@ -16,6 +16,8 @@
 
 namespace moert {
 
+struct DecodeTraffic;
+
 /// The inputs of one forward step over a batch of sequences.
 struct StepInputs {
   /// Per token: its id, its position in its sequence, the cache slot its
@@ -52,6 +54,12 @@ public:
   /// Blocks in the KV cache.
   virtual int64_t numBlocks() const = 0;
   virtual int64_t vocabSize() const = 0;
+  /// Per rank of a partitioned plan, in rank order, the bytes it sent over
+  /// the decode steps run so far (runtime/DecodeTraffic.h); empty when this
+  /// runner does not count them (one rank, test fakes). False with `error`
+  /// set when the ranks cannot be asked.
+  virtual bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
+                             std::string &error);
 };
 
 } // namespace moert

@@ -3,6 +3,7 @@
 #include "runtime/MpiCommunicator.h"
 
 #include <atomic>
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,22 @@ bool MpiCommunicator::launchedByMpi() {
     if (std::getenv(name))
       return true;
   return false;
+}
+
+int64_t
+moert::launcherRank(const std::function<const char *(const char *)> &lookup) {
+  for (const char *name :
+       {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    const char *value = lookup ? lookup(name) : std::getenv(name);
+    if (!value || !*value)
+      continue;
+    char *end = nullptr;
+    errno = 0;
+    long long rank = std::strtoll(value, &end, 10);
+    if (errno == 0 && *end == '\0' && rank >= 0)
+      return rank;
+  }
+  return -1;
 }
 
 #ifndef MOEC_HAVE_MPI
@@ -84,7 +101,9 @@ struct MpiCommunicator::Impl {
   std::atomic<int64_t> since{0};
   std::atomic<bool> done{false};
   std::thread watchdog;
-  int64_t rank = -1;
+  /// The launcher's rank until MPI gives its own (-1: unknown); read by the
+  /// watchdog thread.
+  std::atomic<int64_t> rank{-1};
   std::map<std::vector<int64_t>, MPI_Comm> groups;
 
   static int64_t now() {
@@ -109,11 +128,12 @@ struct MpiCommunicator::Impl {
         std::lock_guard<std::mutex> lock(mutex);
         what = waiting;
       }
+      const int64_t known = rank;
       std::fprintf(stderr,
                    "moe-run: error: rank %s: %s did not finish within %.1f s: "
                    "a peer failed or cannot be reached; stopping the job\n",
-                   rank < 0 ? "?" : std::to_string(rank).c_str(), what.c_str(),
-                   timeout.count() / 1000.0);
+                   known < 0 ? "?" : std::to_string(known).c_str(),
+                   what.c_str(), timeout.count() / 1000.0);
       std::fflush(stderr);
       int initialized = 0;
       MPI_Initialized(&initialized);
@@ -156,6 +176,7 @@ MpiCommunicator::create(std::chrono::milliseconds timeout, std::string &error) {
   comm->impl = std::make_unique<Impl>();
   Impl &impl = *comm->impl;
   impl.timeout = timeout;
+  impl.rank = launcherRank();
   impl.watchdog = std::thread([&impl] { impl.watch(); });
   impl.begin("the MPI bootstrap (MPI_Init)");
   int provided = 0;

@@ -19,12 +19,21 @@
 #include "runtime/Communicator.h"
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace moert {
+
+/// This process's rank as its launcher announces it in the environment
+/// (OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID: the first that
+/// holds a non-negative integer), read through `lookup` (std::getenv by
+/// default); -1 when none does. Known before MPI is, so errors of the
+/// bootstrap itself can name the rank.
+int64_t
+launcherRank(const std::function<const char *(const char *)> &lookup = nullptr);
 
 /// The job's ranks as MPI processes.
 class MpiCommunicator : public Communicator {

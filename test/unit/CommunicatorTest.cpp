@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "runtime/Communicator.h"
+#include "runtime/MpiCommunicator.h"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -543,4 +545,25 @@ TEST(Communicator, LargeBuffers) {
       EXPECT_EQ(payload[bytes - 1], 0x5A);
     }
   });
+}
+
+TEST(Communicator, LauncherRankFromTheEnvironment) {
+  // The first launcher variable holding a non-negative integer wins, in the
+  // order Open MPI, PMI, PMIx, Slurm; without one the rank is unknown (-1).
+  auto rankIn = [](std::map<std::string, std::string> environment) {
+    return moert::launcherRank([&](const char *name) -> const char * {
+      auto it = environment.find(name);
+      return it == environment.end() ? nullptr : it->second.c_str();
+    });
+  };
+  EXPECT_EQ(rankIn({}), -1);
+  EXPECT_EQ(rankIn({{"SLURM_PROCID", "5"}}), 5);
+  EXPECT_EQ(rankIn({{"PMIX_RANK", "2"}, {"SLURM_PROCID", "5"}}), 2);
+  EXPECT_EQ(rankIn({{"PMI_RANK", "1"}, {"PMIX_RANK", "2"}}), 1);
+  EXPECT_EQ(rankIn({{"OMPI_COMM_WORLD_RANK", "3"}, {"PMI_RANK", "1"}}), 3);
+  EXPECT_EQ(rankIn({{"OMPI_COMM_WORLD_RANK", "0"}}), 0);
+  // Empty, negative or non-numeric values are skipped.
+  EXPECT_EQ(rankIn({{"OMPI_COMM_WORLD_RANK", ""}, {"PMI_RANK", "7"}}), 7);
+  EXPECT_EQ(rankIn({{"OMPI_COMM_WORLD_RANK", "-1"}, {"SLURM_PROCID", "4"}}), 4);
+  EXPECT_EQ(rankIn({{"OMPI_COMM_WORLD_RANK", "1x"}}), -1);
 }

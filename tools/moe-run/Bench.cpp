@@ -21,6 +21,7 @@
 #include "runtime/LocalRunner.h"
 #include "runtime/Sampler.h"
 #include "tools/moe-run/MpiJob.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -90,6 +91,7 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
   info.target = artifact->target();
   info.vocab = artifact->model().vocabSize;
   info.maxContext = artifact->model().maxContext;
+  info.plan = artifact->plan();
   std::string invalid = validate(o.sampling, info.vocab);
   if (!invalid.empty())
     usageError(invalid);
@@ -135,8 +137,7 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
     local = LocalRunner::create(*artifact, o.kvBlocks, error);
     if (!local)
       throw BenchError{error};
-    if (o.checkpoint.empty() ? !local->initRandomWeights(o.weightsSeed, error)
-                             : !local->loadWeights(o.checkpoint, error))
+    if (!fillWeights(*local, o.checkpoint, o.weightsSeed, "", error))
       throw BenchError{error};
     executor = local.get();
   }
@@ -158,9 +159,8 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
     draft = LocalRunner::create(*draftArtifact, executor->numBlocks(), error);
     if (!draft)
       throw BenchError{"draft: " + error};
-    if (o.draftCheckpoint.empty()
-            ? !draft->initRandomWeights(o.draftWeightsSeed, error)
-            : !draft->loadWeights(o.draftCheckpoint, error))
+    if (!fillWeights(*draft, o.draftCheckpoint, o.draftWeightsSeed, "draft",
+                     error))
       throw BenchError{"draft: " + error};
     info.maxContext =
         std::min(info.maxContext, draftArtifact->model().maxContext);
@@ -169,12 +169,24 @@ int runBench(const std::string &path, const std::vector<std::string> &args) {
   warmUp(*executor, std::min<int64_t>(o.maxTokensPerStep, 4096));
   if (draft)
     warmUp(*draft, std::min<int64_t>(o.maxTokensPerStep, 4096));
+  // The ranks' bytes count from here: the warm-up is a decode-shaped step.
+  std::vector<DecodeTraffic> trafficBefore;
+  if (!executor->decodeTraffic(trafficBefore, error))
+    throw BenchError{error};
   std::vector<WorkItem> work = makeWorkload(o, info.vocab);
   RunResult result;
   if (o.mode == Mode::Static)
     runStatic(*executor, work, o, info.maxContext, result);
   else
     runContinuous(*executor, draft.get(), work, o, info.maxContext, result);
+  if (!executor->decodeTraffic(result.traffic, error))
+    throw BenchError{error};
+  for (size_t rank = 0;
+       rank < result.traffic.size() && rank < trafficBefore.size(); ++rank)
+    result.traffic[rank] = result.traffic[rank].since(trafficBefore[rank]);
+  info.ranks = job ? std::to_string(job->communicator().size()) + " ranks (" +
+                         job->transport() + ")"
+                   : std::to_string(info.plan.ranks) + " ranks in this process";
 
   Summary summary = summarize(work, result, info.numBlocks);
   printReport(o, info, result, summary);

@@ -10,6 +10,7 @@
 #ifndef MOEC_TOOLS_MOE_RUN_BENCHINTERNAL_H
 #define MOEC_TOOLS_MOE_RUN_BENCHINTERNAL_H
 
+#include "runtime/DecodeTraffic.h"
 #include "runtime/ModelRunner.h"
 #include "runtime/Sampler.h"
 
@@ -175,6 +176,9 @@ struct RunResult {
   int64_t speculativeSteps = 0, verifiedDraftTokens = 0, verifications = 0,
           draftForwards = 0, draftFedTokens = 0, draftEvictions = 0;
   std::vector<int64_t> draftProposed, draftAccepted;
+  /// Per rank of a partitioned plan, its bytes over the run's decode steps
+  /// (the warm-up left out); empty for one rank.
+  std::vector<DecodeTraffic> traffic;
 };
 
 /// The KV blocks of `blockSize` tokens that hold `tokens` tokens.
@@ -203,6 +207,9 @@ void runStatic(ModelRunner &runner, const std::vector<WorkItem> &work,
 struct RunInfo {
   std::string artifactPath, modelName, target;
   int64_t vocab = 0, maxContext = 0, numBlocks = 0, blockSize = 0;
+  PlanInfo plan;
+  /// Where the ranks ran: "4 ranks in this process", "4 ranks (MPI)".
+  std::string ranks;
 };
 
 /// The per-request measurements of a run, and the rates and means over it.

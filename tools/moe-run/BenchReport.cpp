@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "tools/moe-run/BenchInternal.h"
+#include "tools/moe-run/TrafficReport.h"
 
 #include <algorithm>
 #include <cmath>
@@ -196,6 +197,11 @@ void printReport(const BenchOptions &o, const RunInfo &info, const RunResult &r,
     }
     std::printf("\n");
   }
+  // A partitioned plan: what its ranks sent per decode step.
+  std::fputs(decodeTrafficText(info.plan, r.traffic,
+                               "communication: " + info.ranks + "; ")
+                 .c_str(),
+             stdout);
   std::fflush(stdout);
 }
 
@@ -286,6 +292,29 @@ Json toJson(const BenchOptions &o, const RunInfo &info,
                           {"peak", r.peakBlocks},
                           {"mean_fraction", s.meanBlockFraction}};
   summary["preemptions"] = r.preemptions;
+  // A partitioned plan: per stage, the bytes per decode step its busiest
+  // rank sent within the stage and to the next, and all its ranks together
+  // (the text report's figures); null for one rank.
+  if (r.traffic.size() < 2) {
+    summary["communication"] = nullptr;
+  } else {
+    Json stages = Json::array();
+    double total = 0;
+    std::vector<StageTraffic> byStage = trafficByStage(info.plan, r.traffic);
+    for (size_t stage = 0; stage < byStage.size(); ++stage) {
+      stages.push_back({{"stage", stage},
+                        {"within_stage", byStage[stage].withinStage},
+                        {"to_next_stage", byStage[stage].toNextStage},
+                        {"all_ranks", byStage[stage].total}});
+      total += byStage[stage].total;
+    }
+    summary["communication"] = {
+        {"ranks", r.traffic.size()},
+        {"decode_steps", r.traffic[0].steps},
+        {"bytes_per_decode_step", stages},
+        {"all_ranks_bytes_per_decode_step",
+         byStage.empty() ? Json(nullptr) : Json(total)}};
+  }
   // Speculative decoding: per draft position j, the verifications that
   // proposed a j-th draft and those that accepted the first j; null
   // without --draft.

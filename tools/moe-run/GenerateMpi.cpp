@@ -4,6 +4,7 @@
 
 #include "tools/moe-run/GenerateSpeculative.h"
 #include "tools/moe-run/MpiJob.h"
+#include "tools/moe-run/TrafficReport.h"
 
 #include <cstdio>
 
@@ -37,6 +38,10 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args,
     // A refused request never left rank 0: stop the others and report it.
     return job.finish(error);
   }
+  // Every rank counted its own bytes: ask them before they stop.
+  std::vector<DecodeTraffic> traffic;
+  if (!job.runner().decodeTraffic(traffic, error))
+    return job.finish(error);
   int status = job.finish();
   std::printf("\n");
   std::fflush(stdout);
@@ -48,5 +53,8 @@ int moert::generateUnderMpi(const std::string &path, const GenerateArgs &args,
                static_cast<long long>(stats.promptTokens),
                static_cast<long long>(stats.outputTokens),
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3);
+  std::fputs(
+      decodeTrafficText(job.artifact().plan(), traffic, "moe-run: ").c_str(),
+      stderr);
   return status;
 }

@@ -4,6 +4,8 @@
 
 #include "runtime/LocalRunner.h"
 #include "runtime/Scheduler.h"
+#include "tools/moe-run/TrafficReport.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <chrono>
@@ -36,9 +38,8 @@ int moert::generateSpeculative(const Artifact &artifact, ModelRunner &target,
       LocalRunner::create(*draftArtifact, target.numBlocks(), error);
   if (!draft)
     return fail("draft: " + error);
-  if (draftArgs.checkpoint.empty()
-          ? !draft->initRandomWeights(draftArgs.weightsSeed, error)
-          : !draft->loadWeights(draftArgs.checkpoint, error))
+  if (!fillWeights(*draft, draftArgs.checkpoint, draftArgs.weightsSeed, "draft",
+                   error))
     return fail("draft: " + error);
 
   SchedulerOptions options;
@@ -107,5 +108,8 @@ int moert::generateSpeculative(const Artifact &artifact, ModelRunner &target,
                  static_cast<long long>(stats.draftAccepted[j]),
                  static_cast<long long>(stats.draftProposed[j]));
   std::fprintf(stderr, "\n");
+  // The target's ranks; the draft runs unpartitioned.
+  if (!printDecodeTraffic(target, artifact.plan(), "moe-run: ", error))
+    return fail(error);
   return 0;
 }

@@ -3,6 +3,7 @@
 #include "tools/moe-run/MpiJob.h"
 
 #include "runtime/CudaExecutor.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -57,9 +58,8 @@ MpiJob::MpiJob(const std::string &path, const Options &options) {
       comm->abortJob(error);
   }
   // Each rank reads only its own shard of the checkpoint.
-  if (options.checkpoint.empty()
-          ? !executor->initRandomWeights(options.weightsSeed, error)
-          : !executor->loadWeights(options.checkpoint, error))
+  if (!fillWeights(*executor, options.checkpoint, options.weightsSeed,
+                   "rank " + std::to_string(rank), error))
     comm->abortJob(error);
   if (isHead())
     head = std::make_unique<DistributedRunner>(*opened, *executor, *comm);

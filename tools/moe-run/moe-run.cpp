@@ -21,6 +21,8 @@
 #include "tools/moe-run/Bench.h"
 #include "tools/moe-run/KernelBench.h"
 #include "tools/moe-run/StepTime.h"
+#include "tools/moe-run/TrafficReport.h"
+#include "tools/moe-run/WeightLoad.h"
 
 #include <algorithm>
 #include <cctype>
@@ -141,22 +143,6 @@ struct Failure {
 
 std::string plural(int64_t count, const char *noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
-}
-
-/// Bytes in decimal units with one decimal: "512 B", "1.2 GB".
-std::string formatBytes(int64_t bytes) {
-  static const char *const kUnits[] = {"kB", "MB", "GB", "TB", "PB", "EB"};
-  if (bytes < 1000)
-    return std::to_string(bytes) + " B";
-  double value = static_cast<double>(bytes);
-  int unit = -1;
-  while (value >= 999.95 && unit < 5) {
-    value /= 1000;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f %s", value, kUnits[unit]);
-  return text;
 }
 
 /// "layers 2-3", "layer 2" or "no layers".
@@ -512,25 +498,8 @@ int generateCommand(const std::string &path,
       LocalRunner::create(*artifact, kvBlocks, error);
   if (!executor)
     throw Failure{error};
-  if (checkpoint.empty()) {
-    if (!executor->initRandomWeights(weightsSeed, error))
-      throw Failure{error};
-  } else {
-    using Clock = std::chrono::steady_clock;
-    Clock::time_point start = Clock::now(), last = start;
-    auto progress = [&](int64_t done, int64_t total) {
-      if (Clock::now() - last < std::chrono::milliseconds(500))
-        return;
-      last = Clock::now();
-      std::fprintf(stderr, "moe-run: loading weights: %s of %s\n",
-                   formatBytes(done).c_str(), formatBytes(total).c_str());
-    };
-    if (!executor->loadWeights(checkpoint, error, progress))
-      throw Failure{error};
-    std::fprintf(stderr, "moe-run: loaded the weights from %s in %.2f s\n",
-                 checkpoint.c_str(),
-                 std::chrono::duration<double>(Clock::now() - start).count());
-  }
+  if (!fillWeights(*executor, checkpoint, weightsSeed, "", error))
+    throw Failure{error};
   if (!draft.artifact.empty())
     return generateSpeculative(*artifact,
                                *executor,
@@ -561,24 +530,11 @@ int generateCommand(const std::string &path,
                stats.timeToFirstToken * 1e3, stats.timePerOutputToken * 1e3,
                static_cast<long long>(std::max<int64_t>(
                    0, stats.outputTokens - 1)));
-  if (executor->ranks() > 1) {
-    // The last step was a decode step when more than one token came out.
-    // What the planner predicts (moec --report): per rank of each stage.
-    const PlanInfo &plan = artifact->plan();
-    auto sent = executor->lastStepBytesSent();
-    std::fprintf(stderr,
-                 "moe-run: %lld ranks in this process; bytes sent per rank in "
-                 "the last %s step:\n",
-                 static_cast<long long>(executor->ranks()),
-                 stats.outputTokens > 1 ? "decode" : "prefill");
-    for (int64_t s = 0; s < plan.pipelineStages; ++s) {
-      auto [within, next] = sent[s * plan.tensorParallel];
-      std::fprintf(stderr, "  stage %lld: %lld within the stage, %lld to the "
-                           "next stage\n",
-                   static_cast<long long>(s), static_cast<long long>(within),
-                   static_cast<long long>(next));
-    }
-  }
+  if (!printDecodeTraffic(*executor, artifact->plan(),
+                          "moe-run: " + std::to_string(executor->ranks()) +
+                              " ranks in this process; ",
+                          error))
+    throw Failure{error};
   return 0;
 }
 

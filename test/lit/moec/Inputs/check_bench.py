@@ -5,7 +5,8 @@
       with exactly the requested output tokens (in the vocabulary) and
       consistent timings, rejected ones with a reason (with --context:
       rejected exactly when prompt + output exceed the model's context),
-      the summary agreeing with the records and the per-step timeline.
+      the summary agreeing with the records and the per-step timeline,
+      and a partitioned plan's bytes per decode step adding up by stage.
       Prints one line of facts for FileCheck.
   check_bench.py compare CONTINUOUS.json STATIC.json
       The same workload in both modes: the same requests and prompt/output
@@ -152,11 +153,30 @@ def check_run(path, context):
         spec = ", %d draft positions" % len(positions)
     else:
         check(tokens["draft_verified"] == 0, "drafts verified without a draft")
+    communication = summary["communication"]
+    comm = ""
+    if communication is not None:
+        steps = communication["decode_steps"]
+        check(0 <= steps <= summary["steps"], "decode steps")
+        stages = communication["bytes_per_decode_step"]
+        total = communication["all_ranks_bytes_per_decode_step"]
+        check((steps == 0) == (not stages) == (total is None),
+              "bytes per decode step without decode steps, or none with")
+        check([s["stage"] for s in stages] == list(range(len(stages))),
+              "stage numbers")
+        check(all(s["within_stage"] + s["to_next_stage"] <= s["all_ranks"] +
+                  1e-6 for s in stages), "a rank sent more than its stage")
+        check(not stages or stages[-1]["to_next_stage"] == 0,
+              "the last stage sent to a next one")
+        check(not stages or math.isclose(
+            sum(s["all_ranks"] for s in stages), total, rel_tol=1e-9),
+              "the stages' bytes do not add up to all the ranks'")
+        comm = ", %d ranks, %d decode steps" % (communication["ranks"], steps)
     print("%s: %d requests, %d finished, %d rejected, output lengths ok, "
-          "%s, %d steps%s"
+          "%s, %d steps%s%s"
           % (config["mode"], len(requests), len(finished), len(rejected),
              "preempted" if summary["preemptions"] else "no preemption",
-             summary["steps"], spec))
+             summary["steps"], spec, comm))
 
 
 def compare(continuous_path, static_path):
