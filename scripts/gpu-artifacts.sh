@@ -52,7 +52,10 @@ done
 "$moec" "$root/models/tiny-gqa.json" --target=cuda --dtype=f32 \
   --tensor-parallel=2 --expert-parallel=2 --expert-gemm-tokens=8 \
   --emit=artifact -o "$out/tiny-gqa.tp2-ep2.expert-gemm.cuda-f32.moeart"
-# Attention on the tensor cores from 8 tokens on (kernel_flash_attend).
+# Attention on the tensor cores from 8 tokens on (kernel_flash_attend), and
+# its host form (CudaSteps compares them up to the first flash step).
 "$moec" "$root/models/tiny-moe.json" --target=cuda --flash-attention-tokens=8 \
   --emit=artifact -o "$out/tiny-moe.flash.cuda.moeart"
+"$moec" "$root/models/tiny-moe.json" --grid-kernels --flash-attention-tokens=8 \
+  --emit=artifact -o "$out/tiny-moe.flash.grid.host.moeart"
 echo "gpu-artifacts: wrote $(ls "$out" | wc -l) artifacts to $out"

@@ -116,16 +116,8 @@ TEST_P(GridSteps, EveryStepWritesWhatTheLoopKernelsWrite) {
       *loops.artifact->stages()[0].execution, in, error);
   ASSERT_FALSE(checks.empty()) << error;
   std::string until = GetParam().until;
-  if (!until.empty()) {
-    auto last = std::find_if(checks.begin(), checks.end(), [&](auto &c) {
-      return c.what.find(until) != std::string::npos;
-    });
-    ASSERT_NE(last, checks.end()) << "no " << until << " step";
-    size_t step = last->step;
-    checks.erase(std::find_if(last, checks.end(),
-                              [&](auto &c) { return c.step != step; }),
-                 checks.end());
-  }
+  if (!until.empty())
+    ASSERT_TRUE(keepUntil(checks, until)) << "no " << until << " step";
   size_t kernels = 0;
   for (const StepCheck &check : checks) {
     EXPECT_EQ(check.poisoned, 0u)

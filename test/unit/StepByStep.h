@@ -129,6 +129,21 @@ compareStepByStep(RankExecutor &checked, const ExecutionInfo &a,
   return checks;
 }
 
+/// Drops the checks after the first step whose check names `what` (the
+/// step's own checks stay); false when no check names it.
+inline bool keepUntil(std::vector<StepCheck> &checks, const std::string &what) {
+  auto first = std::find_if(checks.begin(), checks.end(), [&](auto &c) {
+    return c.what.find(what) != std::string::npos;
+  });
+  if (first == checks.end())
+    return false;
+  size_t step = first->step;
+  checks.erase(std::find_if(first, checks.end(),
+                            [&](auto &c) { return c.step != step; }),
+               checks.end());
+  return true;
+}
+
 /// "N buffers of M steps compared; worst relative error E at step S
 /// (WHAT)".
 inline std::string summarize(const std::vector<StepCheck> &checks) {
