@@ -152,7 +152,8 @@ CudaExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
   s.place.rankInStage = artifact.rankInStage(rank);
   s.rankInStage = artifact.rankInStage(rank);
   s.groupSize = artifact.groupSize(rank);
-  s.buffers.resize(s.plan.buffers.size());
+  s.slots = BufferSlots::of(s.plan);
+  s.buffers.resize(s.plan.buffers.size() + s.slots.count);
   for (size_t id = 0; id < s.plan.buffers.size(); ++id) {
     const BufferInfo &buffer = s.plan.buffers[id];
     if (buffer.kind == BufferInfo::Kind::Weight) {
@@ -305,6 +306,32 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
   std::vector<std::vector<int64_t>> sizes = stepSizes.shapes(plan);
   std::vector<void *> data(plan.buffers.size());
   bool moved = false;
+  // Where each buffer lives: its own memory, or its activation slot's
+  // (runPrefix keeps activations apart, so an unwritten one shows its
+  // poison). Every slot is sized first, then addressed: growing moves it.
+  auto place = [&](size_t id) -> cuda::DeviceBuffer & {
+    int64_t slot = s.slots.slotOf[id];
+    return slot < 0 || prefix ? s.buffers[id]
+                              : s.buffers[plan.buffers.size() + slot];
+  };
+  std::vector<size_t> bytes(s.buffers.size(), 0);
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    BufferInfo::Kind kind = plan.buffers[id].kind;
+    if (kind != BufferInfo::Kind::Weight && kind != BufferInfo::Kind::KCache &&
+        kind != BufferInfo::Kind::VCache) {
+      size_t at = &place(id) - s.buffers.data();
+      bytes[at] = std::max<size_t>(
+          bytes[at], elementCount(sizes[id]) * dtypeSize(plan.buffers[id].dtype));
+    }
+  }
+  for (size_t at = 0; at < s.buffers.size(); ++at) {
+    if (!bytes[at])
+      continue;
+    void *before = s.buffers[at].data;
+    if (!s.reserve(s.buffers[at], bytes[at], error))
+      return false;
+    moved |= before && before != s.buffers[at].data;
+  }
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
     int64_t elements = elementCount(sizes[id]);
@@ -312,13 +339,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
       data[id] = s.weights[buffer.name].data;
       continue;
     }
-    void *before = s.buffers[id].data;
-    if (buffer.kind != BufferInfo::Kind::KCache &&
-        buffer.kind != BufferInfo::Kind::VCache &&
-        !s.reserve(s.buffers[id], elements * dtypeSize(buffer.dtype), error))
-      return false;
-    moved |= before && before != s.buffers[id].data;
-    data[id] = s.buffers[id].data;
+    data[id] = place(id).data;
     if (prefix && buffer.kind == BufferInfo::Kind::Activation &&
         !s.check(cudaMemsetAsync(data[id], 0xff,
                                  elements * dtypeSize(buffer.dtype), s.stream),

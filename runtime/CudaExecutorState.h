@@ -10,6 +10,7 @@
 #define MOEC_RUNTIME_CUDAEXECUTORSTATE_H
 
 #include "runtime/CudaDriver.h"
+#include "runtime/BufferSlots.h"
 #include "runtime/CudaExecutor.h"
 #include "runtime/HalfFloat.h"
 #include "runtime/NcclCommunicator.h"
@@ -37,8 +38,10 @@ struct CudaExecutor::State {
   std::vector<CUmodule> modules;
   /// GPU module name -> its kernel.
   std::map<std::string, CUfunction> functions;
-  /// Per plan buffer: activations, inputs and caches; weights by name.
+  /// Per plan buffer: inputs, caches and (in runPrefix only) activations,
+  /// then per activation slot (runtime/BufferSlots.h); weights by name.
   std::vector<cuda::DeviceBuffer> buffers;
+  BufferSlots slots;
   std::map<std::string, cuda::DeviceBuffer> weights;
   std::vector<WeightSpec> specs;
   int64_t rankInStage = 0, groupSize = 1;

@@ -131,7 +131,8 @@ HostExecutor::create(const Artifact &artifact, int64_t rank, int64_t numBlocks,
   executor->specs = artifact.weightsForRank(rank);
   executor->rankInStage = artifact.rankInStage(rank);
   executor->groupSize = artifact.groupSize(rank);
-  executor->storage.resize(plan.buffers.size());
+  executor->slots = BufferSlots::of(plan);
+  executor->storage.resize(plan.buffers.size() + executor->slots.count);
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
     if (buffer.kind == BufferInfo::Kind::Weight) {
@@ -225,20 +226,34 @@ bool HostExecutor::run(
   std::vector<std::vector<int64_t>> sizes =
       StepSizes::of(in, blocks * plan.blockSize).shapes(plan);
   std::vector<char *> data(plan.buffers.size());
+  // Where each buffer lives: its own storage, or its activation slot's
+  // (every slot sized first, then addressed, as resizing moves it).
+  auto place = [&](size_t id) -> std::vector<char> & {
+    int64_t slot = slots.slotOf[id];
+    return slot < 0 || poison ? storage[id]
+                              : storage[plan.buffers.size() + slot];
+  };
+  std::vector<size_t> bytes(storage.size(), 0);
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    BufferInfo::Kind kind = plan.buffers[id].kind;
+    if (kind == BufferInfo::Kind::Activation ||
+        kind == BufferInfo::Kind::Input || kind == BufferInfo::Kind::GroupRank) {
+      size_t at = &place(id) - storage.data();
+      bytes[at] = std::max<size_t>(bytes[at], elementCount(sizes[id]) * 4);
+    }
+  }
+  for (size_t at = 0; at < storage.size(); ++at)
+    if (bytes[at] > storage[at].size())
+      storage[at].resize(bytes[at]);
   for (size_t id = 0; id < plan.buffers.size(); ++id) {
     const BufferInfo &buffer = plan.buffers[id];
-    int64_t elements = elementCount(sizes[id]);
     if (buffer.kind == BufferInfo::Kind::Weight) {
       data[id] = reinterpret_cast<char *>(weights[buffer.name].data());
       continue;
     }
-    if (buffer.kind == BufferInfo::Kind::Activation ||
-        buffer.kind == BufferInfo::Kind::Input ||
-        buffer.kind == BufferInfo::Kind::GroupRank)
-      storage[id].resize(elements * 4);
     if (poison && buffer.kind == BufferInfo::Kind::Activation)
       std::memset(storage[id].data(), 0xff, storage[id].size()); // NaN
-    data[id] = storage[id].data();
+    data[id] = place(id).data();
     if (buffer.kind == BufferInfo::Kind::GroupRank) {
       int32_t index = static_cast<int32_t>(rankInStage / buffer.divisor);
       std::memcpy(data[id], &index, sizeof index);

@@ -14,6 +14,7 @@
 #ifndef MOEC_RUNTIME_HOSTEXECUTOR_H
 #define MOEC_RUNTIME_HOSTEXECUTOR_H
 
+#include "runtime/BufferSlots.h"
 #include "runtime/RankExecutor.h"
 
 #include <cstdint>
@@ -106,9 +107,12 @@ private:
   int memfd = -1;
   /// Packed kernel entry points, by kernel name.
   std::map<std::string, void (*)(void **)> entries;
-  /// Per buffer: its storage (weights and caches persist, activations are
-  /// resized each step).
+  /// Per buffer: its storage (caches persist; inputs are resized each
+  /// step; activations only in runPrefix, which keeps each apart so that
+  /// an unwritten one shows its poison), then per activation slot
+  /// (runtime/BufferSlots.h), resized each step.
   std::vector<std::vector<char>> storage;
+  BufferSlots slots;
   std::map<std::string, std::vector<float>> weights;
   /// How this rank's weights are cut from a checkpoint.
   std::vector<WeightSpec> specs;

@@ -153,6 +153,35 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
+// The activations of the small models' plans share slots
+// (runtime/BufferSlots.h) only when no step needs two of them at once; the
+// logits and every other test of this file run through those slots.
+TEST(HostExecution, ActivationSlotsNeverHoldTwoLiveBuffers) {
+  for (const char *name :
+       {"tiny-moe", "tiny-gqa.grid", "tiny-moe.expert-gemm.grid",
+        "tiny-moe.flash.grid", "tiny-draft.ffn-gemm.grid", "tiny-moe.tp2-pp2"}) {
+    std::string error;
+    auto artifact = Artifact::open(artifactPath(name), error);
+    ASSERT_TRUE(artifact) << error;
+    for (const StageInfo &stage : artifact->stages()) {
+      const ExecutionInfo &plan = *stage.execution;
+      BufferSlots slots = BufferSlots::of(plan);
+      auto live = liveRanges(plan);
+      EXPECT_LT(slots.count, static_cast<int64_t>(plan.buffers.size()) / 3)
+          << name;
+      for (size_t x = 0; x < plan.buffers.size(); ++x) {
+        bool activation = plan.buffers[x].kind == BufferInfo::Kind::Activation;
+        EXPECT_EQ(slots.slotOf[x] >= 0, activation) << name << " " << x;
+        for (size_t y = x + 1; y < plan.buffers.size(); ++y)
+          if (slots.slotOf[x] >= 0 && slots.slotOf[x] == slots.slotOf[y])
+            EXPECT_TRUE(live[x].second < live[y].first ||
+                        live[y].second < live[x].first)
+                << name << ": buffers " << x << " and " << y;
+      }
+    }
+  }
+}
+
 // runPrefix poisons the activations, so output a step leaves unwritten
 // shows: read before the step that writes it has run, a buffer is all NaN;
 // after, all finite.

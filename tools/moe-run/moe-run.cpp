@@ -10,6 +10,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "runtime/BufferSlots.h"
 #include "runtime/Artifact.h"
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
@@ -260,6 +261,23 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
       std::printf(", %lld kernel launches",
                   static_cast<long long>(work.launches));
     std::printf("\n");
+  }
+  // Activation memory: buffers share slots by liveness.
+  for (const StageInfo &stage : artifact->stages()) {
+    if (!stage.execution)
+      continue;
+    const ExecutionInfo &plan = *stage.execution;
+    BufferSlots slots = BufferSlots::of(plan);
+    size_t activations = std::count_if(
+        slots.slotOf.begin(), slots.slotOf.end(), [](int64_t s) { return s >= 0; });
+    int64_t tokens = std::min<int64_t>(4096, artifact->model().maxContext);
+    BufferSlots::Footprint at = slots.footprint(plan, tokens);
+    std::printf("stage %lld activations: %zu buffers in %lld slots, %.1f MB "
+                "at %lld tokens (%.1f MB if each had its own)\n",
+                static_cast<long long>(&stage - artifact->stages().data()),
+                activations, static_cast<long long>(slots.count),
+                at.shared / 1e6, static_cast<long long>(tokens),
+                at.apart / 1e6);
   }
   return 0;
 }
