@@ -10,11 +10,13 @@
 #define MOEC_TEST_UNIT_HOSTLOAD_H
 
 #include "ReferenceModel.h"
+#include "StepHelpers.h"
 
 #include "runtime/HostExecutor.h"
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -33,7 +35,7 @@ inline moec::ModelConfig loadConfig(const std::string &model) {
   return config ? *config : moec::ModelConfig{};
 }
 
-/// One model's artifact, executor (random weights, seed 7) and config.
+/// One model's artifact, executor (random weights) and config.
 struct Loaded {
   std::unique_ptr<Artifact> artifact;
   std::unique_ptr<HostExecutor> executor;
@@ -49,8 +51,10 @@ struct Loaded {
   }
 };
 
-/// `name` is a model, or MODEL.VARIANT for an artifact compiled another way.
-inline Loaded load(const std::string &name, int64_t blocks = 32) {
+/// `name` is a model, or MODEL.VARIANT for an artifact compiled another way;
+/// the executor has `blocks` KV blocks and random weights from `seed`.
+inline Loaded load(const std::string &name, int64_t blocks = 32,
+                   uint64_t seed = 7) {
   Loaded loaded;
   std::string error;
   std::string model = name.substr(0, name.find('.'));
@@ -61,9 +65,31 @@ inline Loaded load(const std::string &name, int64_t blocks = 32) {
   loaded.executor = HostExecutor::create(*loaded.artifact, 0, blocks, error);
   EXPECT_TRUE(loaded.executor) << error;
   if (loaded.executor)
-    loaded.executor->initRandomWeights(7);
+    loaded.executor->initRandomWeights(seed);
   loaded.config = loadConfig(model);
   return loaded;
+}
+
+/// The largest relative error of `m`'s logits, at every position of a
+/// 21-token prompt (two blocks of 16, the second partly filled), against
+/// the reference model, recorded as the test's max_relative_error; -1
+/// (and a failure) when the step fails.
+inline double prefillError(Loaded &m) {
+  std::vector<int32_t> prompt = somePrompt(m.config.vocabSize, 21);
+  std::vector<float> logits;
+  std::string error;
+  if (!m.executor->forward(prefill(prompt, {5, 2}, 16), logits, error)) {
+    ADD_FAILURE() << error;
+    return -1;
+  }
+  std::vector<float> expected =
+      moec::reference::forward(m.config, m.weights(), prompt);
+  EXPECT_EQ(logits.size(), expected.size());
+  double err = relativeError(logits, expected);
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2e", err);
+  ::testing::Test::RecordProperty("max_relative_error", text);
+  return err;
 }
 
 } // namespace moert::test

@@ -8,6 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "HostLoad.h"
+
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
 #include "runtime/Scheduler.h"
@@ -17,32 +19,15 @@
 #include <map>
 
 using namespace moert;
+using namespace moert::test;
 
 namespace {
 
-struct Executor {
-  std::unique_ptr<Artifact> artifact;
-  std::unique_ptr<HostExecutor> executor;
-};
-
-Executor open(int64_t blocks) {
-  Executor e;
-  std::string error;
-  e.artifact = Artifact::open(
-      std::string(MOEC_HOST_ARTIFACTS_DIR) + "/tiny-moe.host.moeart", error);
-  EXPECT_TRUE(e.artifact) << error;
-  if (!e.artifact)
-    return e;
-  e.executor = HostExecutor::create(*e.artifact, 0, blocks, error);
-  EXPECT_TRUE(e.executor) << error;
-  if (e.executor)
-    e.executor->initRandomWeights(7);
-  return e;
-}
+Loaded open(int64_t blocks) { return load("tiny-moe", blocks); }
 
 TEST(SchedulerHost, ConcurrentRequestsMatchGenerateAlone) {
   // 8 blocks of 16 tokens: fewer than the requests below need together.
-  Executor batched = open(8);
+  Loaded batched = open(8);
   ASSERT_TRUE(batched.executor);
   int64_t vocab = batched.executor->vocabSize();
   int64_t maxContext = batched.artifact->model().maxContext;
@@ -96,7 +81,7 @@ TEST(SchedulerHost, ConcurrentRequestsMatchGenerateAlone) {
   EXPECT_EQ(stats.blocksUsed, 0);
 
   for (const Request &r : requests) {
-    Executor solo = open(32);
+    Loaded solo = open(32);
     ASSERT_TRUE(solo.executor);
     GenerateOptions g;
     g.maxNewTokens = r.maxNewTokens;

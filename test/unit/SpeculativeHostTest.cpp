@@ -10,6 +10,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "HostLoad.h"
+
 #include "runtime/Generator.h"
 #include "runtime/HostExecutor.h"
 #include "runtime/Scheduler.h"
@@ -21,28 +23,12 @@
 #include <sstream>
 
 using namespace moert;
+using namespace moert::test;
 
 namespace {
 
-struct Executor {
-  std::unique_ptr<Artifact> artifact;
-  std::unique_ptr<HostExecutor> executor;
-};
-
-Executor open(const std::string &model, int64_t blocks, uint64_t seed) {
-  Executor e;
-  std::string error;
-  e.artifact = Artifact::open(std::string(MOEC_HOST_ARTIFACTS_DIR) + "/" +
-                                  model + ".host.moeart",
-                              error);
-  EXPECT_TRUE(e.artifact) << error;
-  if (!e.artifact)
-    return e;
-  e.executor = HostExecutor::create(*e.artifact, 0, blocks, error);
-  EXPECT_TRUE(e.executor) << error;
-  if (e.executor)
-    e.executor->initRandomWeights(seed);
-  return e;
+Loaded open(const std::string &model, int64_t blocks, uint64_t seed) {
+  return load(model, blocks, seed);
 }
 
 std::vector<Request> greedyRequests(int64_t vocab) {
@@ -66,7 +52,7 @@ std::vector<Request> greedyRequests(int64_t vocab) {
 
 /// Runs `requests` with `draft` and checks each output against generate()
 /// alone on a fresh tiny-moe; returns the scheduler's statistics.
-SchedulerStats runAndCompare(Executor &target, Executor &draft,
+SchedulerStats runAndCompare(Loaded &target, Loaded &draft,
                              const std::vector<Request> &requests) {
   SchedulerOptions options;
   options.maxContext = target.artifact->model().maxContext;
@@ -88,7 +74,7 @@ SchedulerStats runAndCompare(Executor &target, Executor &draft,
     if (event.kind == SchedulerEvent::Kind::Token)
       outputs[event.requestId].push_back(event.token);
   for (const Request &r : requests) {
-    Executor solo = open("tiny-moe", 32, 7);
+    Loaded solo = open("tiny-moe", 32, 7);
     if (!solo.executor)
       break;
     GenerateOptions g;
@@ -113,8 +99,8 @@ std::string acceptance(const SchedulerStats &stats) {
 
 TEST(SpeculativeHost, GreedyWithTinyDraftMatchesGenerate) {
   // 10 blocks of 16 tokens: fewer than the requests need together.
-  Executor target = open("tiny-moe", 10, 7);
-  Executor draft = open("tiny-draft", 8, 11);
+  Loaded target = open("tiny-moe", 10, 7);
+  Loaded draft = open("tiny-draft", 8, 11);
   ASSERT_TRUE(target.executor && draft.executor);
   ASSERT_EQ(draft.executor->vocabSize(), target.executor->vocabSize());
   std::vector<Request> requests = greedyRequests(target.executor->vocabSize());
@@ -131,8 +117,8 @@ TEST(SpeculativeHost, GreedyWithTinyDraftMatchesGenerate) {
 }
 
 TEST(SpeculativeHost, GreedyWithItselfAsDraftAcceptsAll) {
-  Executor target = open("tiny-moe", 10, 7);
-  Executor draft = open("tiny-moe", 16, 7);
+  Loaded target = open("tiny-moe", 10, 7);
+  Loaded draft = open("tiny-moe", 16, 7);
   ASSERT_TRUE(target.executor && draft.executor);
   std::vector<Request> requests = greedyRequests(target.executor->vocabSize());
   SchedulerStats stats = runAndCompare(target, draft, requests);
