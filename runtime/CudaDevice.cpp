@@ -109,6 +109,11 @@ std::string CudaExecutor::describe() const { return ""; }
 std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
   return {0, 0};
 }
+bool CudaExecutor::copyBlocks(const std::vector<BlockCopy> &,
+                              std::string &error) {
+  error = deviceStatus();
+  return false;
+}
 void CudaExecutor::useGraphs(bool) {}
 void CudaExecutor::useNccl(NcclCommunicator *) {}
 bool CudaExecutor::profileStep(const StepInputs &, int,

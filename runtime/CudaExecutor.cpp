@@ -242,6 +242,38 @@ std::pair<int64_t, int64_t> CudaExecutor::lastStepBytesSent() const {
 }
 
 
+bool CudaExecutor::copyBlocks(const std::vector<BlockCopy> &copies,
+                              std::string &error) {
+  State &s = *state;
+  error = checkBlockCopies(copies, s.blocks);
+  if (!error.empty())
+    return false;
+  if (copies.empty())
+    return true;
+  if (!s.check(cudaSetDevice(s.device), "selecting the CUDA device", error))
+    return false;
+  // A cache is [slots, kvWidth], slot = block * blockSize + offset: a block
+  // is one contiguous run. The stream orders the copies (and a later copy
+  // that reads an earlier one's destination) before the next step.
+  for (size_t id = 0; id < s.plan.buffers.size(); ++id) {
+    const BufferInfo &buffer = s.plan.buffers[id];
+    if (buffer.kind != BufferInfo::Kind::KCache &&
+        buffer.kind != BufferInfo::Kind::VCache)
+      continue;
+    size_t blockBytes = static_cast<size_t>(s.plan.blockSize) *
+                        s.plan.kvWidth * dtypeSize(buffer.dtype);
+    char *cache = static_cast<char *>(s.buffers[id].data);
+    for (const BlockCopy &copy : copies)
+      if (!s.check(cudaMemcpyAsync(cache + copy.destination * blockBytes,
+                                   cache + copy.source * blockBytes,
+                                   blockBytes, cudaMemcpyDeviceToDevice,
+                                   s.stream),
+                   "copying a KV-cache block", error))
+        return false;
+  }
+  return true;
+}
+
 bool CudaExecutor::forward(const StepInputs &request,
                            std::vector<float> &logits, std::string &error) {
   return run(request, logits, error, nullptr, 0);

@@ -71,6 +71,11 @@ public:
                std::string &error) override;
   std::string checkInputs(const StepInputs &inputs) const override;
   std::pair<int64_t, int64_t> lastStepBytesSent() const override;
+  /// Queues one device-to-device copy per block and K/V cache on the
+  /// executor's stream, ahead of the next step's work (which the stream
+  /// orders after them).
+  bool copyBlocks(const std::vector<BlockCopy> &copies,
+                  std::string &error) override;
   bool runPrefix(const StepInputs &inputs, size_t steps, int64_t buffer,
                  std::vector<float> &out, std::string &error) override;
   int64_t blockSize() const override;

@@ -13,11 +13,17 @@ namespace {
 /// end). A step of P micro-batches (runtime/MicroBatch.h) is P headers,
 /// each followed by its data.
 struct StepHeader {
-  // 1: a step follows; 2: send your DecodeTraffic (no step); 0: stop.
+  // 1: a step follows; 2: send your DecodeTraffic (no step); 3: copy KV
+  // blocks (`copies` source/destination pairs of int32 follow; no step);
+  // 0: stop.
   int64_t command = 0;
   int64_t tokens = 0, sequences = 0, blocksPerSeq = 0, logitRows = 0;
   int64_t parts = 1;
+  int64_t copies = 0;
 };
+
+static_assert(sizeof(BlockCopy) == 2 * sizeof(int32_t),
+              "block copies travel as int32 pairs");
 
 StepHeader headerOf(const StepInputs &in, int64_t parts) {
   return {1,
@@ -143,6 +149,31 @@ bool DistributedRunner::forward(const StepInputs &inputs,
   return true;
 }
 
+bool DistributedRunner::copyBlocks(const std::vector<BlockCopy> &copies,
+                                   std::string &error) {
+  if (stopped) {
+    error = "the ranks were stopped";
+    return false;
+  }
+  midStepFailure = false;
+  error = checkBlockCopies(copies, executor.numBlocks());
+  if (!error.empty() || copies.empty())
+    return error.empty();
+  midStepFailure = true; // until every rank has its copies
+  StepHeader header;
+  header.command = 3;
+  header.copies = static_cast<int64_t>(copies.size());
+  for (int64_t rank = 1; rank < comm.size(); ++rank)
+    if (!comm.send(&header, sizeof header, rank, error) ||
+        !comm.send(copies.data(), copies.size() * sizeof(BlockCopy), rank,
+                   error))
+      return false;
+  if (!executor.copyBlocks(copies, error))
+    return false;
+  midStepFailure = false;
+  return true;
+}
+
 bool DistributedRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
                                       std::string &error) {
   if (stopped) {
@@ -187,6 +218,21 @@ bool moert::serveFollower(const Artifact &artifact, RankExecutor &executor,
           return false;
         }
         if (!comm.send(&traffic, sizeof traffic, 0, error))
+          return false;
+        break;
+      }
+      if (header.command == 3) {
+        // Not a step: copy-on-write of KV blocks, before the next step.
+        if (p > 0 || header.copies < 0) {
+          error = p > 0 ? "rank 0 sent block copies in the middle of a step"
+                        : "rank 0 announced " + std::to_string(header.copies) +
+                              " block copies";
+          return false;
+        }
+        std::vector<BlockCopy> copies(static_cast<size_t>(header.copies));
+        if (!comm.recv(copies.data(), copies.size() * sizeof(BlockCopy), 0,
+                       error) ||
+            !executor.copyBlocks(copies, error))
           return false;
         break;
       }

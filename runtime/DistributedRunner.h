@@ -10,7 +10,9 @@
 // micro-batches of whole sequences (runtime/MicroBatch.h), all sent before
 // any runs, so the stages overlap; the logits come back at once. Between
 // steps the head may ask every rank for the bytes it sent in the decode
-// steps (runtime/DecodeTraffic.h). The transfers go through a Communicator:
+// steps (runtime/DecodeTraffic.h), or tell every rank to copy KV-cache
+// blocks (copy-on-write, ModelRunner::copyBlocks; no answer: the next step
+// follows it in order on every rank). The transfers go through a Communicator:
 // MPI between processes (mpirun, srun), or the in-process world in tests.
 //
 // The head checks a step's inputs before sending it, so a bad request never
@@ -44,6 +46,12 @@ public:
   int64_t blockSize() const override { return executor.blockSize(); }
   int64_t numBlocks() const override { return executor.numBlocks(); }
   int64_t vocabSize() const override { return executor.vocabSize(); }
+  /// Sends the copies to every follower (one header and one message of
+  /// copies each), then copies rank 0's blocks. Copies refused by
+  /// checkBlockCopies never leave rank 0; a failure after they did leaves
+  /// the ranks out of step, as a failed step does.
+  bool copyBlocks(const std::vector<BlockCopy> &copies,
+                  std::string &error) override;
   /// Asks every follower for its count (one message each way per rank);
   /// a failure leaves the ranks out of step, as a failed step does.
   bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
@@ -67,7 +75,8 @@ private:
 
 /// Runs a follower rank: receives each step from rank 0, runs `executor` on
 /// it and sends the logits to rank 0 when this rank is the first of the last
-/// stage; answers rank 0's DistributedRunner::decodeTraffic(). Returns true
+/// stage; answers rank 0's DistributedRunner::decodeTraffic() and performs
+/// its DistributedRunner::copyBlocks(). Returns true
 /// when rank 0 says stop, false with `error` on a failure.
 bool serveFollower(const Artifact &artifact, RankExecutor &executor,
                    Communicator &communicator, std::string &error);

@@ -190,6 +190,26 @@ bool HostExecutor::forward(const StepInputs &in, std::vector<float> &logits,
              });
 }
 
+bool HostExecutor::copyBlocks(const std::vector<BlockCopy> &copies,
+                              std::string &error) {
+  error = checkBlockCopies(copies, blocks);
+  if (!error.empty())
+    return false;
+  // A cache is [slots, kvWidth], slot = block * blockSize + offset: a block
+  // is one contiguous run of blockSize * kvWidth elements.
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    BufferInfo::Kind kind = plan.buffers[id].kind;
+    if (kind != BufferInfo::Kind::KCache && kind != BufferInfo::Kind::VCache)
+      continue;
+    size_t blockBytes = storage[id].size() / blocks;
+    char *cache = storage[id].data();
+    for (const BlockCopy &copy : copies)
+      std::memcpy(cache + copy.destination * blockBytes,
+                  cache + copy.source * blockBytes, blockBytes);
+  }
+  return true;
+}
+
 bool HostExecutor::runPrefix(const StepInputs &in, size_t steps,
                              int64_t buffer, std::vector<float> &out,
                              std::string &error) {

@@ -69,6 +69,11 @@ public:
   bool forward(const StepInputs &inputs, std::vector<float> &logits,
                std::string &error) override;
 
+  /// Copies each block's slots (blockSize() x the plan's KV width) in
+  /// every K and V cache of this rank, in order.
+  bool copyBlocks(const std::vector<BlockCopy> &copies,
+                  std::string &error) override;
+
   /// Tokens per KV-cache block and blocks per layer.
   int64_t blockSize() const override { return plan.blockSize; }
   int64_t numBlocks() const override { return blocks; }

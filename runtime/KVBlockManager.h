@@ -4,7 +4,13 @@
 // one block table per sequence, reference counts so that sequences can share
 // blocks (forks, prefix sharing) with copy-on-write of a shared, partly
 // filled last block. It owns no device memory: the device side reads the
-// block tables and performs the copies it is told about.
+// block tables and performs the copies it is told about. Whoever owns the
+// manager takes the pending copies (takePendingCopies) and has the runner
+// perform them (ModelRunner::copyBlocks) before the step that writes into
+// the copied blocks; the Scheduler does so before every step, for the
+// target's and the draft's cache. Nothing in serving forks yet: prefix
+// sharing (requests sharing a cached prompt prefix) and parallel sampling
+// would.
 //
 //===----------------------------------------------------------------------===//
 
@@ -64,7 +70,9 @@ public:
   const std::vector<int32_t> &getBlockTable(int64_t id) const;
   /// References to `block` (0 when free).
   int32_t getRefCount(int32_t block) const { return refCounts.at(block); }
-  /// Copies made necessary by copy-on-write since the last call.
+  /// Copies made necessary by copy-on-write since the last call, in the
+  /// order they must be performed (ModelRunner::copyBlocks), before the
+  /// next step that writes into their destinations.
   std::vector<BlockCopy> takePendingCopies();
 
 private:

@@ -72,6 +72,25 @@ bool LocalRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
   return true;
 }
 
+bool LocalRunner::copyBlocks(const std::vector<BlockCopy> &copies,
+                             std::string &error) {
+  if (broken) {
+    error = "an earlier step failed in a transfer; the ranks cannot run again";
+    return false;
+  }
+  error = checkBlockCopies(copies, numBlocks());
+  if (!error.empty() || copies.empty())
+    return error.empty();
+  // No transfers: each rank copies within its own caches, one after another.
+  for (size_t rank = 0; rank < executors.size(); ++rank)
+    if (!executors[rank]->copyBlocks(copies, error)) {
+      if (executors.size() > 1)
+        error = "rank " + std::to_string(rank) + ": " + error;
+      return false;
+    }
+  return true;
+}
+
 bool LocalRunner::forward(const StepInputs &inputs, std::vector<float> &logits,
                           std::string &error) {
   if (broken) {

@@ -58,6 +58,12 @@ public:
   int64_t numBlocks() const override { return executors[0]->numBlocks(); }
   int64_t vocabSize() const override { return executors[0]->vocabSize(); }
 
+  /// Every rank copies the blocks in its own caches (its shard of the KV
+  /// heads, its stage's layers). Refused copies fail before any rank
+  /// starts.
+  bool copyBlocks(const std::vector<BlockCopy> &copies,
+                  std::string &error) override;
+
   /// Every rank's count (one rank: none).
   bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
                      std::string &error) override;

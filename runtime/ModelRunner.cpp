@@ -11,6 +11,28 @@ bool ModelRunner::decodeTraffic(std::vector<DecodeTraffic> &ranks,
   return true;
 }
 
+bool ModelRunner::copyBlocks(const std::vector<BlockCopy> &copies,
+                             std::string &error) {
+  if (copies.empty())
+    return true;
+  error = "this runner cannot copy KV-cache blocks";
+  return false;
+}
+
+std::string moert::checkBlockCopies(const std::vector<BlockCopy> &copies,
+                                    int64_t blocks) {
+  for (const BlockCopy &copy : copies) {
+    for (int32_t block : {copy.source, copy.destination})
+      if (block < 0 || block >= blocks)
+        return "block " + std::to_string(block) + " is outside the cache's " +
+               std::to_string(blocks) + " blocks";
+    if (copy.source == copy.destination)
+      return "block " + std::to_string(copy.source) +
+             " cannot be copied onto itself";
+  }
+  return "";
+}
+
 std::string moert::checkStepInputs(const StepInputs &in, int64_t vocab,
                                    int64_t blocks, int64_t blockSize) {
   size_t tokens = in.tokens.size();

@@ -10,6 +10,8 @@
 #ifndef MOEC_RUNTIME_MODELRUNNER_H
 #define MOEC_RUNTIME_MODELRUNNER_H
 
+#include "runtime/KVBlockManager.h"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,6 +41,12 @@ struct StepInputs {
 std::string checkStepInputs(const StepInputs &inputs, int64_t vocab,
                             int64_t blocks, int64_t blockSize);
 
+/// "" when every copy of `copies` names a source and a destination inside a
+/// cache of `blocks` blocks, the two distinct, else why not. Every runner
+/// refuses what this refuses, before copying anything.
+std::string checkBlockCopies(const std::vector<BlockCopy> &copies,
+                             int64_t blocks);
+
 /// Runs forward steps of one model over a paged KV cache it owns.
 class ModelRunner {
 public:
@@ -60,6 +68,18 @@ public:
   /// set when the ranks cannot be asked.
   virtual bool decodeTraffic(std::vector<DecodeTraffic> &ranks,
                              std::string &error);
+  /// Copies whole KV-cache blocks, in order: for each copy, every cached
+  /// slot of block `source` of every layer's K and V cache (on every rank:
+  /// each its own shard of the KV heads) goes to block `destination`. This
+  /// performs the copy-on-write of a KVBlockManager
+  /// (KVBlockManager::takePendingCopies), which must happen before the
+  /// step that writes into the copied blocks. False with `error` set, the
+  /// cache unchanged, for copies checkBlockCopies refuses; a device failure
+  /// may leave some copies done (copying again is harmless: the sources
+  /// are unchanged until the next step). The default copies nothing: it
+  /// accepts no copies and fails on any.
+  virtual bool copyBlocks(const std::vector<BlockCopy> &copies,
+                          std::string &error);
 };
 
 } // namespace moert

@@ -53,6 +53,11 @@ public:
               const std::function<void(int64_t, int64_t)> &progress = {}) = 0;
   /// "" when forward() accepts `inputs`, else why not.
   virtual std::string checkInputs(const StepInputs &inputs) const = 0;
+  /// ModelRunner::copyBlocks on this rank's caches: every layer's K and V
+  /// cache it holds (its shard of the KV heads), whole blocks of
+  /// blockSize() slots. Every executor implements it.
+  bool copyBlocks(const std::vector<BlockCopy> &copies,
+                  std::string &error) override = 0;
   /// Bytes this rank sent in its last step: within its stage, and to the
   /// next stage.
   virtual std::pair<int64_t, int64_t> lastStepBytesSent() const = 0;

@@ -378,6 +378,9 @@ bool Scheduler::runStep(std::vector<SchedulerEvent> &events,
   updateCounts();
   if (chunks.empty())
     return true; // Idle.
+  // Planning may have copied shared blocks on write: the copies go first.
+  if (!runBlockCopies(error))
+    return false;
   if (!runDrafts(chunks, error))
     return false;
   buildInputs(chunks);
@@ -449,6 +452,40 @@ bool Scheduler::runStep(std::vector<SchedulerEvent> &events,
          events);
   }
   updateCounts();
+  return true;
+}
+
+bool Scheduler::runBlockCopies(std::string &error) {
+  struct Cache {
+    KVBlockManager &manager;
+    std::vector<BlockCopy> &copies;
+    ModelRunner *runner;
+    const char *name;
+  };
+  for (Cache cache :
+       {Cache{draftBlocks, draftBlockCopies, opts.draft, "the draft's"},
+        Cache{blocks, blockCopies, &runner, "the"}}) {
+    // Kept until performed: a failed attempt leaves them all, in order, for
+    // the next one (copying again is harmless, nothing has written since).
+    std::vector<BlockCopy> taken = cache.manager.takePendingCopies();
+    if (cache.copies.empty())
+      cache.copies = std::move(taken);
+    else
+      cache.copies.insert(cache.copies.end(), taken.begin(), taken.end());
+    if (cache.copies.empty())
+      continue;
+    if (!cache.runner) {
+      error = std::string("copy-on-write in ") + cache.name +
+              " KV cache but there is no runner for it";
+      return false;
+    }
+    if (!cache.runner->copyBlocks(cache.copies, error)) {
+      error = std::string("copying ") + cache.name +
+              " KV-cache blocks failed: " + error;
+      return false;
+    }
+    cache.copies.clear();
+  }
   return true;
 }
 

@@ -82,6 +82,18 @@
 // seed and position, but not the draws of plain decoding. A preemption or
 // cancellation drops the draft cache with the sequence's blocks.
 //
+// Copy-on-write. The KV blocks of both caches come from KVBlockManagers,
+// which let sequences share blocks (fork) and, when a sharer grows into a
+// shared, partly filled last block, give it a copy of that block and record
+// the copy (KVBlockManager::takePendingCopies). Every step, once planned,
+// drains both managers' pending copies and has the runners perform them
+// (ModelRunner::copyBlocks: the draft's before the draft forwards, the
+// target's before the target forward), so no forward ever writes a copied
+// block before its copy. Nothing in the scheduler forks today, so the list
+// is always empty; prefix sharing (requests sharing a cached prompt prefix)
+// and parallel sampling would fork and rely on this hook. Copies a runner
+// failed to perform are kept and performed again before the next attempt.
+//
 // No exception leaves this API: failures return false with a message.
 //
 //===----------------------------------------------------------------------===//
@@ -310,6 +322,9 @@ private:
   void admit(std::vector<Chunk> &chunks, int64_t &budget);
   void buildInputs(const std::vector<Chunk> &chunks);
   bool runStep(std::vector<SchedulerEvent> &events, std::string &error);
+  /// Takes the block managers' pending copy-on-write copies and has the
+  /// draft and the target runner perform them (see Copy-on-write above).
+  bool runBlockCopies(std::string &error);
   void updateCounts();
   /// Records the sampled token `token` of `id`; true if it finished.
   bool emit(int64_t id, int32_t token, std::vector<SchedulerEvent> &events);
@@ -352,6 +367,9 @@ private:
   std::vector<float> logits;
   std::vector<Sampled> sampled;
   std::vector<Proposal> proposals;
+  /// Copies taken from `blocks` and `draftBlocks` that the runners have not
+  /// yet performed.
+  std::vector<BlockCopy> blockCopies, draftBlockCopies;
 };
 
 } // namespace moert
