@@ -13,6 +13,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "ForkCheck.h"
 #include "StepByStep.h"
 #include "StepHelpers.h"
 
@@ -33,6 +34,8 @@
 
 using namespace moert;
 using moert::test::compareStepByStep;
+using moert::test::ForkErrors;
+using moert::test::runFork;
 using moert::test::keepUntil;
 using moert::test::relativeError;
 using moert::test::somePrompt;
@@ -288,6 +291,28 @@ INSTANTIATE_TEST_SUITE_P(
       std::replace(name.begin(), name.end(), '.', '_');
       return name;
     });
+
+// A forked sequence's shared block, copied on the GPU (cudaMemcpyAsync on
+// the executor's stream) before the fork's first decode: the fork and the
+// original decode what their whole sequences give from scratch; without
+// the copy the fork does not.
+TEST(CudaExecution, AForkCopiesItsSharedBlockOnTheGpu) {
+  REQUIRE_GPU_AND("tiny-moe.cuda-f32");
+  for (bool skipCopy : {false, true}) {
+    std::unique_ptr<Artifact> artifact;
+    std::unique_ptr<RankExecutor> gpu = open("tiny-moe.cuda-f32", artifact, 16);
+    ASSERT_TRUE(gpu);
+    ForkErrors errors;
+    runFork(*gpu, skipCopy, errors);
+    std::printf("fork %s the copy: fork error %.3g, original %.3g\n",
+                skipCopy ? "without" : "with", errors.fork, errors.original);
+    if (skipCopy)
+      EXPECT_GT(errors.fork, 1e-2);
+    else
+      EXPECT_LT(errors.fork, 1e-4);
+    EXPECT_LT(errors.original, 1e-4);
+  }
+}
 
 // Decode steps replayed from CUDA graphs (batch 3, padded to its bucket of
 // 4) compute what the same steps compute launched one by one.
