@@ -82,8 +82,15 @@ bool planShard(const WeightSpec &spec, std::vector<int64_t> &splits,
       *why = "weight '" + spec.name + "': " + message;
     return false;
   };
-  splits = spec.splits.empty() ? std::vector<int64_t>(rank, 1) : spec.splits;
-  chunks = spec.chunks.empty() ? std::vector<int64_t>(rank, 1) : spec.chunks;
+  // Assigned in place, not from a conditional's temporary vector, of which
+  // g++ 12 wrongly warns that it frees a non-heap pointer.
+  for (auto [list, given] : {std::pair{&splits, &spec.splits},
+                             std::pair{&chunks, &spec.chunks}}) {
+    if (given->empty())
+      list->assign(rank, 1);
+    else
+      *list = *given;
+  }
   for (const auto *list : {&splits, &chunks}) {
     const char *what = list == &splits ? "splits " : "chunks ";
     if (list->size() != rank)
