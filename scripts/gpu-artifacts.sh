@@ -12,6 +12,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="${1:-$root/build/gpu-artifacts}"
 moec="$root/build/bin/moec"
 mkdir -p "$out"
+# gpu-check.sh runs every artifact it finds: none left from an older run.
+rm -f "$out"/*.moeart
 for model in tiny-moe tiny-gqa tiny-draft; do
   "$moec" "$root/models/$model.json" --emit=artifact -o "$out/$model.host.moeart"
   "$moec" "$root/models/$model.json" --target=cuda --dtype=f32 \
