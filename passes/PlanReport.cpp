@@ -164,6 +164,12 @@ void mlir::moe::printPlanReport(const PlanReport &plan, llvm::raw_ostream &os) {
        << " tokens/s with every stage busy\n";
     os << "communication per step per rank (most loaded stage): " << within
        << " bytes within the node, " << between << " bytes to the next stage\n";
+    // Per stage, as moe-run prints what its ranks really sent.
+    if (plan.stages.size() > 1)
+      for (const StageReport &s : plan.stages)
+        os << "  stage " << s.stage << ": " << s.cost->bytesWithinStage
+           << " bytes within the node, " << s.cost->bytesToNextStage
+           << " bytes to the next stage\n";
   }
 }
 
