@@ -219,7 +219,8 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
             b, loc, tokens,
             arith::CeilDivUIOp::create(b, loc, add(firstRow, idx(kBlockRows)),
                                        groupSize));
-        Value kRows = e.aligned(kCache), vRows = e.aligned(vCache);
+        Value kRows = e.aligned(kCache), vRows = e.aligned(vCache),
+              outRows = e.aligned(out);
         Value kvColumn = mul(kvHead, idx(headDim));
 
         // 2. Each warp's 16 rows (the host's one thread takes the warps in
@@ -439,7 +440,7 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
                   Value d = add(mul(n, idx(8)), w.column(j));
                   e.storeF32(
                       arith::MulFOp::create(b, loc, load(o, {at}), inverse),
-                      out, {t, queryColumn(row, d)});
+                      outRows, {t, queryColumn(row, d)});
                 });
               });
             });
