@@ -498,13 +498,16 @@ LogicalResult PlanBuilder::step(Operation *op) {
                               out};
     appendScratch(module.lookupSymbol<func::FuncOp>(kernel), args);
     kernelStep(kernel, args);
-    // Steps of many tokens: the tensor-core kernel.
+    // Steps with a prefill (chunk) of many tokens: the tensor-core kernel;
+    // decode batches keep the split-K kernel, which spreads a sequence
+    // over several blocks where the flash kernel gives a block 64 rows.
     int64_t from = flashAttentionTokens(options.flashAttentionTokens);
     if (form != KernelForm::Loops && from > 0 &&
-        flashAttentionApplies(attend, form == KernelForm::Gpu)) {
-      steps.back().getAsObject()->insert({"below_tokens", from});
+        flashAttentionApplies(attend, /*roundF32=*/form == KernelForm::HostGrid &&
+                                          options.flashAttentionTokens > 0)) {
+      steps.back().getAsObject()->insert({"below_run_tokens", from});
       kernelStep(flashKernel(attend), ArrayRef(args).take_front(7));
-      steps.back().getAsObject()->insert({"from_tokens", from});
+      steps.back().getAsObject()->insert({"from_run_tokens", from});
     }
     return success();
   }

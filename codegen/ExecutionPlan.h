@@ -76,9 +76,10 @@ struct PlanOptions {
   /// 0: always the FFN kernel; -1: from 16 tokens.
   int64_t ffnGemmTokens = -1;
   /// Grid plans (GPU, host grid) run attention as the tensor-core flash
-  /// kernel from this many tokens on, where it applies
-  /// (codegen/KVCacheKernels.h), and as the split-K kernel below: 0:
-  /// never; -1: from 64 tokens.
+  /// kernel in steps where some sequence has at least this many tokens (a
+  /// prefill or a chunk of one), where it applies
+  /// (codegen/KVCacheKernels.h), and as the split-K kernel otherwise
+  /// (decode batches of any size): 0: never; -1: from 16.
   int64_t flashAttentionTokens = -1;
 };
 

@@ -53,18 +53,18 @@ constexpr int64_t kBlockRows = 64, kWarpRows = 16, kChunk = 32;
 constexpr int64_t kWarps = kBlockRows / kWarpRows;
 } // namespace
 
-bool mlir::moe::flashAttentionApplies(AttendOp op, bool gpu) {
+bool mlir::moe::flashAttentionApplies(AttendOp op, bool roundF32) {
   auto cache = cast<KVCacheType>(op.getKvCache().getType());
   int64_t headDim = cache.getHeadDim();
   auto fits = [&](Type type) {
-    return type.isBF16() || (!gpu && type.isF32());
+    return type.isBF16() || (roundF32 && type.isF32());
   };
   return fits(op.getQueries().getType().getElementType()) &&
          fits(cache.getElementType()) && headDim % 16 == 0 && headDim <= 256;
 }
 
 int64_t mlir::moe::flashAttentionTokens(int64_t requested) {
-  return requested >= 0 ? requested : 64;
+  return requested >= 0 ? requested : 16;
 }
 
 func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,

@@ -61,15 +61,19 @@ func::FuncOp buildGridAttendKernel(ModuleOp module, AttendOp op,
 constexpr int64_t kAttendSplits = 4;
 
 /// Whether `op` can run as kernel_flash_attend: a head dimension that is a
-/// multiple of 16 and at most 256, bf16 queries and cache (the host grid
-/// form also takes f32 ones, rounding them to bf16 as it loads them, so
-/// that it computes what the GPU computes on bf16 data).
-bool flashAttentionApplies(AttendOp op, bool gpu);
+/// multiple of 16 and at most 256, bf16 queries and cache; with
+/// `roundF32` (the host grid form, when asked for the flash kernel) f32 ones
+/// too, rounded to bf16 as they are loaded, so that the host computes what
+/// the GPU computes on bf16 data. (An f32 plan otherwise keeps the split-K
+/// kernel, as the f32 cuda plan it mirrors does.)
+bool flashAttentionApplies(AttendOp op, bool roundF32);
 
-/// The token count from which attention runs as kernel_flash_attend (where
-/// it applies): `requested` when it is 0 (never) or positive, else (-1)
-/// 64, below which a step is mostly decodes and the split-K kernel serves
-/// it better.
+/// The tokens of one sequence in a step from which attention runs as
+/// kernel_flash_attend (where it applies): `requested` when it is 0 (never)
+/// or positive, else (-1) 16, a warp's rows of one head. Decode batches,
+/// one token per sequence, keep the split-K kernel however large: it
+/// spreads each sequence over several blocks, where the flash kernel would
+/// give a block 64 rows and leave most of the GPU idle.
 int64_t flashAttentionTokens(int64_t requested);
 
 /// Builds kernel_flash_attend (codegen/FlashAttention.cpp), the grid form of

@@ -148,6 +148,13 @@ struct LaunchInfo {
   std::vector<int64_t> params;
 };
 
+/// What decides which of a plan's guarded steps run: the step's token
+/// count, and the most tokens of one sequence in it (1 for a decode step,
+/// the chunk for a prefill).
+struct StepScale {
+  int64_t tokens = 0, run = 0;
+};
+
 /// One step of an execution plan (`$.stages[s].execution.steps[i]`).
 struct StepInfo {
   enum class Kind {
@@ -189,12 +196,18 @@ struct StepInfo {
   /// holds; -1 when it holds them all.
   int64_t group = -1;
   /// The step runs when the step's token count T is at least `fromTokens`
-  /// and (when `belowTokens` >= 0) below `belowTokens`: a plan may do the
+  /// and (when `belowTokens` >= 0) below `belowTokens`, and the most tokens
+  /// of one sequence in it at least `fromRunTokens` and (when
+  /// `belowRunTokens` >= 0) below `belowRunTokens`: a plan may do the
   /// same work two ways, by size (the routed experts: a graph-safe kernel
   /// for decode, library GEMMs for prefill).
   int64_t fromTokens = 0, belowTokens = -1;
-  bool runsAt(int64_t tokens) const {
-    return tokens >= fromTokens && (belowTokens < 0 || tokens < belowTokens);
+  int64_t fromRunTokens = 0, belowRunTokens = -1;
+  bool runsAt(const StepScale &scale) const {
+    return scale.tokens >= fromTokens &&
+           (belowTokens < 0 || scale.tokens < belowTokens) &&
+           scale.run >= fromRunTokens &&
+           (belowRunTokens < 0 || scale.run < belowRunTokens);
   }
 };
 

@@ -326,7 +326,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     if (std::any_of(plan.steps.begin(), plan.steps.end(),
                     [&](const StepInfo &step) {
                       return step.kind == StepInfo::Kind::GroupedGemm &&
-                             step.runsAt(bucket);
+                             step.runsAt(StepScale{bucket, 1});
                     }))
       bucket = 0;
     else
@@ -513,10 +513,10 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
     s.descriptors.clear();
     for (size_t id = 0; id < plan.buffers.size(); ++id)
       s.descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
-    int64_t tokens = static_cast<int64_t>(in.tokens.size());
+    StepScale scale = scaleOf(in);
     size_t steps = prefix ? prefix->steps : plan.steps.size();
     for (size_t index = 0; index < steps; ++index)
-      if (plan.steps[index].runsAt(tokens) && !runStep(plan.steps[index]))
+      if (plan.steps[index].runsAt(scale) && !runStep(plan.steps[index]))
         return false;
     if (logitCount &&
         !s.check(cudaMemcpyAsync(hostLogits, data[plan.logits],

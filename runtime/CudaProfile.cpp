@@ -25,7 +25,7 @@ bool moert::cuda::profileSteps(
     if ((step.kind != StepInfo::Kind::Kernel &&
          step.kind != StepInfo::Kind::Gemm &&
          step.kind != StepInfo::Kind::GroupedGemm) ||
-        !step.runsAt(static_cast<int64_t>(in.tokens.size())))
+        !step.runsAt(scaleOf(in)))
       continue;
     KernelTiming timing;
     timing.step = static_cast<int64_t>(index);

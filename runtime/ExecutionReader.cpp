@@ -225,6 +225,14 @@ public:
       step.fromTokens = integer(entry, at, "from_tokens", false);
     if (entry.contains("below_tokens"))
       step.belowTokens = integer(entry, at, "below_tokens", true);
+    if (entry.contains("from_run_tokens"))
+      step.fromRunTokens = integer(entry, at, "from_run_tokens", false);
+    if (entry.contains("below_run_tokens"))
+      step.belowRunTokens = integer(entry, at, "below_run_tokens", true);
+    if (step.belowRunTokens >= 0 && step.belowRunTokens <= step.fromRunTokens)
+      fail(at, "below_run_tokens (" + std::to_string(step.belowRunTokens) +
+                   ") must exceed from_run_tokens (" +
+                   std::to_string(step.fromRunTokens) + ")");
     if (step.belowTokens >= 0 && step.belowTokens <= step.fromTokens)
       fail(at, "below_tokens (" + std::to_string(step.belowTokens) +
                    ") must exceed from_tokens (" +

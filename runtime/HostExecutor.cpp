@@ -294,10 +294,10 @@ bool HostExecutor::run(
     descriptors.push_back(memrefDescriptor(data[id], sizes[id]));
   std::vector<void *> args;
   bytesWithinStage = bytesToNextStage = 0;
-  int64_t tokens = static_cast<int64_t>(in.tokens.size());
+  StepScale scale = scaleOf(in);
   for (size_t index = 0; index < steps; ++index) {
     const StepInfo &step = plan.steps[index];
-    if (!step.runsAt(tokens))
+    if (!step.runsAt(scale))
       continue;
     if (step.kind == StepInfo::Kind::Kernel) {
       args.clear();

@@ -13,10 +13,22 @@
 #include "runtime/Artifact.h"
 #include "runtime/ModelRunner.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace moert {
+
+/// The scale of `in` that guarded plan steps run by: its token count and
+/// the most tokens of one sequence in it.
+inline StepScale scaleOf(const StepInputs &in) {
+  std::vector<int64_t> perSequence(std::max<int64_t>(in.sequences, 0), 0);
+  int64_t run = 0;
+  for (int32_t seq : in.tokenSeq)
+    if (seq >= 0 && seq < static_cast<int64_t>(perSequence.size()))
+      run = std::max(run, ++perSequence[seq]);
+  return {static_cast<int64_t>(in.tokens.size()), run};
+}
 
 /// The run-time sizes of one step.
 struct StepSizes {

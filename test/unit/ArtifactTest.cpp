@@ -545,15 +545,32 @@ TEST(Artifact, ReadsTheExecutionPlanAndHostObject) {
   EXPECT_EQ(plan.steps[1].kind, StepInfo::Kind::Gemm);
   EXPECT_EQ(plan.logits, 4);
   // Unguarded steps run at any size; a guarded one in its range only.
-  EXPECT_TRUE(plan.steps[0].runsAt(0));
-  EXPECT_TRUE(plan.steps[0].runsAt(100000));
+  EXPECT_TRUE(plan.steps[0].runsAt({0, 0}));
+  EXPECT_TRUE(plan.steps[0].runsAt({100000, 1}));
   StepInfo small, large;
   small.belowTokens = 8;
   large.fromTokens = 8;
-  EXPECT_TRUE(small.runsAt(7));
-  EXPECT_FALSE(small.runsAt(8));
-  EXPECT_FALSE(large.runsAt(7));
-  EXPECT_TRUE(large.runsAt(8));
+  EXPECT_TRUE(small.runsAt({7, 7}));
+  EXPECT_FALSE(small.runsAt({8, 1}));
+  EXPECT_FALSE(large.runsAt({7, 7}));
+  EXPECT_TRUE(large.runsAt({8, 1}));
+  // Guards on the most tokens of one sequence: a decode batch of 64 is not
+  // a prefill of 8.
+  StepInfo decode, prefill;
+  decode.belowRunTokens = 8;
+  prefill.fromRunTokens = 8;
+  EXPECT_TRUE(decode.runsAt({64, 1}));
+  EXPECT_FALSE(prefill.runsAt({64, 1}));
+  EXPECT_FALSE(decode.runsAt({9, 8}));
+  EXPECT_TRUE(prefill.runsAt({9, 8}));
+  // The scale of a step: 3 tokens of sequence 1 beside 2 decodes.
+  StepInputs in;
+  in.sequences = 3;
+  in.tokens = {1, 2, 3, 4, 5};
+  in.tokenSeq = {0, 1, 1, 2, 1};
+  StepScale scale = scaleOf(in);
+  EXPECT_EQ(scale.tokens, 5);
+  EXPECT_EQ(scale.run, 3);
 }
 
 TEST(Artifact, RejectsBadExecutionPlans) {
@@ -666,6 +683,15 @@ TEST(Artifact, RejectsBadExecutionPlans) {
             at + ".steps[1]: below_tokens (8) must exceed from_tokens (8)");
   EXPECT_EQ(errorWith([](json &p) { p["steps"][0]["below_tokens"] = 0; }),
             at + ".steps[0].below_tokens: expected a positive integer");
+  EXPECT_EQ(errorWith([](json &p) {
+              p["steps"][0]["from_run_tokens"] = 16;
+              p["steps"][0]["below_run_tokens"] = 16;
+            }),
+            at + ".steps[0]: below_run_tokens (16) must exceed "
+                 "from_run_tokens (16)");
+  EXPECT_EQ(errorWith([](json &p) { p["steps"][0]["from_run_tokens"] = -1; }),
+            at + ".steps[0].from_run_tokens: expected a non-negative "
+                 "integer");
   EXPECT_EQ(errorWith([](json &p) { p["inputs"].erase("token_seq"); }),
             at + ".inputs.token_seq: missing required field (expected a "
                  "non-negative integer)");

@@ -15,6 +15,8 @@
 #include "HostLoad.h"
 #include "StepHelpers.h"
 
+#include "runtime/StepShapes.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -73,11 +75,16 @@ TEST_P(FlashModels, PrefillRunsTheFlashKernelAndDecodeTheSplitKKernel) {
         step.kernel.find("attend") == std::string::npos)
       continue;
     if (step.kernel.find("flash") != std::string::npos) {
-      EXPECT_TRUE(step.runsAt(8) && step.runsAt(21) && !step.runsAt(7))
+      // Prefills of 8 tokens or more, and steps that hold one; never a
+      // decode batch, however large.
+      EXPECT_TRUE(step.runsAt({8, 8}) && step.runsAt({21, 21}) &&
+                  step.runsAt({30, 9}) && !step.runsAt({7, 7}) &&
+                  !step.runsAt({64, 1}))
           << step.kernel;
       ++flash;
     } else {
-      EXPECT_TRUE(step.runsAt(1) && step.runsAt(7) && !step.runsAt(8))
+      EXPECT_TRUE(step.runsAt({1, 1}) && step.runsAt({64, 1}) &&
+                  step.runsAt({7, 7}) && !step.runsAt({8, 8}))
           << step.kernel;
       ++splitK;
     }
@@ -150,17 +157,18 @@ TEST_P(FlashModels, AChunkAttendsToItsCachedPrefix) {
   EXPECT_LT(relativeError(row(logits, vocab, 0), row(whole, vocab, 29)), 1e-4);
 }
 
-// Eight short sequences in one step, as decodes and short prompts mixed
-// by continuous batching: many runs of one sequence in each block's rows.
+// A prompt beside seven short sequences in one step, as continuous
+// batching mixes prefill chunks and decodes: many runs of one sequence in
+// each block's rows.
 TEST_P(FlashModels, ManyShortSequencesMatchTheReference) {
   Loaded m = load(GetParam());
   ASSERT_TRUE(m.executor);
   int64_t vocab = m.config.vocabSize;
-  auto ps = prompts(vocab, {1, 2, 3, 1, 2, 3, 1, 2});
+  auto ps = prompts(vocab, {9, 2, 3, 1, 2, 3, 1, 2});
   StepInputs step;
   for (int32_t s = 0; s < 8; ++s)
     addSequence(step, ps[s], s, 0, {7 - s});
-  ASSERT_GE(step.tokens.size(), 8u);
+  ASSERT_EQ(scaleOf(step).run, 9);
   std::vector<float> logits;
   std::string error;
   ASSERT_TRUE(m.executor->forward(step, logits, error)) << error;

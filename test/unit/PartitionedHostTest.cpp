@@ -70,7 +70,7 @@ TEST_P(PartitionedPlans, ComputeWhatTheWholePlanComputes) {
     StepInfo::Kind kind =
         experts ? StepInfo::Kind::GroupedGemm : StepInfo::Kind::Gemm;
     EXPECT_TRUE(std::any_of(steps.begin(), steps.end(), [&](const StepInfo &s) {
-      return s.kind == kind && s.runsAt(21) && !s.runsAt(4);
+      return s.kind == kind && s.runsAt({21, 21}) && !s.runsAt({4, 4});
     })) << plan.name;
   }
   std::string error;

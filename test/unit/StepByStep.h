@@ -14,6 +14,7 @@
 
 #include "runtime/Artifact.h"
 #include "runtime/RankExecutor.h"
+#include "runtime/StepShapes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -76,11 +77,12 @@ inline std::vector<StepCheck>
 compareStepByStep(RankExecutor &checked, const ExecutionInfo &a,
                   RankExecutor &reference, const ExecutionInfo &b,
                   const StepInputs &in, std::string &error) {
-  int64_t tokens = static_cast<int64_t>(in.tokens.size());
+  StepScale scale = scaleOf(in);
+  int64_t tokens = scale.tokens;
   auto running = [&](const ExecutionInfo &plan) {
     std::vector<size_t> indices;
     for (size_t i = 0; i < plan.steps.size(); ++i)
-      if (plan.steps[i].runsAt(tokens))
+      if (plan.steps[i].runsAt(scale))
         indices.push_back(i);
     return indices;
   };

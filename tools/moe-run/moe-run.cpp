@@ -169,16 +169,16 @@ std::unique_ptr<Artifact> openArtifact(const std::string &path) {
 // inspect
 //===----------------------------------------------------------------------===//
 
-/// What one step of `tokens` tokens runs, over every stage's plan.
+/// What one step of scale `scale` runs, over every stage's plan.
 struct StepWork {
   int64_t launches = 0, gemms = 0, groupedGemms = 0;
 };
-StepWork workAt(const Artifact &artifact, int64_t tokens) {
+StepWork workAt(const Artifact &artifact, const StepScale &scale) {
   StepWork work;
   for (const StageInfo &stage : artifact.stages())
     if (stage.execution)
       for (const StepInfo &step : stage.execution->steps)
-        if (step.runsAt(tokens)) {
+        if (step.runsAt(scale)) {
           work.launches += static_cast<int64_t>(step.launches.size());
           work.gemms += step.kind == StepInfo::Kind::Gemm;
           work.groupedGemms += step.kind == StepInfo::Kind::GroupedGemm;
@@ -242,18 +242,19 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
                   artifact->cudaModules().size(), chips.c_str(), cubins);
     }
   }
-  // What a step runs by its size: the FFNs turn into library GEMMs from
-  // some token count on (prefill).
+  // What a step runs by its size: the FFNs turn into library GEMMs, and
+  // attention into the flash kernel, from some prefill size on.
   std::set<int64_t> sizes = {1};
   for (const StageInfo &stage : artifact->stages())
     if (stage.execution)
       for (const StepInfo &step : stage.execution->steps)
-        if (step.fromTokens > 0)
-          sizes.insert(step.fromTokens);
+        for (int64_t from : {step.fromTokens, step.fromRunTokens})
+          if (from > 0)
+            sizes.insert(from);
   for (int64_t size : sizes) {
-    StepWork work = workAt(*artifact, size);
+    StepWork work = workAt(*artifact, StepScale{size, size});
     std::string which = size == 1 ? "a one-token step"
-                                  : "steps of " + std::to_string(size) +
+                                  : "a prefill of " + std::to_string(size) +
                                         " or more tokens";
     std::printf("%s: %lld GEMMs, %lld grouped GEMMs", which.c_str(),
                 static_cast<long long>(work.gemms),

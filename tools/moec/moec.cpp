@@ -118,10 +118,13 @@ cl::opt<int64_t> ffnGemmTokens(
     cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
 cl::opt<int64_t> flashAttentionTokens(
     "flash-attention-tokens",
-    cl::desc("Steps of at least this many tokens (prefill) run attention as "
-             "the tensor-core flash kernel, where it applies (bf16, head_dim "
-             "a multiple of 16; GPU and --grid-kernels plans); smaller steps "
-             "use the split-K kernel (default: 64; 0: never)"),
+    cl::desc("Steps in which some sequence has at least this many tokens (a "
+             "prefill or a chunk of one) run attention as the tensor-core "
+             "flash kernel, where it applies (bf16, head_dim a multiple of "
+             "16, GPU plans; given explicitly, --grid-kernels host plans "
+             "too, rounding to bf16 as the GPU does); other steps (decode "
+             "batches of any size) use the split-K kernel (default: 16; 0: "
+             "never)"),
     cl::init(-1), cl::value_desc("tokens"), cl::cat(moecCategory));
 cl::opt<std::string> dtype(
     "dtype",

@@ -1,7 +1,9 @@
 """Prints the host execution plan of a moec artifact, one line per step:
 kernel calls with their argument buffers (kind[shape]), GEMMs and grouped
 GEMMs with the shapes of a, b (and the offsets) and c, each with the token
-counts it runs at when guarded ("T<8", "T>=8"); then the host object's
+counts it runs at when guarded: by the step's tokens ("T<8", "T>=8") or
+by the most tokens of one sequence in it ("run<16", "run>=16"); then the
+host object's
 format and ELF magic."""
 import base64
 import json
@@ -29,6 +31,10 @@ for step in plan["steps"]:
         guard.append("T>=%d" % step["from_tokens"])
     if "below_tokens" in step:
         guard.append("T<%d" % step["below_tokens"])
+    if "from_run_tokens" in step:
+        guard.append("run>=%d" % step["from_run_tokens"])
+    if "below_run_tokens" in step:
+        guard.append("run<%d" % step["below_run_tokens"])
     prefix = "[%s] " % " ".join(guard) if guard else ""
     if step["kind"] == "gemm":
         print(prefix + "gemm", show(step["a"]), show(step["b"]), "->",
