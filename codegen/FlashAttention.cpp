@@ -1,15 +1,16 @@
 //===- FlashAttention.cpp - Prefill attention on the tensor cores ---------===//
 //
-// kernel_flash_attend: causal attention over the paged KV cache for steps of
-// many tokens (prefill, chunked prefill), tiled with an online softmax, its
+// kernel_flash_attend: causal attention over the paged KV cache for steps
+// that hold a prefill or a chunk of one (the plan guards it by the most
+// tokens of one sequence in the step), tiled with an online softmax, its
 // two products on the tensor cores (passes/WarpTiles.h: mma.sync m16n8k16,
 // bf16 operands, f32 accumulators).
 //
 // The rows of a KV head's problem are its (token, query head) pairs, token
 // major: T x G rows for G query heads per KV head. A block of 4 warps takes
 // 64 consecutive rows (a warp 16) of one KV head, so the heads that share
-// a KV head (MQA/GQA) share each read of its K/V, and a decode-sized step
-// still fills the tiles with heads. Per block:
+// a KV head (MQA/GQA) share each read of its K/V, and the decode tokens
+// of a mixed step still fill the tiles with heads. Per block:
 //
 // 1. The 64 rows' queries go to shared memory as bf16 (rotated by a folded
 //    RoPE on the way).
