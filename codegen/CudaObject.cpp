@@ -141,10 +141,7 @@ std::optional<GridSize> matchGridSize(Value value, func::FuncOp kernel) {
   } else {
     size->divisor *= c;
   }
-  int64_t common = std::gcd(size->factor, size->divisor);
-  size->factor /= common;
-  size->divisor /= common;
-  return size;
+  return size; // planGridSize reduces the fraction
 }
 
 FailureOr<GridSize> traceGridSize(Value value, func::FuncOp kernel) {
@@ -182,7 +179,8 @@ FailureOr<llvm::json::Value> planGridSize(const GridSize &size,
 }
 
 /// The launches of every kernel function of `code`, in order.
-FailureOr<llvm::StringMap<SmallVector<Launch, 2>>> collectLaunches(ModuleOp code) {
+FailureOr<llvm::StringMap<SmallVector<Launch, 2>>>
+collectLaunches(ModuleOp code) {
   llvm::StringMap<SmallVector<Launch, 2>> launches;
   for (auto kernel : code.getOps<func::FuncOp>()) {
     auto &list = launches[kernel.getName()];

@@ -281,17 +281,23 @@ private:
 };
 } // namespace
 
-StringRef PlanBuilder::kvKernel(Operation *op) {
-  // Kernels are shared by every layer: the key leaves the layer out.
+/// The signature of a KV-cache op's kernel: what sets its code, and not the
+/// layer, so that every layer shares it.
+static std::string kvSignature(Operation *op) {
   std::string key;
   llvm::raw_string_ostream os(key);
   os << op->getName() << " ";
   llvm::interleaveComma(op->getOperandTypes(), os);
   if (auto attend = dyn_cast<AttendOp>(op))
     os << " heads " << attend.getNumHeads();
-  auto rope = op->getAttrOfType<RopeAttr>("rope");
-  if (rope)
+  if (auto rope = op->getAttrOfType<RopeAttr>("rope"))
     os << " rope " << rope;
+  return key;
+}
+
+StringRef PlanBuilder::kvKernel(Operation *op) {
+  auto rope = op->getAttrOfType<RopeAttr>("rope");
+  std::string key = kvSignature(op);
   std::string base = std::string(rope ? "kernel_rope_" : "kernel_") +
                      (isa<AttendOp>(op) ? "attend" : "kv_cache_write");
   return planKernel(key, base, [&](StringRef name) {
@@ -312,14 +318,7 @@ StringRef PlanBuilder::kvKernel(Operation *op) {
 }
 
 StringRef PlanBuilder::flashKernel(AttendOp op) {
-  std::string key;
-  llvm::raw_string_ostream os(key);
-  os << "flash " << op->getName() << " ";
-  llvm::interleaveComma(op->getOperandTypes(), os);
-  os << " heads " << op.getNumHeads();
-  if (auto rope = op.getRopeAttr())
-    os << " rope " << rope;
-  return planKernel(key,
+  return planKernel("flash " + kvSignature(op),
                     op.getRopeAttr() ? "kernel_rope_flash_attend"
                                      : "kernel_flash_attend",
                     [&](StringRef name) {
@@ -502,9 +501,10 @@ LogicalResult PlanBuilder::step(Operation *op) {
     // decode batches keep the split-K kernel, which spreads a sequence
     // over several blocks where the flash kernel gives a block 64 rows.
     int64_t from = flashAttentionTokens(options.flashAttentionTokens);
+    bool roundF32 =
+        form == KernelForm::HostGrid && options.flashAttentionTokens > 0;
     if (form != KernelForm::Loops && from > 0 &&
-        flashAttentionApplies(attend, /*roundF32=*/form == KernelForm::HostGrid &&
-                                          options.flashAttentionTokens > 0)) {
+        flashAttentionApplies(attend, roundF32)) {
       steps.back().getAsObject()->insert({"below_run_tokens", from});
       kernelStep(flashKernel(attend), ArrayRef(args).take_front(7));
       steps.back().getAsObject()->insert({"from_run_tokens", from});

@@ -82,26 +82,27 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
   // loads then fall in distinct banks.
   int64_t stride = headDim + 8;
   // A lane's accumulator elements per 16 x 8 tile and its rows (GPU: the
-  // fragment; host: the whole tile), as WarpTiles lays them out.
-  int64_t elements = gpu ? 4 : 16 * 8, ownRows = gpu ? 2 : 16;
+  // fragment; host: the whole tile).
+  int64_t elements = WarpTiles::elementsOf(gpu),
+          ownRows = WarpTiles::rowsOf(gpu);
 
   Type bf16 = BFloat16Type::get(ctx), f32 = Float32Type::get(ctx),
        i32 = IntegerType::get(ctx, 32);
   int64_t dyn = ShapedType::kDynamic;
   auto tokenVector = MemRefType::get({dyn}, i32);
   auto table = MemRefType::get({dyn, dyn}, i32);
-  auto queries = MemRefType::get(
-      {dyn, heads * headDim}, op.getQueries().getType().getElementType());
+  auto queries = MemRefType::get({dyn, heads * headDim},
+                                 op.getQueries().getType().getElementType());
   auto slots = MemRefType::get({dyn, kvWidth}, cache.getElementType());
 
   OpBuilder b(module.getBodyRegion());
   b.setInsertionPointToEnd(module.getBody());
   Location loc = op.getLoc();
-  auto func = func::FuncOp::create(
-      b, loc, name,
-      b.getFunctionType(
-          {queries, tokenVector, tokenVector, table, slots, slots, queries},
-          TypeRange{}));
+  auto func =
+      func::FuncOp::create(b, loc, name,
+                           b.getFunctionType({queries, tokenVector, tokenVector,
+                                              table, slots, slots, queries},
+                                             TypeRange{}));
   func->setAttr("moe.kernel", b.getUnitAttr());
   func->setAttr("moe.grid_kernel", b.getUnitAttr());
   Block *entry = func.addEntryBlock();
@@ -125,11 +126,11 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
       MemRefType::get({kChunk * stride}, bf16),     // the chunk's K rows
       MemRefType::get({kChunk * stride}, bf16)};    // the chunk's V rows
   SmallVector<MemRefType> privates{
-      MemRefType::get({kChunk / 8 * elements}, f32),   // S, then P
-      MemRefType::get({headDim / 8 * elements}, f32),  // O
-      MemRefType::get({ownRows}, f32),                 // running maxima
-      MemRefType::get({ownRows}, f32),                 // running sums
-      MemRefType::get({ownRows}, i32)};                // positions a row sees
+      MemRefType::get({kChunk / 8 * elements}, f32),  // S, then P
+      MemRefType::get({headDim / 8 * elements}, f32), // O
+      MemRefType::get({ownRows}, f32),                // running maxima
+      MemRefType::get({ownRows}, f32),                // running sums
+      MemRefType::get({ownRows}, i32)};               // positions a row sees
   emitGrid(
       b, loc, gpu, rowTiles, kvHeadsGrid, kWarps * 32, shared,
       [&](GridEmitter &e, Value tile, Value kvHead, ArrayRef<Value> buf) {
@@ -167,9 +168,8 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
         };
         // The query column of (row, d): head kvHead * G + row % G.
         auto queryColumn = [&](Value row, Value d) -> Value {
-          Value head =
-              add(mul(kvHead, groupSize),
-                  arith::RemUIOp::create(b, loc, row, groupSize));
+          Value head = add(mul(kvHead, groupSize),
+                           arith::RemUIOp::create(b, loc, row, groupSize));
           return add(mul(head, idx(headDim)), d);
         };
 
@@ -194,13 +194,11 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
                     if (rope) {
                       Value position = arith::SIToFPOp::create(
                           b, loc, f32, load(positions, {t}));
-                      loaded.push_back(ropeLoad(b, loc, rope, headDim,
-                                                position, queryColumn(row, d),
-                                                get));
+                      loaded.push_back(ropeLoad(b, loc, rope, headDim, position,
+                                                queryColumn(row, d), get));
                     } else {
                       for (int64_t i = 0; i < run; ++i)
-                        loaded.push_back(
-                            get(queryColumn(row, add(d, idx(i)))));
+                        loaded.push_back(get(queryColumn(row, add(d, idx(i)))));
                     }
                     return loaded;
                   },
@@ -224,8 +222,191 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
               outRows = e.aligned(out);
         Value kvColumn = mul(kvHead, idx(headDim));
 
-        // 2. Each warp's 16 rows (the host's one thread takes the warps in
-        // turn).
+        // 2. Per warp: its 16 rows over each run of one sequence among the
+        // block's tokens, chunk by chunk. The stages, then the warp's loop.
+
+        // The run of sequence `seq` starting at token `start`: its end, and
+        // its context (one past its largest position).
+        auto runOf = [&](Value start, Value seq) -> SmallVector<Value> {
+          Value yes = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+          SmallVector<Value> scan =
+              e.loop(start, endToken, idx(1), {start, yes, idx(0)},
+                     [&](Value j, ValueRange st) -> SmallVector<Value> {
+                       Value same =
+                           both(st[1], arith::CmpIOp::create(
+                                           b, loc, arith::CmpIPredicate::eq,
+                                           e.loadIndex(tokenSeq, {j}), seq));
+                       Value seen = add(e.loadIndex(positions, {j}), idx(1));
+                       return {arith::SelectOp::create(b, loc, same,
+                                                       add(j, idx(1)), st[0]),
+                               same,
+                               arith::SelectOp::create(
+                                   b, loc, same,
+                                   arith::MaxUIOp::create(b, loc, st[2], seen),
+                                   st[2])};
+                     });
+          return {scan[0], scan[2]};
+        };
+        // What each of the lane's rows sees in the run [start, end):
+        // positions below its limit (0 for a row outside the run).
+        auto setLimits = [&](Value warpRow, Value start, Value end) {
+          w.repeat(ownRows, [&](Value i) {
+            Value row = add(firstRow, add(warpRow, w.row(i)));
+            Value t = tokenOf(row);
+            Value inRun =
+                both(lt(row, rowCount),
+                     both(arith::CmpIOp::create(
+                              b, loc, arith::CmpIPredicate::uge, t, start),
+                          lt(t, end)));
+            Value safe = arith::MinUIOp::create(
+                b, loc, t, arith::SubIOp::create(b, loc, tokens, idx(1)));
+            store(arith::SelectOp::create(
+                      b, loc, inRun,
+                      arith::AddIOp::create(b, loc, load(positions, {safe}),
+                                            e.i32(1)),
+                      e.i32(0)),
+                  limits, {i});
+          });
+        };
+        // The K and V rows of positions chunk ..< chunk + 32 of sequence
+        // `seq` into shared memory, 8 columns (16 bytes) at a time, zeros
+        // past the context (an f32 cache rounded to bf16 after).
+        Type element = cache.getElementType();
+        auto loadChunk = [&](Value seq, Value context, Value chunk) {
+          e.barrier(); // the previous chunk is read
+          e.strided(
+              mul(e.thread, idx(8)), idx(kChunk * headDim),
+              mul(e.threads, idx(8)), [&](Value c) {
+                Value r = arith::DivUIOp::create(b, loc, c, idx(headDim));
+                Value d = arith::RemUIOp::create(b, loc, c, idx(headDim));
+                Value p = add(chunk, r);
+                Value pc = arith::MinUIOp::create(
+                    b, loc, p, arith::SubIOp::create(b, loc, context, idx(1)));
+                Value bs = idx(blockSize);
+                Value block = e.loadIndex(
+                    blockTables, {seq, arith::DivUIOp::create(b, loc, pc, bs)});
+                Value slot =
+                    add(mul(block, bs), arith::RemUIOp::create(b, loc, pc, bs));
+                Value valid = lt(p, context);
+                Value zero =
+                    arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
+                SmallVector<Value> kv;
+                for (Value rows : {kRows, vRows})
+                  for (int64_t i = 0; i < 8; ++i)
+                    kv.push_back(
+                        load(rows, {slot, add(kvColumn, add(d, idx(i)))}));
+                Value at = add(mul(r, idx(stride)), d);
+                for (int64_t i = 0; i < 16; ++i) {
+                  Value x = arith::SelectOp::create(b, loc, valid, kv[i], zero);
+                  if (element != bf16)
+                    x = arith::TruncFOp::create(b, loc, bf16, x);
+                  store(x, i < 8 ? ks : vs, {add(at, idx(i % 8))});
+                }
+              });
+          e.barrier();
+        };
+        // S = Q K^T for the warp's rows, on the tensor cores.
+        auto score = [&](Value warpRow) {
+          w.repeat(kChunk / 8 * elements,
+                   [&](Value i) { store(e.f32(0), s, {i}); });
+          w.repeat(headDim / 16, [&](Value kStep) {
+            Value k0 = mul(kStep, idx(16));
+            w.repeat(kChunk / 8, [&](Value n) {
+              w.mma(
+                  s, n,
+                  [&](Value r, Value k) -> Value {
+                    return load(qs, {add(mul(add(warpRow, r), idx(stride)),
+                                         add(k0, k))});
+                  },
+                  [&](Value k, Value c) -> Value {
+                    Value position = add(mul(n, idx(8)), c);
+                    return load(ks,
+                                {add(mul(position, idx(stride)), add(k0, k))});
+                  });
+            });
+          });
+        };
+        // The online softmax of each of the lane's rows over the chunk: S
+        // masked and scaled, then the weights P in its place; the running
+        // maximum and sum, and O, rescaled.
+        auto softmax = [&](Value chunk) {
+          w.repeat(ownRows, [&](Value i) {
+            Value limit = arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                                     load(limits, {i}));
+            Value best = w.foldRow(
+                kChunk / 8, i, e.f32(negInf),
+                [&](Value at, Value column, Value acc) -> Value {
+                  Value scaled = arith::MulFOp::create(b, loc, load(s, {at}),
+                                                       e.f32(scale));
+                  Value masked = arith::SelectOp::create(
+                      b, loc, lt(add(chunk, column), limit), scaled,
+                      e.f32(negInf));
+                  store(masked, s, {at});
+                  return arith::MaximumFOp::create(b, loc, acc, masked);
+                });
+            Value old = load(ms, {i});
+            Value fresh =
+                arith::MaximumFOp::create(b, loc, old, w.rowMax(best));
+            // A row that has seen nothing yet keeps weights of 0.
+            Value base = arith::SelectOp::create(
+                b, loc,
+                arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, fresh,
+                                      e.f32(negInf)),
+                e.f32(0), fresh);
+            Value alpha = math::ExpOp::create(
+                b, loc, arith::SubFOp::create(b, loc, old, base));
+            Value sum = w.foldRow(
+                kChunk / 8, i, e.f32(0),
+                [&](Value at, Value, Value acc) -> Value {
+                  Value weight = math::ExpOp::create(
+                      b, loc,
+                      arith::SubFOp::create(b, loc, load(s, {at}), base));
+                  store(weight, s, {at});
+                  return arith::AddFOp::create(b, loc, acc, weight);
+                });
+            store(arith::AddFOp::create(
+                      b, loc,
+                      arith::MulFOp::create(b, loc, load(ls, {i}), alpha),
+                      w.rowSum(sum)),
+                  ls, {i});
+            store(fresh, ms, {i});
+            w.eachOfRow(headDim / 8, i, [&](Value at, Value) {
+              store(arith::MulFOp::create(b, loc, load(o, {at}), alpha), o,
+                    {at});
+            });
+          });
+        };
+        // O += P V on the tensor cores.
+        auto accumulate = [&] {
+          w.repeat(kChunk / 16, [&](Value kStep) {
+            w.repeat(headDim / 8, [&](Value n) {
+              w.mmaFromTiles(o, n, s, mul(kStep, idx(2)),
+                             [&](Value k, Value c) -> Value {
+                               Value position = add(mul(kStep, idx(16)), k);
+                               return load(vs, {add(mul(position, idx(stride)),
+                                                    add(mul(n, idx(8)), c))});
+                             });
+            });
+          });
+        };
+        // 3. O / sum for the warp's rows (in pairs of columns on the GPU).
+        auto writeOut = [&](Value warpRow) {
+          w.repeat(ownRows, [&](Value i) {
+            Value row = add(firstRow, add(warpRow, w.row(i)));
+            e.when(lt(row, rowCount), [&] {
+              Value t = tokenOf(row);
+              Value inverse =
+                  arith::DivFOp::create(b, loc, e.f32(1), load(ls, {i}));
+              w.eachOfRow(headDim / 8, i, [&](Value at, Value d) {
+                e.storeF32(
+                    arith::MulFOp::create(b, loc, load(o, {at}), inverse),
+                    outRows, {t, queryColumn(row, d)});
+              });
+            });
+          });
+        };
+
+        // The host's one thread takes the warps in turn.
         auto warpBody = [&](Value warp) {
           Value warpRow = mul(warp, idx(kWarpRows));
           w.repeat(headDim / 8 * elements,
@@ -235,6 +416,8 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
             store(e.f32(0), ls, {i});
           });
           e.forEach(firstToken, endToken, idx(1), [&](Value start) {
+            // A run starts at the block's first token and wherever the
+            // sequence changes.
             Value seq = e.loadIndex(tokenSeq, {start});
             Value before = arith::SelectOp::create(
                 b, loc, lt(firstToken, start),
@@ -246,206 +429,18 @@ func::FuncOp mlir::moe::buildFlashAttendKernel(ModuleOp module, AttendOp op,
                 arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne,
                                       e.loadIndex(tokenSeq, {before}), seq));
             e.when(starts, [&] {
-              // The run [start, end) of sequence `seq`, and its context:
-              // one past its largest position.
-              Value yes = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
-              SmallVector<Value> scan = e.loop(
-                  start, endToken, idx(1), {start, yes, idx(0)},
-                  [&](Value j, ValueRange st) -> SmallVector<Value> {
-                    Value same = both(
-                        st[1], arith::CmpIOp::create(b, loc,
-                                                     arith::CmpIPredicate::eq,
-                                                     e.loadIndex(tokenSeq, {j}), seq));
-                    Value seen = add(e.loadIndex(positions, {j}), idx(1));
-                    return {arith::SelectOp::create(b, loc, same,
-                                                    add(j, idx(1)), st[0]),
-                            same,
-                            arith::SelectOp::create(
-                                b, loc, same,
-                                arith::MaxUIOp::create(b, loc, st[2], seen),
-                                st[2])};
-                  });
-              Value end = scan[0], context = scan[2];
-              // What each of the lane's rows sees: positions below its
-              // limit (0 for a row outside the run).
-              w.repeat(ownRows, [&](Value i) {
-                Value row = add(firstRow, add(warpRow, w.row(i)));
-                Value t = tokenOf(row);
-                Value inRun = both(lt(row, rowCount),
-                                   both(arith::CmpIOp::create(
-                                            b, loc, arith::CmpIPredicate::uge,
-                                            t, start),
-                                        lt(t, end)));
-                Value safe = arith::MinUIOp::create(
-                    b, loc, t, arith::SubIOp::create(b, loc, tokens, idx(1)));
-                Value limit = arith::SelectOp::create(
-                    b, loc, inRun,
-                    arith::AddIOp::create(b, loc, load(positions, {safe}),
-                                          e.i32(1)),
-                    e.i32(0));
-                store(limit, limits, {i});
-              });
-
+              SmallVector<Value> run = runOf(start, seq);
+              Value end = run[0], context = run[1];
+              setLimits(warpRow, start, end);
               e.forEach(idx(0), context, idx(kChunk), [&](Value chunk) {
-                // The chunk's K and V rows into shared memory.
-                e.barrier();
-                e.strided(
-                    mul(e.thread, idx(8)), idx(kChunk * headDim),
-                    mul(e.threads, idx(8)), [&](Value c) {
-                      Value r = arith::DivUIOp::create(b, loc, c, idx(headDim));
-                      Value d = arith::RemUIOp::create(b, loc, c, idx(headDim));
-                      Value p = add(chunk, r);
-                      Value valid = lt(p, context);
-                      Value pc = arith::MinUIOp::create(
-                          b, loc, p,
-                          arith::SubIOp::create(b, loc, context, idx(1)));
-                      Value bs = idx(blockSize);
-                      Value block = e.loadIndex(
-                          blockTables,
-                          {seq, arith::DivUIOp::create(b, loc, pc, bs)});
-                      Value slot = add(mul(block, bs),
-                                       arith::RemUIOp::create(b, loc, pc, bs));
-                      // Zeros past the context (in the cache's type; an
-                      // f32 cache is rounded to bf16 after).
-                      Type element = cache.getElementType();
-                      Value zero = arith::ConstantOp::create(
-                          b, loc, b.getZeroAttr(element));
-                      SmallVector<Value> kv;
-                      for (Value rows : {kRows, vRows})
-                        for (int64_t i = 0; i < 8; ++i)
-                          kv.push_back(load(
-                              rows, {slot, add(kvColumn, add(d, idx(i)))}));
-                      Value at = add(mul(r, idx(stride)), d);
-                      for (int64_t i = 0; i < 16; ++i) {
-                        Value x =
-                            arith::SelectOp::create(b, loc, valid, kv[i], zero);
-                        if (element != bf16)
-                          x = arith::TruncFOp::create(b, loc, bf16, x);
-                        store(x, i < 8 ? ks : vs, {add(at, idx(i % 8))});
-                      }
-                    });
-                e.barrier();
-
-                // S = Q K^T on the tensor cores.
-                w.repeat(kChunk / 8 * elements,
-                         [&](Value i) { store(e.f32(0), s, {i}); });
-                w.repeat(headDim / 16, [&](Value kStep) {
-                  Value k0 = mul(kStep, idx(16));
-                  w.repeat(kChunk / 8, [&](Value n) {
-                    w.mma(
-                        s, n,
-                        [&](Value r, Value k) -> Value {
-                          return load(qs, {add(mul(add(warpRow, r), idx(stride)),
-                                               add(k0, k))});
-                        },
-                        [&](Value k, Value c) -> Value {
-                          Value position = add(mul(n, idx(8)), c);
-                          return load(ks, {add(mul(position, idx(stride)),
-                                               add(k0, k))});
-                        });
-                  });
-                });
-
-                // The online softmax, row by row.
-                w.repeat(ownRows, [&](Value i) {
-                  Value limit = arith::IndexCastOp::create(
-                      b, loc, b.getIndexType(), load(limits, {i}));
-                  auto each = [&](Value init,
-                                  function_ref<Value(Value at, Value position,
-                                                     Value acc)>
-                                      body) {
-                    return w.fold(kChunk / 8, init, [&](Value n, Value acc) {
-                      return w.fold(w.perRow(), acc, [&](Value j, Value a) {
-                        Value at = add(mul(n, idx(elements)),
-                                       add(mul(i, idx(w.perRow())), j));
-                        Value position =
-                            add(chunk, add(mul(n, idx(8)), w.column(j)));
-                        return body(at, position, a);
-                      });
-                    });
-                  };
-                  Value best = each(
-                      e.f32(negInf), [&](Value at, Value position, Value acc) {
-                        Value scaled = arith::MulFOp::create(
-                            b, loc, load(s, {at}), e.f32(scale));
-                        Value masked = arith::SelectOp::create(
-                            b, loc, lt(position, limit), scaled,
-                            e.f32(negInf));
-                        store(masked, s, {at});
-                        return arith::MaximumFOp::create(b, loc, acc, masked)
-                            .getResult();
-                      });
-                  Value old = load(ms, {i});
-                  Value fresh =
-                      arith::MaximumFOp::create(b, loc, old, w.rowMax(best));
-                  // A row that has seen nothing yet keeps weights of 0.
-                  Value base = arith::SelectOp::create(
-                      b, loc,
-                      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                            fresh, e.f32(negInf)),
-                      e.f32(0), fresh);
-                  Value alpha = math::ExpOp::create(
-                      b, loc, arith::SubFOp::create(b, loc, old, base));
-                  Value sum = each(
-                      e.f32(0), [&](Value at, Value, Value acc) {
-                        Value weight = math::ExpOp::create(
-                            b, loc,
-                            arith::SubFOp::create(b, loc, load(s, {at}), base));
-                        store(weight, s, {at});
-                        return arith::AddFOp::create(b, loc, acc, weight)
-                            .getResult();
-                      });
-                  store(arith::AddFOp::create(
-                            b, loc,
-                            arith::MulFOp::create(b, loc, load(ls, {i}), alpha),
-                            w.rowSum(sum)),
-                        ls, {i});
-                  store(fresh, ms, {i});
-                  w.repeat(headDim / 8, [&](Value n) {
-                    w.repeat(w.perRow(), [&](Value j) {
-                      Value at = add(mul(n, idx(elements)),
-                                     add(mul(i, idx(w.perRow())), j));
-                      store(arith::MulFOp::create(b, loc, load(o, {at}), alpha),
-                            o, {at});
-                    });
-                  });
-                });
-
-                // O += P V on the tensor cores.
-                w.repeat(kChunk / 16, [&](Value kStep) {
-                  w.repeat(headDim / 8, [&](Value n) {
-                    w.mmaFromTiles(
-                        o, n, s, mul(kStep, idx(2)),
-                        [&](Value k, Value c) -> Value {
-                          Value position = add(mul(kStep, idx(16)), k);
-                          return load(vs, {add(mul(position, idx(stride)),
-                                               add(mul(n, idx(8)), c))});
-                        });
-                  });
-                });
+                loadChunk(seq, context, chunk);
+                score(warpRow);
+                softmax(chunk);
+                accumulate();
               });
             });
           });
-
-          // 3. O / sum for the warp's rows.
-          w.repeat(ownRows, [&](Value i) {
-            Value row = add(firstRow, add(warpRow, w.row(i)));
-            e.when(lt(row, rowCount), [&] {
-              Value t = tokenOf(row);
-              Value inverse =
-                  arith::DivFOp::create(b, loc, e.f32(1), load(ls, {i}));
-              w.repeat(headDim / 8, [&](Value n) {
-                w.repeat(w.perRow(), [&](Value j) {
-                  Value at = add(mul(n, idx(elements)),
-                                 add(mul(i, idx(w.perRow())), j));
-                  Value d = add(mul(n, idx(8)), w.column(j));
-                  e.storeF32(
-                      arith::MulFOp::create(b, loc, load(o, {at}), inverse),
-                      outRows, {t, queryColumn(row, d)});
-                });
-              });
-            });
-          });
+          writeOut(warpRow);
         };
         if (gpu)
           warpBody(e.warp());

@@ -15,22 +15,29 @@ Value WarpTiles::add(Value x, int64_t y) {
   return arith::AddIOp::create(e.b, e.loc, x, e.index(y));
 }
 
+Value WarpTiles::group() {
+  return arith::DivUIOp::create(e.b, e.loc, e.lane(), e.index(4));
+}
+
+Value WarpTiles::quad2() {
+  return arith::MulIOp::create(
+      e.b, e.loc, arith::RemUIOp::create(e.b, e.loc, e.lane(), e.index(4)),
+      e.index(2));
+}
+
 Value WarpTiles::row(Value i) {
   if (!e.gpu)
     return i;
   // group + 8 * i
-  Value group = arith::DivUIOp::create(e.b, e.loc, e.lane(), e.index(4));
   return arith::AddIOp::create(
-      e.b, e.loc, group, arith::MulIOp::create(e.b, e.loc, i, e.index(8)));
+      e.b, e.loc, group(), arith::MulIOp::create(e.b, e.loc, i, e.index(8)));
 }
 
 Value WarpTiles::column(Value j) {
   if (!e.gpu)
     return j;
   // 2 * quad + j
-  Value quad = arith::RemUIOp::create(e.b, e.loc, e.lane(), e.index(4));
-  return arith::AddIOp::create(
-      e.b, e.loc, arith::MulIOp::create(e.b, e.loc, quad, e.index(2)), j);
+  return arith::AddIOp::create(e.b, e.loc, quad2(), j);
 }
 
 void WarpTiles::repeat(int64_t count, function_ref<void(Value)> body) {
@@ -52,6 +59,37 @@ Value WarpTiles::fold(int64_t count, Value init,
   for (int64_t i = 0; i < count; ++i)
     init = body(e.index(i), init);
   return init;
+}
+
+Value WarpTiles::at(Value n, Value i, Value j) {
+  // n * elements + i * perRow + j
+  OpBuilder &b = e.b;
+  return arith::AddIOp::create(
+      b, e.loc, arith::MulIOp::create(b, e.loc, n, e.index(elements())),
+      arith::AddIOp::create(
+          b, e.loc, arith::MulIOp::create(b, e.loc, i, e.index(perRow())), j));
+}
+
+Value WarpTiles::columnOf(Value n, Value j) {
+  // 8 n + column(j)
+  return arith::AddIOp::create(
+      e.b, e.loc, arith::MulIOp::create(e.b, e.loc, n, e.index(8)), column(j));
+}
+
+Value WarpTiles::foldRow(int64_t tiles, Value i, Value init,
+                         function_ref<Value(Value, Value, Value)> body) {
+  return fold(tiles, init, [&](Value n, Value acc) {
+    return fold(perRow(), acc, [&](Value j, Value a) {
+      return body(at(n, i, j), columnOf(n, j), a);
+    });
+  });
+}
+
+void WarpTiles::eachOfRow(int64_t tiles, Value i,
+                          function_ref<void(Value, Value)> body) {
+  repeat(tiles, [&](Value n) {
+    repeat(perRow(), [&](Value j) { body(at(n, i, j), columnOf(n, j)); });
+  });
 }
 
 /// `value` combined over the 4 lanes of a quad (xor 1, then 2).
@@ -83,8 +121,8 @@ Value WarpTiles::pack(Value low, Value high) {
   OpBuilder &b = e.b;
   Type i16 = b.getI16Type(), i32 = b.getI32Type();
   auto widen = [&](Value v) -> Value {
-    return arith::ExtUIOp::create(
-        b, e.loc, i32, arith::BitcastOp::create(b, e.loc, i16, v));
+    return arith::ExtUIOp::create(b, e.loc, i32,
+                                  arith::BitcastOp::create(b, e.loc, i16, v));
   };
   return arith::OrIOp::create(
       b, e.loc, widen(low),
@@ -104,8 +142,7 @@ void WarpTiles::mmaSync(Value acc, Value tile, ArrayRef<Value> a,
   auto result = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
   auto op = NVVM::MmaOp::create(
       b, loc, result, a, bRegs, c, {16, 8, 16}, std::nullopt, std::nullopt,
-      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                    NVVM::MMATypes::bf16},
+      std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
       std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
                                      NVVM::MMALayout::col});
   for (int64_t i = 0; i < 4; ++i)
@@ -144,25 +181,30 @@ static void hostMma(GridEmitter &e, Value acc, Value tile,
   });
 }
 
+SmallVector<Value> WarpTiles::bRegisters(function_ref<Value(Value, Value)> b) {
+  // Register r holds rows 2 quad + 8 r and the next (adjacent rows of B,
+  // column group).
+  Value g = group(), q2 = quad2();
+  SmallVector<Value> regs;
+  for (int64_t r = 0; r < 2; ++r) {
+    Value k = add(q2, 8 * r);
+    regs.push_back(pack(b(k, g), b(add(k, 1), g)));
+  }
+  return regs;
+}
+
 void WarpTiles::mma(Value acc, Value tile, function_ref<Value(Value, Value)> a,
                     function_ref<Value(Value, Value)> b) {
   if (!e.gpu)
     return hostMma(e, acc, tile, a, b);
-  Value group = arith::DivUIOp::create(e.b, e.loc, e.lane(), e.index(4));
-  Value quad2 = arith::MulIOp::create(
-      e.b, e.loc, arith::RemUIOp::create(e.b, e.loc, e.lane(), e.index(4)),
-      e.index(2));
-  // Register r holds elements 2r and 2r + 1 (adjacent columns of A, rows
-  // of B).
-  SmallVector<Value> aRegs, bRegs;
+  // Register r holds elements 2r and 2r + 1 (adjacent columns of A).
+  Value g = group(), q2 = quad2();
+  SmallVector<Value> aRegs;
   for (int64_t r = 0; r < 4; ++r) {
-    Value at = add(group, 8 * (r % 2)), k = add(quad2, 8 * (r / 2));
+    Value at = add(g, 8 * (r % 2)), k = add(q2, 8 * (r / 2));
     aRegs.push_back(pack(a(at, k), a(at, add(k, 1))));
   }
-  for (int64_t r = 0; r < 2; ++r) {
-    Value k = add(quad2, 8 * r);
-    bRegs.push_back(pack(b(k, group), b(add(k, 1), group)));
-  }
+  SmallVector<Value> bRegs = bRegisters(b);
   mmaSync(acc, tile, aRegs, bRegs);
 }
 
@@ -178,36 +220,28 @@ void WarpTiles::mmaFromTiles(Value acc, Value tile, Value from, Value first,
   Value tileSize = e.index(elements());
   if (!e.gpu) {
     // A(r, k) is element (r, k % 8) of tile first + k / 8.
-    return hostMma(e, acc, tile,
-                   [&](Value r, Value k) -> Value {
-                     Value t = arith::AddIOp::create(
-                         ob, loc, first,
-                         arith::DivUIOp::create(ob, loc, k, e.index(8)));
-                     Value in = arith::AddIOp::create(
-                         ob, loc, arith::MulIOp::create(ob, loc, r, e.index(8)),
-                         arith::RemUIOp::create(ob, loc, k, e.index(8)));
-                     return rounded(arith::AddIOp::create(
-                         ob, loc, arith::MulIOp::create(ob, loc, t, tileSize),
-                         in));
-                   },
-                   b);
+    return hostMma(
+        e, acc, tile,
+        [&](Value r, Value k) -> Value {
+          Value t = arith::AddIOp::create(
+              ob, loc, first, arith::DivUIOp::create(ob, loc, k, e.index(8)));
+          Value in = arith::AddIOp::create(
+              ob, loc, arith::MulIOp::create(ob, loc, r, e.index(8)),
+              arith::RemUIOp::create(ob, loc, k, e.index(8)));
+          return rounded(arith::AddIOp::create(
+              ob, loc, arith::MulIOp::create(ob, loc, t, tileSize), in));
+        },
+        b);
   }
   // A's element i is C element i % 4 of tile first + i / 4: the C layout
   // of two tiles side by side is the A layout.
   Value base = arith::MulIOp::create(ob, loc, first, tileSize);
-  SmallVector<Value> aRegs, bRegs;
+  SmallVector<Value> aRegs;
   for (int64_t r = 0; r < 4; ++r) {
     int64_t i = 2 * r;
     Value at = add(base, (i / 4) * 4 + i % 4);
     aRegs.push_back(pack(rounded(at), rounded(add(at, 1))));
   }
-  Value group = arith::DivUIOp::create(ob, loc, e.lane(), e.index(4));
-  Value quad2 = arith::MulIOp::create(
-      ob, loc, arith::RemUIOp::create(ob, loc, e.lane(), e.index(4)),
-      e.index(2));
-  for (int64_t r = 0; r < 2; ++r) {
-    Value k = add(quad2, 8 * r);
-    bRegs.push_back(pack(b(k, group), b(add(k, 1), group)));
-  }
+  SmallVector<Value> bRegs = bRegisters(b);
   mmaSync(acc, tile, aRegs, bRegs);
 }

@@ -35,12 +35,16 @@ namespace mlir::moe {
 struct WarpTiles {
   GridEmitter &e;
 
-  /// Rows of a 16 x 8 tile this lane holds (GPU 2, host 16), and elements of
-  /// each (GPU 2, host 8).
-  int64_t rows() const { return e.gpu ? 2 : 16; }
-  int64_t perRow() const { return e.gpu ? 2 : 8; }
-  /// Accumulator elements per tile and lane.
-  int64_t elements() const { return rows() * perRow(); }
+  /// Rows of a 16 x 8 tile a lane holds (GPU 2, host 16), and elements of
+  /// each (GPU 2, host 8), for code written for the GPU (`gpu`) or the
+  /// host; the accumulator elements per tile and lane. Static, as a kernel
+  /// sizes its private arrays before its grid (and emitter) exists.
+  static int64_t rowsOf(bool gpu) { return gpu ? 2 : 16; }
+  static int64_t perRowOf(bool gpu) { return gpu ? 2 : 8; }
+  static int64_t elementsOf(bool gpu) { return rowsOf(gpu) * perRowOf(gpu); }
+  int64_t rows() const { return rowsOf(e.gpu); }
+  int64_t perRow() const { return perRowOf(e.gpu); }
+  int64_t elements() const { return elementsOf(e.gpu); }
 
   /// The tile row of this lane's `i`-th row, the tile column of its `j`-th
   /// element of a row.
@@ -52,13 +56,22 @@ struct WarpTiles {
   void repeat(int64_t count, function_ref<void(Value)> body);
   /// acc = init; for (i = 0; i < count; ++i) acc = body(i, acc); the same
   /// way.
-  Value fold(int64_t count, Value init,
-             function_ref<Value(Value, Value)> body);
+  Value fold(int64_t count, Value init, function_ref<Value(Value, Value)> body);
 
   /// The maximum and the sum of `value` over the lanes holding the same
   /// rows (GPU: the 4 lanes of a quad; host: the thread itself).
   Value rowMax(Value value);
   Value rowSum(Value value);
+
+  /// acc = init; then for each of `tiles` tiles side by side and each of
+  /// this lane's elements in its `i`-th row: acc = body(at, column, acc),
+  /// `at` the element's index in an accumulator array, `column` its column
+  /// among the tiles' 8 * tiles.
+  Value foldRow(int64_t tiles, Value i, Value init,
+                function_ref<Value(Value at, Value column, Value acc)> body);
+  /// The same without an accumulator.
+  void eachOfRow(int64_t tiles, Value i,
+                 function_ref<void(Value at, Value column)> body);
 
   /// acc[tile] += A x B for one 16 x 8 x 16 step, where `a(row, k)` and
   /// `b(k, column)` give the bf16 operands at tile coordinates and `acc`
@@ -74,6 +87,15 @@ struct WarpTiles {
 
 private:
   Value add(Value x, int64_t y);
+  /// Element (i, j) of tile n of an accumulator array, and its column among
+  /// the tiles.
+  Value at(Value n, Value i, Value j);
+  Value columnOf(Value n, Value j);
+  /// GPU: this lane's group (lane / 4) and twice its place in the quad.
+  Value group();
+  Value quad2();
+  /// GPU: the two packed registers of B (16 x 8) from `b(k, column)`.
+  SmallVector<Value> bRegisters(function_ref<Value(Value, Value)> b);
   /// The GPU multiply of 4 + 2 packed operand registers into acc[tile].
   void mmaSync(Value acc, Value tile, ArrayRef<Value> a, ArrayRef<Value> b);
   /// Two bf16 values in one i32, `low` in the low half.

@@ -6,15 +6,14 @@
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
-#include <tuple>
 #include <utility>
 
 using namespace moert;
 
 std::vector<int64_t> moert::buffersOf(const StepInfo &step) {
   std::vector<int64_t> ids(step.args.begin(), step.args.end());
-  for (int64_t id : {step.a, step.b, step.c, step.offsets, step.permutation,
-                     step.group})
+  for (int64_t id :
+       {step.a, step.b, step.c, step.offsets, step.permutation, step.group})
     if (id >= 0)
       ids.push_back(id);
   return ids;
@@ -63,13 +62,32 @@ moert::liveRanges(const ExecutionInfo &plan) {
   return live;
 }
 
+std::vector<size_t>
+BufferSlots::storageBytes(const ExecutionInfo &plan,
+                          const std::vector<std::vector<int64_t>> &sizes,
+                          bool apart) const {
+  std::vector<size_t> bytes(plan.buffers.size() + count, 0);
+  for (size_t id = 0; id < plan.buffers.size(); ++id) {
+    BufferInfo::Kind kind = plan.buffers[id].kind;
+    if (kind != BufferInfo::Kind::Activation &&
+        kind != BufferInfo::Kind::Input && kind != BufferInfo::Kind::GroupRank)
+      continue;
+    size_t &at = bytes[storageOf(id, apart)];
+    at = std::max<size_t>(at, elementCount(sizes[id]) *
+                                  dtypeSize(plan.buffers[id].dtype));
+  }
+  return bytes;
+}
+
 BufferSlots BufferSlots::of(const ExecutionInfo &plan) {
   size_t buffers = plan.buffers.size();
-  constexpr int64_t kNone = -1;
-  std::vector<int64_t> first(buffers), last(buffers);
   std::vector<std::pair<int64_t, int64_t>> live = liveRanges(plan);
-  for (size_t id = 0; id < buffers; ++id)
-    std::tie(first[id], last[id]) = live[id];
+  // A buffer no step names (none in a valid plan) is taken as live from
+  // the end of the plan on, forever: it still gets memory of its own.
+  constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
+  for (auto &range : live)
+    if (range.first < 0)
+      range = {kForever, kForever};
 
   // Sizes at a typical prefill chunk, to pair buffers of like size.
   StepSizes typical{1024, 1024, 0, 1, 1};
@@ -78,7 +96,7 @@ BufferSlots BufferSlots::of(const ExecutionInfo &plan) {
     if (plan.buffers[id].kind == BufferInfo::Kind::Activation)
       order.push_back(static_cast<int64_t>(id));
   std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
-    return std::make_pair(first[x], x) < std::make_pair(first[y], y);
+    return std::make_pair(live[x].first, x) < std::make_pair(live[y].first, y);
   });
 
   BufferSlots slots;
@@ -88,15 +106,11 @@ BufferSlots BufferSlots::of(const ExecutionInfo &plan) {
   std::vector<double> size;
   for (int64_t id : order) {
     double bytes = bytesOf(plan, id, typical);
-    // A buffer no step names (none in a valid plan) still gets memory.
-    int64_t from = first[id] == kNone ? std::numeric_limits<int64_t>::max()
-                                      : first[id];
     int64_t best = -1;
     for (int64_t s = 0; s < slots.count; ++s) {
-      if (busyUntil[s] >= from)
+      if (busyUntil[s] >= live[id].first)
         continue;
-      if (best < 0 ||
-          std::abs(size[s] - bytes) < std::abs(size[best] - bytes))
+      if (best < 0 || std::abs(size[s] - bytes) < std::abs(size[best] - bytes))
         best = s;
     }
     if (best < 0) {
@@ -105,8 +119,7 @@ BufferSlots BufferSlots::of(const ExecutionInfo &plan) {
       size.push_back(0);
     }
     slots.slotOf[id] = best;
-    busyUntil[best] =
-        first[id] == kNone ? std::numeric_limits<int64_t>::max() : last[id];
+    busyUntil[best] = live[id].second;
     size[best] = std::max(size[best], bytes);
   }
   return slots;

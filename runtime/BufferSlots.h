@@ -41,6 +41,22 @@ struct BufferSlots {
   /// 1024 tokens; a new slot when none is free.
   static BufferSlots of(const ExecutionInfo &plan);
 
+  /// An executor keeps one storage entry per plan buffer, then one per
+  /// slot. The entry buffer `id` uses: its slot's, or its own for buffers
+  /// that are not activations, and for every buffer when `apart`
+  /// (runPrefix, where an unwritten activation must show its poison).
+  size_t storageOf(size_t id, bool apart) const {
+    return slotOf[id] < 0 || apart ? id : slotOf.size() + slotOf[id];
+  }
+  /// The bytes each storage entry must hold for a step whose buffers have
+  /// the shapes `sizes`: the largest of the inputs, group ranks and
+  /// activations placed in it; 0 for the others (weights and KV caches,
+  /// which the executor sizes once).
+  std::vector<size_t>
+  storageBytes(const ExecutionInfo &plan,
+               const std::vector<std::vector<int64_t>> &sizes,
+               bool apart) const;
+
   /// Bytes of `plan`'s activations at `tokens` tokens (and as many logit
   /// rows): in these slots, and each buffer apart.
   struct Footprint {

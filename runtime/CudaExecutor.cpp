@@ -291,13 +291,9 @@ bool CudaExecutor::runPrefix(const StepInputs &inputs, size_t steps,
                              int64_t buffer, std::vector<float> &out,
                              std::string &error) {
   const ExecutionInfo &plan = state->plan;
-  if (state->place.comm || steps > plan.steps.size() || buffer < 0 ||
-      buffer >= static_cast<int64_t>(plan.buffers.size())) {
-    error = "runPrefix needs a one-rank plan, at most " +
-            std::to_string(plan.steps.size()) + " steps and a buffer below " +
-            std::to_string(plan.buffers.size());
+  error = checkPrefix(plan, steps, buffer, state->place.comm != nullptr);
+  if (!error.empty())
     return false;
-  }
   std::vector<float> logits;
   Prefix prefix{steps, buffer, &out};
   return run(inputs, logits, error, nullptr, 0, &prefix);
@@ -338,24 +334,11 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
   std::vector<std::vector<int64_t>> sizes = stepSizes.shapes(plan);
   std::vector<void *> data(plan.buffers.size());
   bool moved = false;
-  // Where each buffer lives: its own memory, or its activation slot's
-  // (runPrefix keeps activations apart, so an unwritten one shows its
-  // poison). Every slot is sized first, then addressed: growing moves it.
-  auto place = [&](size_t id) -> cuda::DeviceBuffer & {
-    int64_t slot = s.slots.slotOf[id];
-    return slot < 0 || prefix ? s.buffers[id]
-                              : s.buffers[plan.buffers.size() + slot];
-  };
-  std::vector<size_t> bytes(s.buffers.size(), 0);
-  for (size_t id = 0; id < plan.buffers.size(); ++id) {
-    BufferInfo::Kind kind = plan.buffers[id].kind;
-    if (kind != BufferInfo::Kind::Weight && kind != BufferInfo::Kind::KCache &&
-        kind != BufferInfo::Kind::VCache) {
-      size_t at = &place(id) - s.buffers.data();
-      bytes[at] = std::max<size_t>(
-          bytes[at], elementCount(sizes[id]) * dtypeSize(plan.buffers[id].dtype));
-    }
-  }
+  // Every storage entry sized first (runtime/BufferSlots.h; runPrefix
+  // keeps activations apart, so an unwritten one shows its poison), then
+  // addressed: growing moves it.
+  bool apart = prefix != nullptr;
+  std::vector<size_t> bytes = s.slots.storageBytes(plan, sizes, apart);
   for (size_t at = 0; at < s.buffers.size(); ++at) {
     if (!bytes[at])
       continue;
@@ -371,7 +354,7 @@ bool CudaExecutor::run(const StepInputs &request, std::vector<float> &logits,
       data[id] = s.weights[buffer.name].data;
       continue;
     }
-    data[id] = place(id).data;
+    data[id] = s.buffers[s.slots.storageOf(id, apart)].data;
     if (prefix && buffer.kind == BufferInfo::Kind::Activation &&
         !s.check(cudaMemsetAsync(data[id], 0xff,
                                  elements * dtypeSize(buffer.dtype), s.stream),

@@ -213,13 +213,9 @@ bool HostExecutor::copyBlocks(const std::vector<BlockCopy> &copies,
 bool HostExecutor::runPrefix(const StepInputs &in, size_t steps,
                              int64_t buffer, std::vector<float> &out,
                              std::string &error) {
-  if (comm || steps > plan.steps.size() || buffer < 0 ||
-      buffer >= static_cast<int64_t>(plan.buffers.size())) {
-    error = "runPrefix needs a one-rank plan, at most " +
-            std::to_string(plan.steps.size()) + " steps and a buffer below " +
-            std::to_string(plan.buffers.size());
+  error = checkPrefix(plan, steps, buffer, comm != nullptr);
+  if (!error.empty())
     return false;
-  }
   return run(in, steps, true, error,
              [&](const std::vector<char *> &data,
                  const std::vector<std::vector<int64_t>> &sizes) {
@@ -246,22 +242,9 @@ bool HostExecutor::run(
   std::vector<std::vector<int64_t>> sizes =
       StepSizes::of(in, blocks * plan.blockSize).shapes(plan);
   std::vector<char *> data(plan.buffers.size());
-  // Where each buffer lives: its own storage, or its activation slot's
-  // (every slot sized first, then addressed, as resizing moves it).
-  auto place = [&](size_t id) -> std::vector<char> & {
-    int64_t slot = slots.slotOf[id];
-    return slot < 0 || poison ? storage[id]
-                              : storage[plan.buffers.size() + slot];
-  };
-  std::vector<size_t> bytes(storage.size(), 0);
-  for (size_t id = 0; id < plan.buffers.size(); ++id) {
-    BufferInfo::Kind kind = plan.buffers[id].kind;
-    if (kind == BufferInfo::Kind::Activation ||
-        kind == BufferInfo::Kind::Input || kind == BufferInfo::Kind::GroupRank) {
-      size_t at = &place(id) - storage.data();
-      bytes[at] = std::max<size_t>(bytes[at], elementCount(sizes[id]) * 4);
-    }
-  }
+  // Every storage entry sized first (runtime/BufferSlots.h), then
+  // addressed: resizing moves it.
+  std::vector<size_t> bytes = slots.storageBytes(plan, sizes, poison);
   for (size_t at = 0; at < storage.size(); ++at)
     if (bytes[at] > storage[at].size())
       storage[at].resize(bytes[at]);
@@ -273,7 +256,7 @@ bool HostExecutor::run(
     }
     if (poison && buffer.kind == BufferInfo::Kind::Activation)
       std::memset(storage[id].data(), 0xff, storage[id].size()); // NaN
-    data[id] = place(id).data();
+    data[id] = storage[slots.storageOf(id, poison)].data();
     if (buffer.kind == BufferInfo::Kind::GroupRank) {
       int32_t index = static_cast<int32_t>(rankInStage / buffer.divisor);
       std::memcpy(data[id], &index, sizeof index);

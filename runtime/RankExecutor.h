@@ -72,6 +72,18 @@ public:
                          std::string &error) = 0;
 };
 
+/// "" when runPrefix can run `steps` steps of `plan` and read back buffer
+/// `buffer` (a one-rank plan: `partitioned` false), else why not.
+inline std::string checkPrefix(const ExecutionInfo &plan, size_t steps,
+                               int64_t buffer, bool partitioned) {
+  if (!partitioned && steps <= plan.steps.size() && buffer >= 0 &&
+      buffer < static_cast<int64_t>(plan.buffers.size()))
+    return "";
+  return "runPrefix needs a one-rank plan, at most " +
+         std::to_string(plan.steps.size()) + " steps and a buffer below " +
+         std::to_string(plan.buffers.size());
+}
+
 } // namespace moert
 
 #endif // MOEC_RUNTIME_RANKEXECUTOR_H

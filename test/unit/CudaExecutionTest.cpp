@@ -41,6 +41,7 @@ using moert::test::relativeError;
 using moert::test::somePrompt;
 using moert::test::StepCheck;
 using moert::test::summarize;
+using moert::test::testName;
 
 namespace {
 
@@ -166,12 +167,7 @@ INSTANTIATE_TEST_SUITE_P(
                       // cores (kernel_flash_attend).
                       Case{"tiny-moe.flash.cuda", "tiny-moe.host", 5e-2,
                            false}),
-    [](const auto &info) {
-      std::string name = info.param.cuda;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::replace(name.begin(), name.end(), '.', '_');
-      return name;
-    });
+    [](const auto &info) { return testName(info.param.cuda); });
 
 // A bad request fails with a message and leaves the executor usable.
 TEST(CudaExecution, BadRequestLeavesTheExecutorUsable) {
@@ -285,12 +281,7 @@ INSTANTIATE_TEST_SUITE_P(
                       // as about 1e-2.
                       Case{"tiny-moe.flash.cuda", "tiny-moe.flash.grid.host",
                            5e-2, false, "flash"}),
-    [](const auto &info) {
-      std::string name = info.param.cuda;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::replace(name.begin(), name.end(), '.', '_');
-      return name;
-    });
+    [](const auto &info) { return testName(info.param.cuda); });
 
 // A forked sequence's shared block, copied on the GPU (cudaMemcpyAsync on
 // the executor's stream) before the fork's first decode: the fork and the
@@ -373,10 +364,7 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, CudaPartitioned,
                                                 "cuda-f32",
                                                 "tiny-gqa.host", 1e-4, true}),
                          [](const auto &info) {
-                           std::string name = info.param.cuda;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           std::replace(name.begin(), name.end(), '.', '_');
-                           return name;
+                           return testName(info.param.cuda);
                          });
 
 // The runtime's kernel parameters agree with what moec's PTX declares, for

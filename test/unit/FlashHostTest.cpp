@@ -31,7 +31,8 @@ namespace {
 /// in the blocks `table` of 16 tokens (the step's table gets `table` as
 /// row `seq`), asking for the last token's logits.
 void addSequence(StepInputs &in, const std::vector<int32_t> &tokens,
-                 int32_t seq, int32_t first, const std::vector<int32_t> &table) {
+                 int32_t seq, int32_t first,
+                 const std::vector<int32_t> &table) {
   in.sequences = std::max<int64_t>(in.sequences, seq + 1);
   in.blocksPerSeq = std::max<int64_t>(in.blocksPerSeq, table.size());
   in.blockTables.resize(in.sequences * in.blocksPerSeq, 0);
@@ -181,22 +182,19 @@ TEST_P(FlashModels, ManyShortSequencesMatchTheReference) {
   }
 }
 
-auto testName = [](const auto &info) {
-  std::string name = info.param;
-  std::replace(name.begin(), name.end(), '-', '_');
-  std::replace(name.begin(), name.end(), '.', '_');
-  return name;
-};
-
 INSTANTIATE_TEST_SUITE_P(SmallModels, FlashLogits,
                          ::testing::Values("tiny-moe.flash.grid",
                                            "tiny-draft.flash.grid"),
-                         testName);
+                         [](const auto &info) {
+                           return testName(info.param);
+                         });
 
 INSTANTIATE_TEST_SUITE_P(SmallModels, FlashModels,
                          ::testing::Values("tiny-moe.flash.grid",
                                            "tiny-gqa.flash.grid",
                                            "tiny-draft.flash.grid"),
-                         testName);
+                         [](const auto &info) {
+                           return testName(info.param);
+                         });
 
 } // namespace

@@ -71,12 +71,7 @@ INSTANTIATE_TEST_SUITE_P(SmallModels, HostModels,
                                            // the dense FFN kernel, not GEMMs.
                                            "tiny-draft.ffn-kernel",
                                            "tiny-draft.ffn-kernel.grid"),
-                         [](const auto &info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           std::replace(name.begin(), name.end(), '.', '_');
-                           return name;
-                         });
+                         [](const auto &info) { return testName(info.param); });
 
 // The GPU kernels' code (grid form, one thread per block) against the loop
 // kernels, step by step: every buffer each step writes, on activations
@@ -135,12 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
                                "flash"},
                       GridPair{"tiny-draft.flash.grid", "tiny-draft", 1e-2,
                                "flash"}),
-    [](const auto &info) {
-      std::string name = info.param.grid;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::replace(name.begin(), name.end(), '.', '_');
-      return name;
-    });
+    [](const auto &info) { return testName(info.param.grid); });
 
 // The activations of the small models' plans share slots
 // (runtime/BufferSlots.h) only when no step needs two of them at once; the
@@ -148,7 +138,8 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(HostExecution, ActivationSlotsNeverHoldTwoLiveBuffers) {
   for (const char *name :
        {"tiny-moe", "tiny-gqa.grid", "tiny-moe.expert-gemm.grid",
-        "tiny-moe.flash.grid", "tiny-draft.ffn-gemm.grid", "tiny-moe.tp2-pp2"}) {
+        "tiny-moe.flash.grid", "tiny-draft.ffn-gemm.grid",
+        "tiny-moe.tp2-pp2"}) {
     std::string error;
     auto artifact = Artifact::open(artifactPath(name), error);
     ASSERT_TRUE(artifact) << error;

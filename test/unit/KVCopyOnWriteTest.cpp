@@ -138,12 +138,7 @@ TEST_P(HostFork, WithoutTheCopyTheForkIsWrong) {
 INSTANTIATE_TEST_SUITE_P(SmallModels, HostFork,
                          ::testing::Values("tiny-moe", "tiny-gqa",
                                            "tiny-gqa.grid"),
-                         [](const auto &info) {
-                           std::string name = info.param;
-                           std::replace(name.begin(), name.end(), '-', '_');
-                           std::replace(name.begin(), name.end(), '.', '_');
-                           return name;
-                         });
+                         [](const auto &info) { return testName(info.param); });
 
 std::unique_ptr<Artifact> openArtifact(const std::string &name) {
   std::string error;

@@ -25,6 +25,7 @@
 
 using namespace moert;
 using moert::test::relativeError;
+using moert::test::testName;
 
 namespace {
 
@@ -138,12 +139,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Plan{"tiny-draft.ffn-gemm", "tiny-draft", 1},
                       Plan{"tiny-draft.ffn-gemm.grid", "tiny-draft", 1},
                       Plan{"tiny-draft.tp2.ffn-gemm", "tiny-draft", 2}),
-    [](const auto &info) {
-      std::string name = info.param.name;
-      std::replace(name.begin(), name.end(), '-', '_');
-      std::replace(name.begin(), name.end(), '.', '_');
-      return name;
-    });
+    [](const auto &info) { return testName(info.param.name); });
 
 // A bad request is refused before any rank starts; the ranks stay usable.
 // A step of several sequences runs through pipeline stages as micro-batches

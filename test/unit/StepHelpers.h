@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace moert::test {
@@ -47,6 +48,13 @@ inline double relativeError(const std::vector<float> &a,
     scale = std::max(scale, std::fabs(double(b[i])));
   }
   return scale > 0 ? diff / scale : diff;
+}
+
+/// A test's name from an artifact's: "tiny-moe.grid" -> "tiny_moe_grid".
+inline std::string testName(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
 }
 
 /// A fixed prompt of `length` token ids below `vocab`.

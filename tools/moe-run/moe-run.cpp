@@ -270,8 +270,9 @@ int inspect(const std::string &path, const std::vector<std::string> &args) {
       continue;
     const ExecutionInfo &plan = *stage.execution;
     BufferSlots slots = BufferSlots::of(plan);
-    size_t activations = std::count_if(
-        slots.slotOf.begin(), slots.slotOf.end(), [](int64_t s) { return s >= 0; });
+    size_t activations =
+        std::count_if(slots.slotOf.begin(), slots.slotOf.end(),
+                      [](int64_t slot) { return slot >= 0; });
     int64_t tokens = std::min<int64_t>(4096, artifact->model().maxContext);
     BufferSlots::Footprint at = slots.footprint(plan, tokens);
     std::printf("stage %lld activations: %zu buffers in %lld slots, %.1f MB "

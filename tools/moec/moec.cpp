@@ -249,18 +249,12 @@ int main(int argc, char **argv) {
   }
   if (target != "host" && target != "cuda")
     return failWith({"--target must be host or cuda, got '" + target + "'"});
-  if (expertGemmTokens < -1)
-    return failWith({"--expert-gemm-tokens must be 0 (never) or a token "
-                     "count, got " +
-                     std::to_string(expertGemmTokens)});
-  if (ffnGemmTokens < -1)
-    return failWith({"--ffn-gemm-tokens must be 0 (never) or a token count, "
-                     "got " +
-                     std::to_string(ffnGemmTokens)});
-  if (flashAttentionTokens < -1)
-    return failWith({"--flash-attention-tokens must be 0 (never) or a token "
-                     "count, got " +
-                     std::to_string(flashAttentionTokens)});
+  for (cl::opt<int64_t> *tokens :
+       {&expertGemmTokens, &ffnGemmTokens, &flashAttentionTokens})
+    if (*tokens < -1)
+      return failWith({"--" + tokens->ArgStr.str() +
+                       " must be 0 (never) or a token count, got " +
+                       std::to_string(*tokens)});
   if (!dtype.empty()) {
     if (dtype == "bf16")
       config->dtype = moec::DType::BF16;
