@@ -184,6 +184,10 @@ TEST(StepByStep, AnUnwrittenOutputShowsAsPoison) {
   EXPECT_FALSE(m.executor->runPrefix(in, plan.steps.size() + 1, out, values,
                                      error));
   EXPECT_NE(error.find("at most"), std::string::npos) << error;
+  for (int64_t bad : {int64_t(-1), static_cast<int64_t>(plan.buffers.size())}) {
+    EXPECT_FALSE(m.executor->runPrefix(in, 1, bad, values, error)) << bad;
+    EXPECT_NE(error.find("a buffer below"), std::string::npos) << error;
+  }
 }
 
 // Two sequences of different lengths in one step, their blocks interleaved
